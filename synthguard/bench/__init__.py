@@ -1,0 +1,1 @@
+"""Benchmarks that print figures, run side by side with peers in the same process."""

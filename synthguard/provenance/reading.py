@@ -1,0 +1,265 @@
+"""Reading and validating C2PA provenance into one typed signal.
+
+States (``ProvenanceState``):
+- ``trusted``: the manifest is intact and its signer chains to one of *your* trust anchors;
+- ``valid``: intact, but the signer is not one you trust (anyone can make a certificate: this is never "authentic");
+- ``invalid``: the manifest or the content was changed after signing (failure codes say which);
+- ``absent``: no manifest (embedded or sidecar); absence is not evidence of anything;
+- ``error``: a manifest is there but cannot be read or checked here (remote and unreachable, unsupported...).
+
+When the file has no manifest, the local ledger is consulted: a file whose bytes or decoded pixels match a signed
+asset gets that asset's manifest back (``recovered_from_ledger``), re-validated for signature and trust.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+from dataclasses import asdict, dataclass, field, replace
+from enum import Enum
+from pathlib import Path
+
+import c2pa
+
+from synthguard.errors import InputError
+from synthguard.media import MediaKind, MediaType, decode_image, file_sha256, sniff
+from synthguard.provenance.identity import TrustAnchors
+from synthguard.provenance.ledger import Ledger, LedgerRecord
+from synthguard.provenance.manifest import MODEL_ASSERTION, source_type_is_ai
+from synthguard.provenance.signing import sidecar_path
+
+# Without the asset, a manifest's data hash cannot be checked: for a ledger recovery the ledger's own content hash
+# takes its place, so this one code is expected and set aside.
+_UNBOUND_CODES = frozenset({"assertion.dataHash.mismatch", "assertion.boxesHash.mismatch",
+                            "assertion.bmffHash.mismatch"})
+
+
+class ProvenanceState(str, Enum):
+    TRUSTED = "trusted"
+    VALID = "valid"
+    INVALID = "invalid"
+    ABSENT = "absent"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class ActionRecord:
+    action: str
+    digital_source_type: str | None = None
+    software_agent: str | None = None
+
+
+@dataclass(frozen=True)
+class ProvenanceSignal:
+    present: bool
+    state: ProvenanceState
+    source: str | None = None  # "embedded", "sidecar" or "ledger"
+    signer: str | None = None
+    issuer: str | None = None
+    signed_at: str | None = None
+    claim_generator: str | None = None
+    title: str | None = None
+    manifest_label: str | None = None
+    digital_source_type: str | None = None
+    ai_generated: bool | None = None
+    actions: tuple[ActionRecord, ...] = ()
+    ingredients: int = 0
+    manifests: int = 0
+    failures: tuple[str, ...] = ()
+    ingredient_failures: tuple[str, ...] = ()
+    model: dict | None = None
+    soft_binding: dict | None = None
+    recovered_from_ledger: bool = False
+    ledger_match: str | None = None  # "file-hash", "content-hash" or "soft-binding"
+    remote_url: str | None = None
+    error: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["state"] = self.state.value
+        data["actions"] = [asdict(a) for a in self.actions]
+        data["failures"] = list(self.failures)
+        data["ingredient_failures"] = list(self.ingredient_failures)
+        data.pop("extra")
+        return data
+
+
+def validation_context(trust: TrustAnchors) -> c2pa.Context:
+    settings: dict = {}
+    if len(trust):
+        settings["trust"] = {"trust_anchors": trust.pem_bundle()}
+    return c2pa.Context.from_dict(settings)
+
+
+def _agent_name(agent) -> str | None:
+    if isinstance(agent, dict):
+        return " ".join(str(agent[k]) for k in ("name", "version") if agent.get(k)) or None
+    return str(agent) if agent else None
+
+
+def _actions(manifest: dict) -> list[ActionRecord]:
+    found = []
+    for assertion in manifest.get("assertions", []):
+        if assertion.get("label", "").split(".v")[0] not in ("c2pa.actions",):
+            continue
+        for action in assertion.get("data", {}).get("actions", []):
+            found.append(ActionRecord(action=str(action.get("action")),
+                                      digital_source_type=action.get("digitalSourceType"),
+                                      software_agent=_agent_name(action.get("softwareAgent"))))
+    return found
+
+
+def _assertion(manifest: dict, label: str) -> dict | None:
+    for assertion in manifest.get("assertions", []):
+        if assertion.get("label") == label:
+            return assertion.get("data")
+    return None
+
+
+def _codes(results: dict, kind: str) -> list[str]:
+    return [item["code"] for item in results.get(kind, []) if "code" in item]
+
+
+def signal_from_store(store: dict, *, source: str, set_aside: frozenset[str] = frozenset()) -> ProvenanceSignal:
+    """Turn a reader's JSON (``reader.json()``) into a signal; ``set_aside`` codes do not count as failures."""
+    manifests = store.get("manifests", {})
+    active = manifests.get(store.get("active_manifest"), {})
+    results = store.get("validation_results", {})
+    failures = tuple(c for c in _codes(results.get("activeManifest", {}), "failure") if c not in set_aside)
+    ingredient_failures = tuple(
+        code for delta in results.get("ingredientDeltas", [])
+        for code in _codes(delta.get("validationDeltas", {}), "failure"))
+    successes = set(_codes(results.get("activeManifest", {}), "success"))
+    raw_state = store.get("validation_state")
+    if set(failures) - {"signingCredential.untrusted"}:
+        state = ProvenanceState.INVALID
+    elif raw_state == "Invalid" and not set_aside:
+        state = ProvenanceState.INVALID  # invalid without a listed failure: never upgrade it
+    elif raw_state == "Trusted" or "signingCredential.trusted" in successes:
+        state = ProvenanceState.TRUSTED
+    else:
+        state = ProvenanceState.VALID
+
+    active_actions = _actions(active)
+    all_types = [a.digital_source_type for m in manifests.values() for a in _actions(m) if a.digital_source_type]
+    ai_flags = [source_type_is_ai(t) for t in all_types]
+    ai_generated = True if any(ai_flags) else (False if any(f is False for f in ai_flags) else None)
+    declared = next((a.digital_source_type for a in active_actions if a.digital_source_type), None)
+
+    signature = active.get("signature_info", {}) or {}
+    generator = (active.get("claim_generator_info") or [{}])[0]
+    binding = _assertion(active, "c2pa.soft-binding")
+    soft_binding = None
+    if binding:
+        blocks = binding.get("blocks") or [{}]
+        try:
+            value = base64.b64decode(blocks[0].get("value", "")).hex()
+        except (ValueError, TypeError):
+            value = None
+        soft_binding = {"alg": binding.get("alg"), "value": value}
+    return ProvenanceSignal(
+        present=source != "ledger", state=state, source=source,
+        signer=signature.get("common_name"), issuer=signature.get("issuer"), signed_at=signature.get("time"),
+        claim_generator=_agent_name(generator) or active.get("claim_generator"), title=active.get("title"),
+        manifest_label=active.get("label") or store.get("active_manifest"), digital_source_type=declared,
+        ai_generated=ai_generated, actions=tuple(active_actions), ingredients=len(active.get("ingredients", [])),
+        manifests=len(manifests), failures=failures, ingredient_failures=ingredient_failures,
+        model=_assertion(active, MODEL_ASSERTION), soft_binding=soft_binding)
+
+
+def _error_signal(exc: Exception) -> ProvenanceSignal:
+    message = str(exc)
+    if message.startswith("ManifestNotFound") or "JumbfNotFound" in message:
+        return ProvenanceSignal(present=False, state=ProvenanceState.ABSENT)
+    if message.startswith("Remote"):
+        url = re.search(r"url \((\S+?)\)", message)
+        return ProvenanceSignal(
+            present=True, state=ProvenanceState.ERROR, source="remote", remote_url=url.group(1) if url else None,
+            error="the manifest is remote and could not be fetched (offline or unreachable): "
+                  "its claims cannot be checked")
+    return ProvenanceSignal(present=True, state=ProvenanceState.ERROR, error=f"manifest cannot be read: {message}")
+
+
+def _find_sidecar(path: Path) -> Path | None:
+    for candidate in (sidecar_path(path), path.with_suffix(".c2pa")):
+        if candidate != path and candidate.is_file():
+            return candidate
+    return None
+
+
+def read_manifest_store(manifest: bytes, context: c2pa.Context) -> dict:
+    """Validate a detached manifest store (signature and trust; the data hash needs the asset)."""
+    with c2pa.Reader("application/c2pa", io.BytesIO(manifest), context=context) as reader:
+        return json.loads(reader.json())
+
+
+def read_provenance(path: Path, *, trust: TrustAnchors, ledger: Ledger | None = None,
+                    media: MediaType | None = None) -> ProvenanceSignal:
+    """The provenance signal of one file (embedded manifest, else sidecar, else ledger match)."""
+    path = Path(path)
+    media = media or sniff(path)
+    context = validation_context(trust)
+    signal = ProvenanceSignal(present=False, state=ProvenanceState.ABSENT)
+    sidecar = _find_sidecar(path)
+    try:
+        if media.embeddable:
+            with open(path, "rb") as stream, c2pa.Reader(media.mime, stream, context=context) as reader:
+                signal = signal_from_store(json.loads(reader.json()), source="embedded")
+    except c2pa.C2paError as exc:
+        signal = _error_signal(exc)
+    if signal.state is ProvenanceState.ABSENT and sidecar is not None:
+        try:
+            with open(path, "rb") as stream, c2pa.Reader(media.mime, stream, sidecar.read_bytes(),
+                                                         context=context) as reader:
+                signal = signal_from_store(json.loads(reader.json()), source="sidecar")
+        except c2pa.C2paError as exc:
+            signal = _error_signal(exc)
+            if signal.state is ProvenanceState.ABSENT:
+                signal = ProvenanceSignal(present=True, state=ProvenanceState.ERROR, source="sidecar",
+                                          error=f"sidecar {sidecar.name} holds no readable manifest")
+    if signal.state is ProvenanceState.ABSENT and ledger is not None:
+        recovered = recover_from_ledger(path, media, ledger, context)
+        if recovered is not None:
+            return recovered
+    return signal
+
+
+def _content_hash(path: Path, media: MediaType) -> str | None:
+    if media.kind is not MediaKind.IMAGE:
+        return None
+    try:
+        return decode_image(path).content_sha256
+    except InputError:
+        return None
+
+
+def recover_from_ledger(path: Path, media: MediaType, ledger: Ledger,
+                        context: c2pa.Context) -> ProvenanceSignal | None:
+    """Match a manifest-less file to a signed asset by exact bytes, then by decoded pixels."""
+    match: tuple[str, LedgerRecord] | None = None
+    records = ledger.find_by_file_hash(file_sha256(path))
+    if records:
+        match = ("file-hash", records[0])
+    else:
+        content = _content_hash(path, media)
+        records = ledger.find_by_content_hash(content) if content else []
+        if records:
+            match = ("content-hash", records[0])
+    if match is None:
+        return None
+    how, record = match
+    return signal_from_ledger_record(record, how, context)
+
+
+def signal_from_ledger_record(record: LedgerRecord, how: str, context: c2pa.Context) -> ProvenanceSignal:
+    try:
+        store = read_manifest_store(record.manifest, context)
+    except c2pa.C2paError as exc:
+        return ProvenanceSignal(present=False, state=ProvenanceState.ERROR, source="ledger",
+                                recovered_from_ledger=True, ledger_match=how,
+                                error=f"the ledger's manifest for asset {record.asset_id} cannot be read: {exc}")
+    signal = signal_from_store(store, source="ledger", set_aside=_UNBOUND_CODES)
+    return replace(signal, recovered_from_ledger=True, ledger_match=how, extra={"asset_id": record.asset_id})

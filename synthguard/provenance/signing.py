@@ -1,0 +1,192 @@
+"""Signing: write a copy of an asset that carries a signed C2PA manifest, and record it in the ledger.
+
+Formats C2PA can embed into (PNG, JPEG, WebP, GIF, TIFF, AVIF, HEIC, WAV, MP3, FLAC, MP4, MOV, PDF...) get the
+manifest inside the output file. Everything else (plain text, Markdown, JSON...) is copied unchanged and gets a
+``<output>.c2pa`` sidecar holding the manifest store, bound to the bytes by a data hash.
+
+The input is never modified; outputs appear atomically (a failed sign leaves nothing behind). Images are decoded
+completely before signing, so a truncated or corrupt image is refused instead of being vouched for.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import c2pa
+
+from synthguard.errors import InputError, ProvenanceError
+from synthguard.fileio import atomic_output, check_output_path
+from synthguard.media import MediaKind, MediaType, decode_image, file_sha256, sniff
+from synthguard.provenance.identity import Identity
+from synthguard.provenance.ledger import Ledger, LedgerRecord
+from synthguard.provenance.manifest import ManifestSpec
+
+SIDECAR_SUFFIX = ".c2pa"
+PARENT_INGREDIENT_LABEL = "parent"
+_MANIFEST_MARKERS = (b"jumb", b"provenance")
+
+
+def sidecar_path(asset: Path) -> Path:
+    """``photo.txt`` -> ``photo.txt.c2pa`` (the full name is kept so ``a.txt`` and ``a.md`` never collide)."""
+    return asset.with_name(asset.name + SIDECAR_SUFFIX)
+
+
+def builder_context(*, thumbnail: bool = False) -> c2pa.Context:
+    # Thumbnails cost ~100 ms and ~180 KB per manifest; off unless asked for.
+    return c2pa.Context.from_dict({"builder": {"thumbnail": {"enabled": thumbnail}}})
+
+
+@dataclass(frozen=True)
+class SignResult:
+    output: Path
+    sidecar: Path | None
+    mime: str
+    asset_id: str
+    manifest_label: str
+    file_sha256: str
+    content_sha256: str
+    signer: str
+    digital_source_type: str
+    has_parent: bool
+    manifest_bytes: int
+
+    def to_dict(self) -> dict:
+        return {"output": str(self.output), "sidecar": str(self.sidecar) if self.sidecar else None,
+                "mime": self.mime, "asset_id": self.asset_id, "manifest_label": self.manifest_label,
+                "file_sha256": self.file_sha256, "content_sha256": self.content_sha256, "signer": self.signer,
+                "digital_source_type": self.digital_source_type, "has_parent": self.has_parent,
+                "manifest_bytes": self.manifest_bytes}
+
+
+def _existing_manifest(src: Path, media: MediaType) -> bytes | None:
+    """The manifest store already attached to the input (embedded or sidecar), or None.
+
+    A manifest that exists but cannot be read (remote, prerelease, corrupt) is an error: signing over it would
+    silently drop the asset's history.
+    """
+    side = sidecar_path(src)
+    try:
+        if side.is_file():
+            with open(src, "rb") as stream, c2pa.Reader(media.mime, stream, side.read_bytes()) as reader:
+                reader.json()
+            return side.read_bytes()
+        if not media.embeddable:
+            return None
+        with open(src, "rb") as stream:
+            # Fast path: an embedded manifest is a JUMBF box labelled c2pa, and a remote one is referenced from XMP
+            # (dcterms:provenance); a file holding none of these byte strings has no manifest to keep.
+            data = stream.read()
+            if not any(marker in data for marker in _MANIFEST_MARKERS):
+                return None
+            stream.seek(0)
+            reader = c2pa.Reader.try_create(media.mime, stream)
+            if reader is None:
+                return None
+            reader.close()
+            return b"embedded"
+    except c2pa.C2paError as exc:
+        if "ManifestNotFound" in str(exc) or "JumbfNotFound" in str(exc):
+            return None
+        raise ProvenanceError(f"{src}: carries a C2PA manifest that cannot be read ({exc}); "
+                              "refusing to sign over it") from None
+
+
+class SigningSession:
+    """One identity, one ledger, one c2pa Signer reused for many files."""
+
+    def __init__(self, identity: Identity, ledger: Ledger | None, *, thumbnail: bool = False):
+        self.identity = identity
+        self.ledger = ledger
+        self.context = builder_context(thumbnail=thumbnail)
+        self._signer = identity.signer()
+        # Validating the input (a full decode) runs beside the native c2pa signing, which releases the GIL.
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="synthguard-validate")
+
+    def __enter__(self) -> SigningSession:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._signer.close()
+        self._pool.shutdown()
+
+    def sign_file(self, src: Path, dst: Path, spec: ManifestSpec, *, overwrite: bool = False,
+                  content_sha256: str | None = None) -> SignResult:
+        """Sign a copy of ``src`` into ``dst``.
+
+        ``content_sha256`` may be given by a caller that wrote ``src`` itself from known pixels (a generator: see
+        ``media.array_content_sha256``); otherwise the input is fully decoded and hashed here, and an image that
+        does not decode completely is refused before anything is written.
+        """
+        src, dst = Path(src), Path(dst)
+        media = sniff(src)
+        check_output_path(dst, inputs=(src, sidecar_path(src)), overwrite=overwrite)
+        if not media.embeddable:
+            check_output_path(sidecar_path(dst), inputs=(src, sidecar_path(src)), overwrite=overwrite)
+        if content_sha256 is not None:
+            validation = None
+        elif media.kind is MediaKind.IMAGE:
+            validation = self._pool.submit(lambda: decode_image(src).content_sha256)
+        else:
+            validation = self._pool.submit(file_sha256, src)
+
+        try:
+            parent = _existing_manifest(src, media)
+            label = f"urn:c2pa:{uuid.uuid4()}"
+            definition = spec.to_manifest(parent_ingredient=PARENT_INGREDIENT_LABEL if parent else None)
+            definition["label"] = label
+            with c2pa.Builder(definition, context=self.context) as builder, open(src, "rb") as source:
+                if parent is not None:
+                    ingredient = {"title": src.name, "relationship": "parentOf", "label": PARENT_INGREDIENT_LABEL}
+                    if parent == b"embedded":
+                        builder.add_ingredient(ingredient, media.mime, source)
+                    else:
+                        builder.add_ingredient(ingredient, "application/c2pa", io.BytesIO(parent))
+                    source.seek(0)
+                if media.embeddable:
+                    with atomic_output(dst) as out:
+                        manifest = builder.sign(self._signer, media.mime, source, out)
+                        # Inside the block: an input that fails validation leaves no output behind.
+                        content_sha256 = validation.result() if validation else content_sha256
+                    sidecar = None
+                else:
+                    builder.set_no_embed()
+                    manifest = builder.sign(self._signer, media.mime, source, io.BytesIO())
+                    content_sha256 = validation.result() if validation else content_sha256
+                    sidecar = sidecar_path(dst)
+                    source.seek(0)
+                    # Both files appear together or not at all (a failure removes both temp files).
+                    with atomic_output(dst) as out, atomic_output(sidecar) as side:
+                        out.write(source.read())
+                        side.write(manifest)
+        except c2pa.C2paError as exc:
+            if validation is not None:
+                validation.result()  # a corrupt input is an input error first (raises InputError)
+            raise ProvenanceError(f"{src}: c2pa could not sign this {media.mime} file: {exc}") from None
+        except OSError as exc:
+            raise InputError(f"{dst}: cannot write output: {exc.strerror}") from None
+        finally:
+            if validation is not None:
+                validation.cancel()
+
+        result = SignResult(
+            output=dst, sidecar=sidecar, mime=media.mime, asset_id=label.rsplit(":", 1)[-1], manifest_label=label,
+            file_sha256=file_sha256(dst), content_sha256=content_sha256, signer=self.identity.common_name,
+            digital_source_type=spec.digital_source_type.value, has_parent=parent is not None,
+            manifest_bytes=len(manifest))
+        if self.ledger is not None:
+            binding = spec.soft_binding
+            self.ledger.record(LedgerRecord(
+                asset_id=result.asset_id, created_at=time.time(), mime=media.mime, file_sha256=result.file_sha256,
+                content_sha256=content_sha256, manifest_label=label, manifest=bytes(manifest),
+                signer=result.signer, output_path=str(dst.resolve()),
+                soft_binding_alg=binding.alg if binding else None,
+                soft_binding_value=binding.value if binding else None))
+        return result
