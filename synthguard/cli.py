@@ -274,6 +274,9 @@ def sign(file: Path, output: Path, title, source_type, model_name, model_version
       synthguard sign photo.jpg -o out.jpg --source-type digitalCapture
       synthguard sign article.md -o out/article.md        # writes out/article.md + out/article.md.c2pa
     """
+    from synthguard.fileio import check_output_path  # noqa: PLC0415
+    from synthguard.media import MediaKind, decode_image, sniff  # noqa: PLC0415
+    from synthguard.provenance.identity import IdentityStore  # noqa: PLC0415
     from synthguard.provenance.ledger import Ledger  # noqa: PLC0415
     from synthguard.provenance.manifest import (DigitalSourceType, ManifestSpec, ModelInfo,  # noqa: PLC0415
                                                 TrainingMining)
@@ -285,6 +288,9 @@ def sign(file: Path, output: Path, title, source_type, model_name, model_version
     model = ModelInfo(model_name, model_version, seed=seed, parameters=_parse_params(params)) if model_name else None
     spec = ManifestSpec(title=title or output.name, digital_source_type=DigitalSourceType.parse(source_type),
                         model=model, training_mining=TrainingMining(training_mining))
+    check_output_path(output, inputs=(file,), overwrite=force)
+    if not IdentityStore(home).exists() and sniff(file).kind is MediaKind.IMAGE:
+        decode_image(file)  # refuse unusable input before creating an identity for it
     identity = _identity(home)
     with Ledger(home.ledger_path) as ledger, SigningSession(identity, ledger, thumbnail=thumbnail) as session:
         result = session.sign_file(file, output, spec, overwrite=force)

@@ -42,3 +42,8 @@ class LedgerError(SynthGuardError):
     """The local ledger could not be opened, read or written."""
 
     exit_code = 6
+
+
+def one_line(exc: BaseException) -> str:
+    """A library's (possibly multi-line) error message as one line, for messages that wrap it."""
+    return " ".join(str(exc).split())

@@ -265,7 +265,10 @@ def decode_image(path: Path, *, keep_rgb: bool = False) -> DecodedImage:
                     _update_pixel_digest(digest, canon.mode, canon.size[0], canon.size[1], canon.tobytes())
     except InputError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"{path}: refused before decoding, a decompression bomb or a very large image ({exc})"
+                         ) from None
+    except UnidentifiedImageError as exc:
         raise InputError(f"{path}: cannot decode image: {exc}") from None
     except (OSError, SyntaxError, ValueError, EOFError, zlib.error, MemoryError) as exc:
         # Pillow reports truncation and corruption as OSError/SyntaxError/ValueError.

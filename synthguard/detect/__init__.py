@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from synthguard.detect.verdict import Verdict, VerdictLabel, decide
-from synthguard.media import MediaType, sniff
+from synthguard.media import MediaKind, MediaType, decode_image, sniff
 from synthguard.provenance.identity import TrustAnchors
 from synthguard.provenance.ledger import Ledger
 from synthguard.provenance.reading import ProvenanceSignal, read_provenance
@@ -29,5 +29,7 @@ class Inspection:
 def inspect_file(path: Path, *, trust: TrustAnchors, ledger: Ledger | None = None) -> Inspection:
     path = Path(path)
     media = sniff(path)
-    provenance = read_provenance(path, trust=trust, ledger=ledger, media=media)
+    # A corrupt, truncated or oversized image is an input error, not something to give a verdict on.
+    content = decode_image(path).content_sha256 if media.kind is MediaKind.IMAGE else None
+    provenance = read_provenance(path, trust=trust, ledger=ledger, media=media, content_sha256=content)
     return Inspection(path, media, provenance, decide(provenance))

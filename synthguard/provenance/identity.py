@@ -27,9 +27,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from synthguard.errors import IdentityError
+from synthguard.errors import IdentityError, one_line
 from synthguard.fileio import write_atomic, write_private
 from synthguard.home import Home
+from synthguard.provenance.manifest import DigitalSourceType
 
 # No timestamp authority is reachable offline, so a manifest is only valid while its signing certificate is: the
 # validity is long on purpose (a manifest signed today must not read Invalid next year).
@@ -207,7 +208,8 @@ def verify_signs(identity: Identity) -> None:
     Image.new("RGB", (8, 8), (128, 64, 32)).save(buf, format="PNG")
     buf.seek(0)
     manifest = {"claim_generator_info": [{"name": "synthguard-keycheck"}], "title": "key check",
-                "assertions": [{"label": "c2pa.actions.v2", "data": {"actions": [{"action": "c2pa.created"}]}}]}
+                "assertions": [{"label": "c2pa.actions.v2", "data": {"actions": [
+                    {"action": "c2pa.created", "digitalSourceType": DigitalSourceType.DIGITAL_CREATION.value}]}}]}
     out = io.BytesIO()
     context = c2pa.Context.from_dict({"builder": {"thumbnail": {"enabled": False}}})
     try:
@@ -218,7 +220,7 @@ def verify_signs(identity: Identity) -> None:
             state = reader.get_validation_state()
             results = reader.get_validation_results() or {}
     except c2pa.C2paError as exc:
-        raise IdentityError(f"c2pa refuses to sign with this identity: {exc}") from None
+        raise IdentityError(f"c2pa refuses to sign with this identity: {one_line(exc)}") from None
     except (InvalidSignature, ValueError, TypeError) as exc:
         raise IdentityError(f"the key cannot sign: {exc}") from None
     failures = {f["code"] for f in results.get("activeManifest", {}).get("failure", [])}

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import c2pa
 
-from synthguard.errors import InputError
+from synthguard.errors import InputError, one_line
 from synthguard.media import MediaKind, MediaType, decode_image, file_sha256, sniff
 from synthguard.provenance.identity import TrustAnchors
 from synthguard.provenance.ledger import Ledger, LedgerRecord
@@ -171,7 +171,7 @@ def signal_from_store(store: dict, *, source: str, set_aside: frozenset[str] = f
 
 
 def _error_signal(exc: Exception) -> ProvenanceSignal:
-    message = str(exc)
+    message = one_line(exc)
     if message.startswith("ManifestNotFound") or "JumbfNotFound" in message:
         return ProvenanceSignal(present=False, state=ProvenanceState.ABSENT)
     if message.startswith("Remote"):
@@ -197,8 +197,11 @@ def read_manifest_store(manifest: bytes, context: c2pa.Context) -> dict:
 
 
 def read_provenance(path: Path, *, trust: TrustAnchors, ledger: Ledger | None = None,
-                    media: MediaType | None = None) -> ProvenanceSignal:
-    """The provenance signal of one file (embedded manifest, else sidecar, else ledger match)."""
+                    media: MediaType | None = None, content_sha256: str | None = None) -> ProvenanceSignal:
+    """The provenance signal of one file (embedded manifest, else sidecar, else ledger match).
+
+    ``content_sha256`` (from ``media.decode_image``) saves a second decode when the caller already has it.
+    """
     path = Path(path)
     media = media or sniff(path)
     context = validation_context(trust)
@@ -221,7 +224,7 @@ def read_provenance(path: Path, *, trust: TrustAnchors, ledger: Ledger | None = 
                 signal = ProvenanceSignal(present=True, state=ProvenanceState.ERROR, source="sidecar",
                                           error=f"sidecar {sidecar.name} holds no readable manifest")
     if signal.state is ProvenanceState.ABSENT and ledger is not None:
-        recovered = recover_from_ledger(path, media, ledger, context)
+        recovered = recover_from_ledger(path, media, ledger, context, content_sha256)
         if recovered is not None:
             return recovered
     return signal
@@ -236,15 +239,15 @@ def _content_hash(path: Path, media: MediaType) -> str | None:
         return None
 
 
-def recover_from_ledger(path: Path, media: MediaType, ledger: Ledger,
-                        context: c2pa.Context) -> ProvenanceSignal | None:
+def recover_from_ledger(path: Path, media: MediaType, ledger: Ledger, context: c2pa.Context,
+                        content_sha256: str | None = None) -> ProvenanceSignal | None:
     """Match a manifest-less file to a signed asset by exact bytes, then by decoded pixels."""
     match: tuple[str, LedgerRecord] | None = None
     records = ledger.find_by_file_hash(file_sha256(path))
     if records:
         match = ("file-hash", records[0])
     else:
-        content = _content_hash(path, media)
+        content = content_sha256 or _content_hash(path, media)
         records = ledger.find_by_content_hash(content) if content else []
         if records:
             match = ("content-hash", records[0])
@@ -260,6 +263,6 @@ def signal_from_ledger_record(record: LedgerRecord, how: str, context: c2pa.Cont
     except c2pa.C2paError as exc:
         return ProvenanceSignal(present=False, state=ProvenanceState.ERROR, source="ledger",
                                 recovered_from_ledger=True, ledger_match=how,
-                                error=f"the ledger's manifest for asset {record.asset_id} cannot be read: {exc}")
+                                error=f"the ledger's manifest for asset {record.asset_id} cannot be read: {one_line(exc)}")
     signal = signal_from_store(store, source="ledger", set_aside=_UNBOUND_CODES)
     return replace(signal, recovered_from_ledger=True, ledger_match=how, extra={"asset_id": record.asset_id})

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import c2pa
 
-from synthguard.errors import InputError, ProvenanceError
+from synthguard.errors import InputError, ProvenanceError, one_line
 from synthguard.fileio import atomic_output, check_output_path
 from synthguard.media import MediaKind, MediaType, decode_image, file_sha256, sniff
 from synthguard.provenance.identity import Identity
@@ -92,7 +92,7 @@ def _existing_manifest(src: Path, media: MediaType) -> bytes | None:
     except c2pa.C2paError as exc:
         if "ManifestNotFound" in str(exc) or "JumbfNotFound" in str(exc):
             return None
-        raise ProvenanceError(f"{src}: carries a C2PA manifest that cannot be read ({exc}); "
+        raise ProvenanceError(f"{src}: carries a C2PA manifest that cannot be read ({one_line(exc)}); "
                               "refusing to sign over it") from None
 
 
@@ -169,7 +169,7 @@ class SigningSession:
         except c2pa.C2paError as exc:
             if validation is not None:
                 validation.result()  # a corrupt input is an input error first (raises InputError)
-            raise ProvenanceError(f"{src}: c2pa could not sign this {media.mime} file: {exc}") from None
+            raise ProvenanceError(f"{src}: c2pa could not sign this {media.mime} file: {one_line(exc)}") from None
         except OSError as exc:
             raise InputError(f"{dst}: cannot write output: {exc.strerror}") from None
         finally:

@@ -1,0 +1,50 @@
+"""The provenance part of the fusion table: each state/declaration maps to the documented label."""
+
+import pytest
+
+from synthguard.detect.verdict import VerdictLabel, decide
+from synthguard.provenance.manifest import DigitalSourceType as D
+from synthguard.provenance.reading import ActionRecord, ProvenanceSignal, ProvenanceState as S
+
+
+def signal(state, source_type=None, actions=("c2pa.created",), **kw):
+    acts = tuple(ActionRecord(a, source_type.value if (source_type and a in ("c2pa.created", "c2pa.edited"))
+                              else None) for a in actions)
+    return ProvenanceSignal(present=state is not S.ABSENT, state=state, signer="Desk", issuer="Org",
+                            digital_source_type=source_type.value if source_type else None,
+                            ai_generated=None if source_type is None else source_type.is_generative_ai,
+                            actions=acts, **kw)
+
+
+@pytest.mark.parametrize("sig,label", [
+    (signal(S.TRUSTED, D.TRAINED_ALGORITHMIC_MEDIA), VerdictLabel.AI_GENERATED),
+    (signal(S.TRUSTED, D.COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA, ("c2pa.opened", "c2pa.edited")),
+     VerdictLabel.AI_GENERATED),
+    (signal(S.TRUSTED, D.DIGITAL_CAPTURE), VerdictLabel.AUTHENTIC_CAPTURE),
+    (signal(S.TRUSTED, D.DIGITAL_CAPTURE, ("c2pa.created", "c2pa.color_adjustments")), VerdictLabel.EDITED),
+    (signal(S.TRUSTED, None, ("c2pa.opened", "c2pa.cropped")), VerdictLabel.EDITED),
+    (signal(S.TRUSTED, D.ALGORITHMIC_MEDIA), VerdictLabel.UNKNOWN),
+    # Valid is not trusted: never authentic, and an unverified AI claim is reported, not adopted.
+    (signal(S.VALID, D.DIGITAL_CAPTURE, failures=("signingCredential.untrusted",)), VerdictLabel.UNKNOWN),
+    (signal(S.VALID, D.TRAINED_ALGORITHMIC_MEDIA), VerdictLabel.UNKNOWN),
+    (signal(S.INVALID, D.DIGITAL_CAPTURE, failures=("assertion.dataHash.mismatch",)), VerdictLabel.TAMPERED),
+    (signal(S.ABSENT), VerdictLabel.UNKNOWN),
+    (ProvenanceSignal(present=True, state=S.ERROR, error="remote"), VerdictLabel.UNKNOWN),
+])
+def test_fusion_table(sig, label):
+    verdict = decide(sig)
+    assert verdict.label is label
+    assert verdict.reasons  # never a verdict without its evidence
+
+
+def test_reasons_name_the_evidence():
+    v = decide(signal(S.INVALID, D.DIGITAL_CAPTURE, failures=("signingCredential.untrusted",
+                                                              "claimSignature.mismatch")))
+    assert "claimSignature.mismatch" in v.reasons[0]
+    v = decide(signal(S.VALID, D.TRAINED_ALGORITHMIC_MEDIA))
+    assert any("not on your trust list" in r for r in v.reasons)
+    assert any("declares generative-AI" in r for r in v.reasons)
+    v = decide(signal(S.ABSENT))
+    assert "not evidence" in v.reasons[0]
+    v = decide(signal(S.TRUSTED, D.TRAINED_ALGORITHMIC_MEDIA, recovered_from_ledger=True, ledger_match="content-hash"))
+    assert v.label is VerdictLabel.AI_GENERATED and "ledger" in v.reasons[0]
