@@ -12,6 +12,7 @@ Records are only ever inserted.
 from __future__ import annotations
 
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,12 +60,22 @@ class Ledger:
 
     def __init__(self, path: Path, *, timeout_s: float = 60.0):
         self.path = Path(path)
+        deadline = time.monotonic() + timeout_s
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+            while True:
+                try:
+                    # Switching to WAL and creating the schema can meet another process doing the same; SQLite
+                    # reports that as "locked" without waiting on the busy timeout, so wait here instead.
+                    self._db.execute("PRAGMA journal_mode=WAL")
+                    self._db.execute("PRAGMA synchronous=NORMAL")
+                    self._db.executescript(_SCHEMA)
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.02)
         except (sqlite3.Error, OSError) as exc:
             raise LedgerError(f"cannot open the ledger {self.path}: {exc}") from None
 

@@ -41,7 +41,8 @@ def reader_state(path, anchor_pem=None, sidecar=None):
 def c2pa_mime(path):
     return {".png": "image/png", ".jpg": "image/jpeg", ".webp": "image/webp", ".gif": "image/gif",
             ".tif": "image/tiff", ".wav": "audio/wav", ".pdf": "application/pdf", ".txt": "text/plain",
-            ".md": "text/markdown", ".json": "application/json", ".avif": "image/avif"}[path.suffix]
+            ".md": "text/markdown", ".json": "application/json", ".avif": "image/avif",
+            ".mp4": "video/mp4"}[path.suffix]
 
 
 def anchor_pem(identity):
@@ -57,6 +58,12 @@ def _make(tmp_path, suffix, pixels):
             w.setsampwidth(2)
             w.setframerate(8000)
             w.writeframes((np.sin(np.arange(8000) / 5) * 8000).astype("<i2").tobytes())
+    elif suffix == ".mp4":
+        import cv2
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 48))
+        for i in range(10):
+            writer.write(np.full((48, 64, 3), i * 20, np.uint8))
+        writer.release()
     elif suffix == ".pdf":
         Image.fromarray(pixels).save(path, format="PDF")
     else:
@@ -64,7 +71,7 @@ def _make(tmp_path, suffix, pixels):
     return path
 
 
-@pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp", ".gif", ".tif", ".avif", ".wav", ".pdf"])
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp", ".gif", ".tif", ".avif", ".wav", ".mp4", ".pdf"])
 def test_embeddable_formats_sign_in_place_and_c2pa_validates_them(session, identity, tmp_path, pixels, suffix):
     src = _make(tmp_path, suffix, pixels)
     before = file_sha256(src)
