@@ -11,6 +11,7 @@ completely before signing, so a truncated or corrupt image is refused instead of
 from __future__ import annotations
 
 import io
+import json
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import c2pa
 
-from synthguard.errors import InputError, ProvenanceError, one_line
+from synthguard.errors import InputError, LedgerError, ProvenanceError, one_line
 from synthguard.fileio import atomic_output, check_output_path
 from synthguard.media import MediaKind, MediaType, decode_image, file_sha256, sniff
 from synthguard.provenance.identity import Identity
@@ -63,7 +64,15 @@ class SignResult:
                 "manifest_bytes": self.manifest_bytes}
 
 
-def _existing_manifest(src: Path, media: MediaType) -> bytes | None:
+@dataclass(frozen=True)
+class _SidecarParent:
+    """A parent whose manifest store lives in a sidecar: c2pa takes it as the ingredient's manifest data."""
+
+    store: bytes
+    reading: dict  # the reader's JSON: active manifest label and validation results travel with the ingredient
+
+
+def _existing_manifest(src: Path, media: MediaType) -> _SidecarParent | bytes | None:
     """The manifest store already attached to the input (embedded or sidecar), or None.
 
     A manifest that exists but cannot be read (remote, prerelease, corrupt) is an error: signing over it would
@@ -72,9 +81,9 @@ def _existing_manifest(src: Path, media: MediaType) -> bytes | None:
     side = sidecar_path(src)
     try:
         if side.is_file():
-            with open(src, "rb") as stream, c2pa.Reader(media.mime, stream, side.read_bytes()) as reader:
-                reader.json()
-            return side.read_bytes()
+            store = side.read_bytes()
+            with open(src, "rb") as stream, c2pa.Reader(media.mime, stream, store) as reader:
+                return _SidecarParent(store, json.loads(reader.json()))
         if not media.embeddable:
             return None
         with open(src, "rb") as stream:
@@ -118,18 +127,22 @@ class SigningSession:
         self._pool.shutdown()
 
     def sign_file(self, src: Path, dst: Path, spec: ManifestSpec, *, overwrite: bool = False,
-                  content_sha256: str | None = None) -> SignResult:
+                  content_sha256: str | None = None, parent_source: Path | None = None) -> SignResult:
         """Sign a copy of ``src`` into ``dst``.
 
-        ``content_sha256`` may be given by a caller that wrote ``src`` itself from known pixels (a generator: see
-        ``media.array_content_sha256``); otherwise the input is fully decoded and hashed here, and an image that
-        does not decode completely is refused before anything is written.
+        ``content_sha256`` may be given by a caller that wrote ``src`` itself from known pixels (a generator, the
+        watermark stamper: see ``media.array_content_sha256``); otherwise the input is fully decoded and hashed
+        here, and an image that does not decode completely is refused before anything is written.
+        ``parent_source`` is the file whose manifest (if any) becomes the parent ingredient, when ``src`` is a
+        derived copy of it (a watermarked re-encode); by default ``src`` itself.
         """
         src, dst = Path(src), Path(dst)
+        parent_source = Path(parent_source) if parent_source is not None else src
         media = sniff(src)
-        check_output_path(dst, inputs=(src, sidecar_path(src)), overwrite=overwrite)
+        inputs = (src, sidecar_path(src), parent_source, sidecar_path(parent_source))
+        check_output_path(dst, inputs=inputs, overwrite=overwrite)
         if not media.embeddable:
-            check_output_path(sidecar_path(dst), inputs=(src, sidecar_path(src)), overwrite=overwrite)
+            check_output_path(sidecar_path(dst), inputs=inputs, overwrite=overwrite)
         if content_sha256 is not None:
             validation = None
         elif media.kind is MediaKind.IMAGE:
@@ -138,18 +151,24 @@ class SigningSession:
             validation = self._pool.submit(file_sha256, src)
 
         try:
-            parent = _existing_manifest(src, media)
+            parent_media = media if parent_source == src else sniff(parent_source)
+            parent = _existing_manifest(parent_source, parent_media)
             label = f"urn:c2pa:{uuid.uuid4()}"
             definition = spec.to_manifest(parent_ingredient=PARENT_INGREDIENT_LABEL if parent else None)
             definition["label"] = label
             with c2pa.Builder(definition, context=self.context) as builder, open(src, "rb") as source:
                 if parent is not None:
-                    ingredient = {"title": src.name, "relationship": "parentOf", "label": PARENT_INGREDIENT_LABEL}
-                    if parent == b"embedded":
-                        builder.add_ingredient(ingredient, media.mime, source)
-                    else:
-                        builder.add_ingredient(ingredient, "application/c2pa", io.BytesIO(parent))
-                    source.seek(0)
+                    ingredient = {"title": parent_source.name, "relationship": "parentOf",
+                                  "label": PARENT_INGREDIENT_LABEL}
+                    if isinstance(parent, _SidecarParent):
+                        ingredient |= {"format": parent_media.mime,
+                                       "active_manifest": parent.reading["active_manifest"],
+                                       "validation_results": parent.reading.get("validation_results", {}),
+                                       "manifest_data": {"format": "application/c2pa",
+                                                         "identifier": "parent-manifest.c2pa"}}
+                        builder.add_resource("parent-manifest.c2pa", io.BytesIO(parent.store))
+                    with open(parent_source, "rb") as parent_stream:
+                        builder.add_ingredient(ingredient, parent_media.mime, parent_stream)
                 if media.embeddable:
                     with atomic_output(dst) as out:
                         manifest = builder.sign(self._signer, media.mime, source, out)
@@ -183,10 +202,17 @@ class SigningSession:
             manifest_bytes=len(manifest))
         if self.ledger is not None:
             binding = spec.soft_binding
-            self.ledger.record(LedgerRecord(
-                asset_id=result.asset_id, created_at=time.time(), mime=media.mime, file_sha256=result.file_sha256,
-                content_sha256=content_sha256, manifest_label=label, manifest=bytes(manifest),
-                signer=result.signer, output_path=str(dst.resolve()),
-                soft_binding_alg=binding.alg if binding else None,
-                soft_binding_value=binding.value if binding else None))
+            try:
+                self.ledger.record(LedgerRecord(
+                    asset_id=result.asset_id, created_at=time.time(), mime=media.mime,
+                    file_sha256=result.file_sha256, content_sha256=content_sha256, manifest_label=label,
+                    manifest=bytes(manifest), signer=result.signer, output_path=str(dst.resolve()),
+                    soft_binding_alg=binding.alg if binding else None,
+                    soft_binding_value=binding.value if binding else None))
+            except LedgerError:
+                # An output the ledger does not know could never be traced back: take it away again.
+                for path in (dst, sidecar):
+                    if path is not None:
+                        path.unlink(missing_ok=True)
+                raise
         return result

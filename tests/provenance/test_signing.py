@@ -217,3 +217,26 @@ def test_bad_inputs_are_refused_cleanly_and_leave_nothing_behind(session, tmp_pa
         assert files_in(out_dir) == set(), name  # no partial output, no temp file
         if before is not None:
             assert path.read_bytes() == before, name
+
+
+def test_signed_text_signed_again_keeps_its_sidecar_manifest_as_parent(session, identity, tmp_path):
+    src = tmp_path / "a.md"
+    src.write_text("# draft\n")
+    first = tmp_path / "b.md"
+    session.sign_file(src, first, SPEC)
+    second = tmp_path / "c.md"
+    result = session.sign_file(first, second, SPEC)
+    assert result.has_parent
+    state, store = reader_state(second, anchor_pem(identity), sidecar=result.sidecar)
+    assert state == "Trusted" and len(store["manifests"]) == 2
+
+
+def test_a_failing_ledger_leaves_no_output(session, png, tmp_path, monkeypatch):
+    from synthguard.errors import LedgerError
+
+    def broken(record):
+        raise LedgerError("disk full")
+    monkeypatch.setattr(session.ledger, "record", broken)
+    with pytest.raises(LedgerError):
+        session.sign_file(png, tmp_path / "out.png", SPEC)
+    assert not (tmp_path / "out.png").exists()
