@@ -87,7 +87,7 @@ def test_sign_then_detect_json(home, jpg, tmp_path):
 
 def test_detect_human_output_and_multiple_files(home, png, tmp_path):
     out = tmp_path / "out.png"
-    run("sign", png, "-o", out, "--source-type", "digitalCapture")
+    run("sign", png, "-o", out, "--source-type", "digitalCapture", "--no-watermark")
     unrelated = tmp_path / "unrelated.png"
     Image.new("RGB", (64, 64), (1, 2, 3)).save(unrelated)
     result = run("detect", out, png, unrelated, INTEROP / "C.jpg")
@@ -155,3 +155,47 @@ def test_bench_sign_prints_both_sides(home):
     for row in rows:
         assert row["raw_ms"] > 0 and row["synthguard_ms"] > 0
         assert row["ratio"] == pytest.approx(row["synthguard_ms"] / row["raw_ms"])
+
+
+def test_watermarked_copy_stripped_and_reencoded_is_traced_back(home, tmp_path):
+    from synthguard.samples import procedural_image
+    src = tmp_path / "render.png"
+    Image.fromarray(procedural_image(384, 320, seed=5)).save(src)
+    out = tmp_path / "render-signed.png"
+    signed = json.loads(run("sign", src, "-o", out, "--model", "tiny-gan", "--json").stdout)
+    assert signed["watermark"]["embedded"]
+    copy = tmp_path / "reposted.jpg"
+    with Image.open(out) as img:
+        img.convert("RGB").save(copy, quality=80)  # a platform re-encodes and drops the metadata
+    report = json.loads(run("detect", copy, "--json").stdout)
+    assert report["watermark"]["detected"] and report["watermark"]["payload"] == signed["watermark"]["payload"]
+    assert report["watermark"]["p_value"] < 1e-6
+    p = report["provenance"]
+    assert not p["present"] and p["recovered_from_ledger"] and p["ledger_match"] == "soft-binding"
+    assert p["ledger_content_match"] is False and p["state"] == "trusted"
+    assert p["model"]["name"] == "tiny-gan"
+    assert report["verdict"]["label"] == "ai-generated"
+
+
+def test_sign_without_watermark_says_so(home, png, tmp_path):
+    result = run("sign", png, "-o", tmp_path / "o.png", "--no-watermark")
+    assert result.exit_code == 0 and "no watermark: watermarking turned off" in result.stderr
+
+
+def test_watermark_embed_and_detect_commands(home, tmp_path):
+    from synthguard.samples import procedural_image
+    src = tmp_path / "a.png"
+    Image.fromarray(procedural_image(300, 300, seed=2)).save(src)
+    result = run("watermark", "embed", src, "-o", tmp_path / "m.png", "--payload", "2a0000c0ffee", "--json")
+    assert json.loads(result.stdout)["payload"] == "2a0000c0ffee"
+    found = json.loads(run("watermark", "detect", tmp_path / "m.png", "--json").stdout)
+    assert found["detected"] and found["payload"] == "2a0000c0ffee"
+    clean = json.loads(run("watermark", "detect", src, "--json").stdout)
+    assert not clean["detected"] and clean["payload"] is None
+    assert run("watermark", "embed", src, "-o", tmp_path / "m.bmp").exit_code == 2
+    assert run("watermark", "embed", src, "-o", tmp_path / "n.png", "--payload", "zz").exit_code == 2
+    tiny = tmp_path / "tiny.png"
+    Image.new("RGB", (64, 64)).save(tiny)
+    refused = run("watermark", "embed", tiny, "-o", tmp_path / "t.png")
+    assert refused.exit_code == 5 and "128" in refused.stderr
+    assert "not tested" in run("watermark", "detect", tiny).output

@@ -1,7 +1,8 @@
 """One verdict from the signals, with the reasons that led to it.
 
 Labels (``VerdictLabel``):
-- ``ai-generated``: trusted provenance declares generative-AI content;
+- ``ai-generated``: trusted provenance declares generative-AI content, or no trusted manifest is available and
+  SynthGuard's watermark is found with its payload's AI bit set;
 - ``tampered``: a manifest is present but fails validation (content or manifest changed after signing);
 - ``authentic-capture``: trusted provenance declares a capture (camera, scan, film) and no later edit;
 - ``edited``: trusted provenance records edits of an earlier asset;
@@ -15,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from synthguard.detect.watermark_signal import WatermarkSignal
 from synthguard.provenance.manifest import DigitalSourceType
 from synthguard.provenance.reading import ProvenanceSignal, ProvenanceState
 
@@ -58,44 +60,78 @@ def _describe(p: ProvenanceSignal) -> str:
     return ", ".join(parts)
 
 
-def decide(provenance: ProvenanceSignal) -> Verdict:
+def _watermark_reasons(p: ProvenanceSignal, w: WatermarkSignal | None) -> list[str]:
+    if w is None:
+        return []
+    if w.skipped:
+        return [f"watermark not tested: {w.skipped}"]
+    if not w.detected:
+        return [f"no SynthGuard watermark found ({w.algorithm})"]
+    reasons = [f"SynthGuard watermark found ({w.algorithm}, payload {w.payload}, p={w.p_value:.1e})"
+               + ("; its payload declares AI-generated content" if w.ai_declared else "")]
+    bound = (p.soft_binding or {}).get("value")
+    if p.source != "ledger" and bound and bound != w.payload:
+        reasons.append(f"the watermark payload differs from the manifest's soft binding ({bound})")
+    return reasons
+
+
+def decide(provenance: ProvenanceSignal, watermark: WatermarkSignal | None = None) -> Verdict:
+    """The verdict from the provenance signal and (for images) the watermark signal."""
+    label, reasons = _decide_provenance(provenance, watermark)
+    return Verdict(label, (*reasons, *_watermark_reasons(provenance, watermark)))
+
+
+def _decide_provenance(provenance: ProvenanceSignal,
+                       watermark: WatermarkSignal | None) -> tuple[VerdictLabel, tuple[str, ...]]:
     p = provenance
+    marked_ai = watermark is not None and watermark.detected and watermark.ai_declared
     reasons: list[str] = []
     if p.recovered_from_ledger:
-        reasons.append(f"the file carries no manifest; its manifest was recovered from the local ledger by "
-                       f"{p.ledger_match} match")
+        if p.ledger_match == "soft-binding":
+            same = {True: "is identical to the signed asset",
+                    False: "differs from the signed asset (a re-encoded or edited copy)"}.get(
+                p.ledger_content_match, "could not be compared with the signed asset")
+            reasons.append(f"the file carries no manifest; its manifest was recovered from the local ledger through "
+                           f"the watermark payload; this file's content {same}")
+        else:
+            reasons.append(f"the file carries no manifest; its manifest was recovered from the local ledger by "
+                           f"{p.ledger_match} match")
     if p.state is ProvenanceState.ABSENT:
-        return Verdict(VerdictLabel.UNKNOWN, ("no C2PA provenance (embedded or sidecar); absence of provenance is "
-                                              "not evidence of manipulation or synthesis",))
+        if marked_ai:
+            return VerdictLabel.AI_GENERATED, ("no C2PA manifest, but the SynthGuard watermark marks the content "
+                                               "as AI-generated",)
+        return VerdictLabel.UNKNOWN, ("no C2PA provenance (embedded or sidecar); absence of provenance is not "
+                                      "evidence of manipulation or synthesis",)
     if p.state is ProvenanceState.ERROR:
-        return Verdict(VerdictLabel.UNKNOWN, (*reasons, f"provenance could not be checked: {p.error}"))
+        reasons.append(f"provenance could not be checked: {p.error}")
+        return (VerdictLabel.AI_GENERATED if marked_ai else VerdictLabel.UNKNOWN), tuple(reasons)
     if p.state is ProvenanceState.INVALID:
         codes = ", ".join(c for c in p.failures if c != "signingCredential.untrusted") or "no detail"
-        return Verdict(VerdictLabel.TAMPERED,
-                       (*reasons, f"the C2PA manifest fails validation ({codes}): content or manifest was changed "
-                                  f"after signing"))
+        reasons.append(f"the C2PA manifest fails validation ({codes}): content or manifest was changed after "
+                       "signing")
+        return VerdictLabel.TAMPERED, tuple(reasons)
     if p.state is ProvenanceState.VALID:
         reasons.append(f"intact manifest, but the signer is not on your trust list: {_describe(p)}; "
                        "treat its claims as unverified")
         if p.ai_generated:
             reasons.append("the unverified manifest itself declares generative-AI content")
-        return Verdict(VerdictLabel.UNKNOWN, tuple(reasons))
+        return (VerdictLabel.AI_GENERATED if marked_ai else VerdictLabel.UNKNOWN), tuple(reasons)
 
     # Trusted from here on.
     reasons.append(f"trusted manifest, {_describe(p)}")
     if p.ai_generated:
-        return Verdict(VerdictLabel.AI_GENERATED, tuple(reasons))
+        return VerdictLabel.AI_GENERATED, tuple(reasons)
     action_names = [a.action for a in p.actions]
     edits = [a for a in action_names if a not in NON_EDIT_ACTIONS]
     declared = _source_code(p.digital_source_type)
     if "c2pa.opened" in action_names or edits:
         reasons.append(f"records edits: {', '.join(edits) or 'opened from an earlier asset'}")
-        return Verdict(VerdictLabel.EDITED, tuple(reasons))
+        return VerdictLabel.EDITED, tuple(reasons)
     try:
         capture = bool(p.digital_source_type) and DigitalSourceType.parse(p.digital_source_type).is_capture
     except ValueError:
         capture = False
     if capture:
-        return Verdict(VerdictLabel.AUTHENTIC_CAPTURE, tuple(reasons))
+        return VerdictLabel.AUTHENTIC_CAPTURE, tuple(reasons)
     reasons.append(f"declared source type {declared or '(none)'} is neither a capture nor generative AI")
-    return Verdict(VerdictLabel.UNKNOWN, tuple(reasons))
+    return VerdictLabel.UNKNOWN, tuple(reasons)

@@ -73,6 +73,9 @@ class ProvenanceSignal:
     soft_binding: dict | None = None
     recovered_from_ledger: bool = False
     ledger_match: str | None = None  # "file-hash", "content-hash" or "soft-binding"
+    # For a soft-binding (watermark) recovery: is this file's content identical to the signed asset's? (False for
+    # a re-encoded or edited copy: the manifest describes the original, not every change since.)
+    ledger_content_match: bool | None = None
     remote_url: str | None = None
     error: str | None = None
     extra: dict = field(default_factory=dict)
@@ -265,4 +268,5 @@ def signal_from_ledger_record(record: LedgerRecord, how: str, context: c2pa.Cont
                                 recovered_from_ledger=True, ledger_match=how,
                                 error=f"the ledger's manifest for asset {record.asset_id} cannot be read: {one_line(exc)}")
     signal = signal_from_store(store, source="ledger", set_aside=_UNBOUND_CODES)
-    return replace(signal, recovered_from_ledger=True, ledger_match=how, extra={"asset_id": record.asset_id})
+    return replace(signal, recovered_from_ledger=True, ledger_match=how, extra={"asset_id": record.asset_id},
+                   ledger_content_match=True if how in ("file-hash", "content-hash") else None)

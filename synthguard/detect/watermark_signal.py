@@ -1,0 +1,37 @@
+"""The watermark signal: is SynthGuard's invisible watermark in this image, what does its payload say, how sure."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from synthguard.errors import InputError, WatermarkError
+from synthguard.stamp import PAYLOAD_LAYOUT_VERSION, Payload
+from synthguard.watermark import ImageWatermarker
+
+
+@dataclass(frozen=True)
+class WatermarkSignal:
+    detected: bool
+    algorithm: str
+    payload: str | None = None  # hex
+    p_value: float = 1.0  # chance that an unmarked image decodes this well (the detector's own union bound)
+    bit_errors: int | None = None
+    ai_declared: bool | None = None  # the payload's AI bit (SynthGuard payload layout)
+    skipped: str | None = None  # why the image could not be tested (too small...)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def score_watermark(pixels: np.ndarray, watermarker: ImageWatermarker) -> WatermarkSignal:
+    try:
+        result = watermarker.detect(pixels)
+    except (WatermarkError, InputError) as exc:
+        return WatermarkSignal(False, watermarker.algorithm_id, skipped=str(exc))
+    if not result.detected or result.payload is None:
+        return WatermarkSignal(False, result.algorithm, p_value=result.p_value)
+    payload = Payload.from_bytes(result.payload)
+    ai = payload.ai_generated if payload.version == PAYLOAD_LAYOUT_VERSION else None
+    return WatermarkSignal(True, result.algorithm, result.payload.hex(), result.p_value, result.bit_errors, ai)

@@ -1,0 +1,12 @@
+"""Invisible image watermarking: the interface, SynthGuard's own TileMark algorithm and the attack suite."""
+
+from synthguard.watermark.base import ImageWatermarker, WatermarkResult
+from synthguard.watermark.image_watermark import TileMarkWatermarker
+
+
+def default_image_watermarker() -> ImageWatermarker:
+    """The image watermarker SynthGuard embeds and detects with by default."""
+    return TileMarkWatermarker()
+
+
+__all__ = ["ImageWatermarker", "TileMarkWatermarker", "WatermarkResult", "default_image_watermarker"]

@@ -1,0 +1,86 @@
+import json
+
+import c2pa
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import INTEROP
+from synthguard.errors import WatermarkError
+from synthguard.provenance.ledger import Ledger
+from synthguard.provenance.manifest import DigitalSourceType, ManifestSpec
+from synthguard.provenance.signing import SigningSession
+from synthguard.samples import procedural_image
+from synthguard.stamp import PAYLOAD_LAYOUT_VERSION, Payload, Stamper
+from synthguard.watermark import default_image_watermarker
+
+
+@pytest.fixture
+def stamper(home, identity):
+    with Ledger(home.ledger_path) as ledger, SigningSession(identity, ledger) as session:
+        yield Stamper(session, default_image_watermarker())
+
+
+def manifest_of(path):
+    with c2pa.Reader(str(path)) as reader:
+        store = json.loads(reader.json())
+    return store["manifests"][store["active_manifest"]], store
+
+
+def test_payload_layout_round_trip():
+    for ai in (True, False):
+        p = Payload.new(ai, None)
+        back = Payload.from_bytes(p.to_bytes())
+        assert back == p and back.version == PAYLOAD_LAYOUT_VERSION and back.ai_generated is ai
+        assert len(p.to_bytes()) == 6
+
+
+@pytest.mark.parametrize("mode,suffix", [("RGB", ".png"), ("L", ".png"), ("RGBA", ".png"), ("RGB", ".jpg"),
+                                         ("RGB", ".webp")])
+def test_stamp_embeds_then_signs_with_the_payload_bound(stamper, home, tmp_path, mode, suffix):
+    src = tmp_path / f"in{suffix}"
+    Image.fromarray(procedural_image(256, 192, seed=4)).convert(mode).save(src)
+    out = tmp_path / f"out{suffix}"
+    result = stamper.stamp_file(src, out, ManifestSpec(title="stamped"))
+    manifest, _ = manifest_of(out)
+    assertions = {a["label"]: a["data"] for a in manifest["assertions"]}
+    assert assertions["c2pa.soft-binding"]["alg"] == stamper.watermarker.algorithm_id
+    actions = [a["action"] for a in assertions["c2pa.actions.v2"]["actions"]]
+    assert "c2pa.watermarked" in actions
+    with Image.open(out) as img:
+        assert img.mode == mode
+        rgb = np.asarray(img.convert("L") if mode == "L" else img.convert("RGB"))
+    found = stamper.watermarker.detect(rgb)
+    assert found.detected and found.payload == result.payload
+    assert Payload.from_bytes(result.payload).ai_generated  # trainedAlgorithmicMedia by default
+    with Ledger(home.ledger_path) as ledger:
+        assert ledger.find_by_soft_binding(result.payload)[0].asset_id == result.signed.asset_id
+
+
+def test_capture_payload_has_no_ai_bit(stamper, png, tmp_path):
+    spec = ManifestSpec(title="photo", digital_source_type=DigitalSourceType.DIGITAL_CAPTURE)
+    result = stamper.stamp_file(png, tmp_path / "o.png", spec)
+    assert not Payload.from_bytes(result.payload).ai_generated
+
+
+def test_existing_manifest_is_kept_as_parent_when_watermarking(stamper, tmp_path):
+    result = stamper.stamp_file(INTEROP / "CA.jpg", tmp_path / "o.jpg", ManifestSpec(title="edited"))
+    assert result.signed.has_parent
+    manifest, store = manifest_of(tmp_path / "o.jpg")
+    assert [i["relationship"] for i in manifest["ingredients"]] == ["parentOf"]
+    assert len(store["manifests"]) == 2
+
+
+def test_gif_cannot_carry_the_watermark_and_says_how_to_go_on(stamper, tmp_path):
+    src = tmp_path / "a.gif"
+    Image.fromarray(procedural_image(200, 200)).save(src)
+    with pytest.raises(WatermarkError, match="--no-watermark"):
+        stamper.stamp_file(src, tmp_path / "o.gif", ManifestSpec(title="x"))
+    assert not (tmp_path / "o.gif").exists()
+
+
+def test_text_is_signed_without_a_watermark_and_says_why(stamper, tmp_path):
+    src = tmp_path / "a.txt"
+    src.write_text("hello\n")
+    result = stamper.stamp_file(src, tmp_path / "o.txt", ManifestSpec(title="x"))
+    assert result.payload is None and "text/plain" in result.watermark_skipped

@@ -1,0 +1,121 @@
+"""TileMark image watermark: round trips, the attack suite, false positives and refusals (seeded, synthetic)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from synthguard.errors import InputError, WatermarkError
+from synthguard.watermark import ImageWatermarker, TileMarkWatermarker, WatermarkResult, default_image_watermarker
+from synthguard.watermark.attacks import ATTACKS, REPORT_ONLY
+
+# Geometric attacks that do not meet the bar on photos yet (busy textures lose the sync after a crop or a
+# rotation): they are run and must never give a wrong payload; a failure to decode is an expected failure.
+GEOMETRIC_BELOW_BAR = {"crop80", "rotate2", "crop80+jpeg75", "rescale0.7+crop80+jpeg75", "rotate2+jpeg75"}
+
+
+def synthetic(size: tuple[int, int], seed: int, grey: bool = False) -> np.ndarray:
+    """Smooth colour gradients, a few soft blobs and band-limited texture noise."""
+    rng = np.random.default_rng(seed)
+    h, w = size
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    base = 60 + 120 * (0.6 * xx + 0.4 * yy)
+    for _ in range(4):
+        cy, cx, r = rng.random(3) * [1, 1, 0.3] + [0, 0, 0.05]
+        base = base + 50 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / r**2) * rng.choice([-1, 1])
+    noise = rng.normal(0, 1, (h, w))
+    kernel = np.exp(-np.linspace(-3, 3, 9) ** 2)
+    for axis in (0, 1):
+        noise = np.apply_along_axis(lambda v: np.convolve(v, kernel / kernel.sum(), "same"), axis, noise)
+    texture = 25 * noise * (xx > 0.5)  # texture on the right half, smooth on the left
+    luma = base + texture
+    if grey:
+        return np.clip(luma, 0, 255).astype(np.uint8)
+    tint = np.stack([luma * 1.05, luma, luma * 0.9 + 10], axis=-1)
+    return np.clip(tint, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def wm() -> TileMarkWatermarker:
+    return TileMarkWatermarker()
+
+
+@pytest.fixture(scope="module")
+def marked(wm):
+    # The bar is measured at 512 px, where a working-grid pixel averages 2x2 image pixels.
+    image = synthetic((512, 512), seed=1)
+    payload = bytes(np.random.default_rng(2).integers(0, 256, wm.payload_bytes, dtype=np.uint8))
+    return image, wm.embed(image, payload), payload
+
+
+def test_interface(wm):
+    assert isinstance(default_image_watermarker(), ImageWatermarker)
+    assert wm.payload_bytes >= 6
+    assert wm.algorithm_id == "io.synthguard.tilemark.2"
+
+
+@pytest.mark.parametrize(
+    ("size", "grey", "seed"), [((256, 256), False, 3), ((256, 256), True, 4), ((200, 300), False, 5), ((128, 160), True, 6)]
+)
+def test_round_trip(wm, size, grey, seed):
+    image = synthetic(size, seed, grey)
+    payload = bytes(np.random.default_rng(seed).integers(0, 256, wm.payload_bytes, dtype=np.uint8))
+    out = wm.embed(image, payload)
+    assert out.shape == image.shape and out.dtype == np.uint8
+    diff = out.astype(float) - image
+    assert 10 * np.log10(255**2 / np.mean(diff**2)) > 38
+    result = wm.detect(out)
+    assert isinstance(result, WatermarkResult)
+    assert result.detected and result.payload == payload
+    assert result.p_value < 1e-6 and result.bit_errors is not None
+    assert result.algorithm == wm.algorithm_id
+
+
+@pytest.mark.parametrize("attack", sorted(ATTACKS))
+def test_attack(wm, marked, attack):
+    image, out, payload = marked
+    result = wm.detect(ATTACKS[attack](out))
+    if result.detected:
+        assert result.payload == payload  # never a wrong payload
+    if attack in REPORT_ONLY:
+        return
+    if attack in GEOMETRIC_BELOW_BAR and not result.detected:
+        pytest.xfail(f"{attack}: geometric synchronisation below the bar")
+    assert result.detected, f"{attack}: p={result.p_value:.3g}"
+
+
+@pytest.mark.parametrize("attack", sorted(ATTACKS))
+def test_unmarked_never_detected(wm, attack):
+    for seed in (10, 11):
+        result = wm.detect(ATTACKS[attack](synthetic((256, 256), seed)))
+        assert not result.detected and result.payload is None
+
+
+def test_too_small_refused(wm):
+    with pytest.raises(WatermarkError, match="too small"):
+        wm.embed(synthetic((127, 300), 1), bytes(wm.payload_bytes))
+    with pytest.raises(WatermarkError, match="too small"):
+        wm.detect(synthetic((300, 100), 1))
+
+
+def test_bad_inputs_refused(wm):
+    image = synthetic((256, 256), 1)
+    with pytest.raises(InputError):
+        wm.embed(image, bytes(wm.payload_bytes + 1))
+    with pytest.raises(InputError):
+        wm.embed(image.astype(np.float32), bytes(wm.payload_bytes))
+    with pytest.raises(InputError):
+        wm.detect(np.zeros((256, 256, 4), np.uint8))
+
+
+@pytest.mark.slow
+def test_photos_round_trip_and_jpeg(wm):
+    data = pytest.importorskip("skimage.data")
+    cv2 = pytest.importorskip("cv2")
+    for name in ("astronaut", "coffee", "chelsea", "camera"):
+        image = cv2.resize(getattr(data, name)(), (512, 512), interpolation=cv2.INTER_AREA)
+        payload = name.encode()[:6].ljust(wm.payload_bytes, b".")
+        out = wm.embed(image, payload)
+        for attack in ("none", "jpeg75", "resize0.5", "blur1"):
+            result = wm.detect(ATTACKS[attack](out))
+            assert result.detected and result.payload == payload, (name, attack)
