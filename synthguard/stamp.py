@@ -111,12 +111,12 @@ def embed_file(src: Path, dst: Path, payload: bytes, watermarker: ImageWatermark
     if mime is None:
         raise InputError(f"{dst}: unknown output format; use one of {', '.join(sorted(_EXTENSION_MIMES))}")
     pixels, alpha = load_for_marking(src)
-    data, _ = encode_marked(watermarker.embed(pixels, payload), alpha, mime)
+    data, _ = encode_image(watermarker.embed(pixels, payload), alpha, mime)
     return data
 
 
-def encode_marked(marked: np.ndarray, alpha: Image.Image | None, mime: str) -> tuple[bytes, str]:
-    """Encode marked pixels in the input's format; returns (file bytes, content hash as the ledger computes it)."""
+def encode_image(marked: np.ndarray, alpha: Image.Image | None, mime: str) -> tuple[bytes, str]:
+    """Encode (marked) pixels in a format that keeps the mark; returns (file bytes, the ledger's content hash)."""
     if mime not in _WRITE_OPTIONS:
         raise WatermarkError(f"cannot write a watermarked {mime} (supported: "
                              f"{', '.join(sorted(_WRITE_OPTIONS))}); use --no-watermark to sign without one")
@@ -157,12 +157,32 @@ class Stamper:
                                f"{media.mime} has no image watermark; the manifest alone marks it")
         pixels, alpha = load_for_marking(src)
         payload, spec = self._binding(spec)
-        marked = self.watermarker.embed(pixels, payload)
-        data, content = encode_marked(marked, alpha, media.mime)
+        data, content = encode_image(self.watermarker.embed(pixels, payload), alpha, media.mime)
+        signed = self._sign_encoded(data, content, dst, spec, overwrite=overwrite, parent_source=src)
+        return StampResult(signed, payload, self.watermarker.algorithm_id)
+
+    def stamp_pixels(self, pixels: np.ndarray, dst: Path, spec: ManifestSpec, *, mime: str = "image/png",
+                     overwrite: bool = False) -> StampResult:
+        """Watermark, encode and sign pixels made in memory (a generator's output): nothing to decode, and the
+        content hash comes from the pixels themselves."""
+        dst = Path(dst)
+        check_output_path(dst, overwrite=overwrite)
+        if self.watermarker is None:
+            data, content = encode_image(pixels, None, mime)
+            return StampResult(self._sign_encoded(data, content, dst, spec, overwrite=overwrite), None, None,
+                               "watermarking turned off (--no-watermark)")
+        payload, spec = self._binding(spec)
+        data, content = encode_image(self.watermarker.embed(pixels, payload), None, mime)
+        signed = self._sign_encoded(data, content, dst, spec, overwrite=overwrite)
+        return StampResult(signed, payload, self.watermarker.algorithm_id)
+
+    def _sign_encoded(self, data: bytes, content: str, dst: Path, spec: ManifestSpec, *, overwrite: bool,
+                      parent_source: Path | None = None) -> SignResult:
+        # The encoded image goes through the one signing path (which sniffs and embeds); a private temp folder
+        # beside the output keeps it on the same filesystem and removes it whatever happens.
         with tempfile.TemporaryDirectory(prefix=".synthguard-", dir=dst.parent if dst.parent.exists() else None) \
                 as tmp:
-            marked_path = Path(tmp) / f"marked{dst.suffix or '.img'}"
-            marked_path.write_bytes(data)
-            signed = self.session.sign_file(marked_path, dst, spec, overwrite=overwrite, content_sha256=content,
-                                            parent_source=src)
-        return StampResult(signed, payload, self.watermarker.algorithm_id)
+            encoded = Path(tmp) / f"encoded{dst.suffix or '.img'}"
+            encoded.write_bytes(data)
+            return self.session.sign_file(encoded, dst, spec, overwrite=overwrite, content_sha256=content,
+                                          parent_source=parent_source)

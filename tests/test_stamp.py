@@ -84,3 +84,29 @@ def test_text_is_signed_without_a_watermark_and_says_why(stamper, tmp_path):
     src.write_text("hello\n")
     result = stamper.stamp_file(src, tmp_path / "o.txt", ManifestSpec(title="x"))
     assert result.payload is None and "text/plain" in result.watermark_skipped
+
+
+@pytest.mark.parametrize("mime,suffix", [("image/png", ".png"), ("image/jpeg", ".jpg")])
+def test_stamp_pixels_from_a_generator(stamper, home, tmp_path, mime, suffix):
+    from synthguard.detect import inspect_file
+    from synthguard.provenance.identity import TrustAnchors
+
+    pixels = procedural_image(256, 256, seed=9)
+    out = tmp_path / f"gen{suffix}"
+    result = stamper.stamp_pixels(pixels, out, ManifestSpec(title="generated"), mime=mime)
+    with Ledger(home.ledger_path) as ledger:
+        inspection = inspect_file(out, trust=TrustAnchors.from_home(home), ledger=ledger,
+                                  watermarker=stamper.watermarker)
+    # The content hash recorded at signing is the one detect computes from the signed file.
+    from synthguard.media import decode_image
+    assert decode_image(out).content_sha256 == result.signed.content_sha256
+    assert inspection.provenance.state.value == "trusted" and inspection.watermark.detected
+    assert inspection.verdict.label.value == "ai-generated"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".synthguard-")]
+
+
+def test_stamp_pixels_without_watermark(home, identity, tmp_path):
+    with Ledger(home.ledger_path) as ledger, SigningSession(identity, ledger) as session:
+        result = Stamper(session, None).stamp_pixels(procedural_image(64, 64), tmp_path / "g.png",
+                                                     ManifestSpec(title="g"))
+    assert result.payload is None and "turned off" in result.watermark_skipped
