@@ -1,4 +1,8 @@
-"""The built-in demo: the whole stamp-and-verify loop on content made on the spot (no download, no GPU)."""
+"""The built-in demo: the whole stamp-and-verify loop on content made on the spot (no download, no GPU).
+
+The content is a procedural render, so it is declared honestly as IPTC ``algorithmicMedia`` (made by an algorithm,
+not a trained model): its verdict is ``unknown`` with the trusted manifest's claims as reasons.
+"""
 
 from __future__ import annotations
 
@@ -16,44 +20,49 @@ from synthguard.provenance.ledger import Ledger
 from synthguard.provenance.manifest import DigitalSourceType, ManifestSpec, ModelInfo
 from synthguard.provenance.signing import SigningSession
 from synthguard.samples import procedural_image
+from synthguard.stamp import Stamper
+from synthguard.watermark import default_image_watermarker
 
 
-def _save(img: Image.Image, path: Path, fmt: str) -> None:
+def _save(img: Image.Image, path: Path, fmt: str, **options) -> None:
     with atomic_output(path) as out:
-        img.save(out, format=fmt)
+        img.save(out, format=fmt, **options)
 
 
 def run_demo(folder: Path, home: Home, identity: Identity) -> list[tuple[str, Inspection]]:
-    """Render, sign and verify an image; then verify a stripped copy and a tampered copy. Returns what was seen."""
+    """Render, watermark, sign and verify an image; then verify what a platform or a forger would make of it."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    source = folder / "render.png"
-    _save(Image.fromarray(procedural_image(512, 512, seed=7)), source, "PNG")
+    watermarker = default_image_watermarker()
     signed = folder / "render-signed.png"
     spec = ManifestSpec(title="SynthGuard demo render", digital_source_type=DigitalSourceType.ALGORITHMIC_MEDIA,
                         model=ModelInfo("synthguard-procedural-waves", "1", seed=7, parameters={"size": 512}))
     with Ledger(home.ledger_path) as ledger:
         with SigningSession(identity, ledger) as session:
-            session.sign_file(source, signed, spec, overwrite=True)
-
-        # A platform re-saves the file: the manifest is gone, the pixels are the same.
-        stripped = folder / "render-stripped.png"
+            Stamper(session, watermarker).stamp_pixels(procedural_image(512, 512, seed=7), signed, spec,
+                                                       overwrite=True)
         with Image.open(signed) as img:
-            _save(img.copy(), stripped, "PNG")
+            pixels = img.convert("RGB")
 
+        # A lossless re-save drops the manifest but keeps every pixel.
+        stripped = folder / "render-resaved.png"
+        _save(pixels, stripped, "PNG")
+        # A platform re-encodes to JPEG: manifest gone, pixels changed; the watermark remains.
+        reencoded = folder / "render-reposted.jpg"
+        _save(pixels, reencoded, "JPEG", quality=80)
         # Someone changes pixels but keeps the signed file's manifest: its data hash no longer matches.
+        edited = pixels.copy()
+        edited.putpixel((10, 10), (255, 0, 0))
+        buf = io.BytesIO()
+        edited.save(buf, format="PNG")
         tampered = folder / "render-tampered.png"
-        with Image.open(signed) as img:
-            pixels = img.copy()
-        pixels.putpixel((10, 10), (255, 0, 0))
-        edited = io.BytesIO()
-        pixels.save(edited, format="PNG")
-        write_atomic(tampered, _swap_png_pixels(signed.read_bytes(), edited.getvalue()))
+        write_atomic(tampered, _swap_png_pixels(signed.read_bytes(), buf.getvalue()))
 
         trust = DEFAULT_POLICY.trust_anchors(home)
-        return [(title, inspect_file(path, trust=trust, ledger=ledger)) for title, path in (
-            ("signed output", signed),
-            ("same picture, manifest stripped by a re-save", stripped),
+        return [(title, inspect_file(path, trust=trust, ledger=ledger, watermarker=watermarker)) for title, path in (
+            ("signed output (watermark + C2PA manifest)", signed),
+            ("same pixels, manifest stripped by a lossless re-save", stripped),
+            ("re-encoded to JPEG by a platform, manifest gone", reencoded),
             ("signed file with its pixels changed afterwards", tampered))]
 
 

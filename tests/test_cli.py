@@ -143,8 +143,9 @@ def test_sign_option_errors(home, png, tmp_path):
 def test_demo(home, tmp_path):
     result = run("demo", "-o", tmp_path / "demo")
     assert result.exit_code == 0
-    assert "render-signed.png: unknown" in result.output
-    assert "provenance: trusted (ledger)" in result.output
+    assert "render-signed.png: unknown" in result.output and "watermark: found" in result.output
+    assert result.output.count("provenance: trusted (ledger)") == 2  # by content hash, and by watermark payload
+    assert "through the watermark payload" in result.output
     assert "render-tampered.png: tampered" in result.output
 
 
