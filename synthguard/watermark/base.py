@@ -59,3 +59,17 @@ class ImageWatermarker(abc.ABC):
     @abc.abstractmethod
     def detect(self, image: np.ndarray) -> WatermarkResult:
         """Look for the watermark in ``image`` and decode its payload."""
+
+    def estimate_payload_bits(self, image: np.ndarray) -> np.ndarray | None:
+        """Best-effort hard decisions on the payload bits, without any detection claim.
+
+        For benchmarks' bit-accuracy figures: unlike ``detect`` this always answers for a watermark that can, even
+        when nothing would pass the detection threshold, and says nothing about whether a mark is present.
+
+        Returns
+        -------
+        numpy.ndarray or None
+            ``8 * payload_bytes`` values in {0, 1} (uint8, most significant bit of each byte first), or None when
+            this watermark offers no such estimate (the default).
+        """
+        return None

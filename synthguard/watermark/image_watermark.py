@@ -9,15 +9,18 @@ part that carries the BCH codeword as signs of the real and imaginary parts of t
 over several frequencies, the *chips*). The residual is scaled by a local-contrast mask (stronger in texture,
 weaker in flat areas), upsampled to the image size and added equally to R, G and B. The embedder simulates the
 detector on the host and adds just enough to the bits the host pushes the wrong way, and cancels part of the
-host's sync interference (informed embedding).
+host's sync interference (informed embedding); then it scales the whole mark until the detector's statistic
+reaches its target both on the marked grid and after a simulated centre crop read at its known geometry.
 
 Detection whitens the working grid (high-pass and local-contrast normalisation) and reads the tile's
 coefficients straight from the image spectrum: a mark tiled on a lattice puts its energy at the lattice's
 reciprocal frequencies, so for a candidate geometry (scale and rotation, a 2x2 frequency map) each tile
 coefficient is the image spectrum sampled (bilinearly, on a 2x zero-padded FFT) at the mapped frequency. The
 tile's cyclic offset (a crop's position) is the peak of the FFT cross-correlation with the sync phases. The
-identity geometry is tried first; failing that, a coarse scale x rotation grid is scored by that sync peak
-(z-score) on the low sync frequencies, which tolerate a coarse step, and the best few are refined on the full set.
+identity geometry is tried first; failing that, geometries are scored by that sync peak (z-score): the scale line
+(crops) and the rotation line on the full sync set at a fine step, and a coarse scale x rotation grid on the low
+sync frequencies, which tolerate a coarse step; the best peaks of both are refined on the full set and the best
+few decoded.
 The data chips read at the chosen geometry and offset are decoded by Chase-II over the BCH code.
 
 Significance: for an image not marked with this key, the chip signs are the key's pseudo-random signs times
@@ -34,6 +37,7 @@ Ideas from: spread-spectrum watermarking (Cox et al. 1997); periodic tiling to r
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 
@@ -57,11 +61,17 @@ _COARSE_M = 32  # offset grid of the coarse correlation (holds frequencies up to
 _LOG_SCALE_STEP, _ANGLE_STEP = 0.016, math.radians(0.8)
 _SCALES = np.exp(np.arange(math.log(0.9), math.log(1.85), _LOG_SCALE_STEP))
 _ANGLES = np.arange(-8.0, 8.01, 0.8) * (math.pi / 180.0)
-_N_GEOMETRIES = 3  # searched geometries decoded, besides the identity
+# The edits people actually make are a crop (scale only) or a straightening rotation (angle only): those two lines
+# are searched on the full sync set, at a step fine enough for its highest frequency, where a busy image's sync peak
+# still stands clear of the search's noise maximum; on the coarse 2-D grid it often does not.
+_LINE_SCALES = np.exp(np.arange(math.log(0.9), math.log(1.85), _LOG_SCALE_STEP / 2.0))
+_LINE_ANGLES = np.arange(-8.0, 8.01, 0.4) * (math.pi / 180.0)
+_N_GEOMETRIES = 3  # refined geometries decoded, besides the identity
 _CHASE_BITS = 7  # Chase-II flips every subset of this many least reliable bits: 2^7 test patterns
 _CLIP = 1.0  # chips are soft-limited at this many times their rms before decoding
 _GAIN_STEPS = 4  # closed-loop gain iterations in the embedder
 _MIN_GAIN = 0.75  # the closed loop may weaken a mark that reads strongly, but not below this (compression margin)
+_CROP_CHECK = 0.8  # the embedder also reads its mark after a centre crop keeping this share of each side
 _DELTA_SCALE = 2.0  # the residual is added as uint8 (value * 2 + 128): half-grey-level precision, +-64 range
 
 
@@ -81,15 +91,26 @@ def _highpass(y: np.ndarray, sigma: float) -> np.ndarray:
     return y - cv2.GaussianBlur(y, (0, 0), sigma)
 
 
-def _vertex(left: float, mid: float, right: float) -> float:
-    """Offset of a parabola's vertex through three equally spaced samples (0 when not a maximum)."""
+def _vertex(left: np.ndarray, mid: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Offsets of parabolas' vertices through three equally spaced samples (0 where not a maximum)."""
     den = left - 2.0 * mid + right
-    return 0.0 if den >= 0 else float(np.clip(0.5 * (left - right) / den, -0.5, 0.5))
+    return np.where(den < 0, np.clip(0.5 * (left - right) / np.where(den < 0, den, -1.0), -0.5, 0.5), 0.0)
 
 
 def _rotation(angle: np.ndarray) -> np.ndarray:
     cos, sin = np.cos(angle), np.sin(angle)
     return np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], -2)
+
+
+@functools.cache
+def _rings(pad: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ring index (radius in bins of the unpadded FFT) of each half-plane bin of the padded FFT, and each ring's
+    bin count: fixed per padding, and as costly as the FFT itself, so computed once (the embedder reads several)."""
+    q = _N * pad
+    fy = np.fft.fftfreq(q, 1.0 / q)[:, None]
+    fx = np.arange(q // 2 + 1)[None, :]
+    ring = np.rint(np.hypot(fy, fx) / pad).astype(int).ravel()
+    return ring, np.maximum(np.bincount(ring), 1)
 
 
 class _Spectrum:
@@ -105,12 +126,9 @@ class _Spectrum:
         buf[:_N, :_N] = white
         self.pad = pad
         self.g = np.fft.rfft2(np.roll(buf, (-(_N // 2), -(_N // 2)), (0, 1)))
-        fy = np.fft.fftfreq(q, 1.0 / q)[:, None]
-        fx = np.arange(q // 2 + 1)[None, :]
-        ring = np.rint(np.hypot(fy, fx) / pad).astype(int).ravel()
+        ring, count = _rings(pad)
         power = self.g.real**2 + self.g.imag**2
-        sums = np.bincount(ring, weights=power.ravel())
-        self.ring_rms = np.sqrt(sums / np.maximum(np.bincount(ring), 1) + 1e-12)
+        self.ring_rms = np.sqrt(np.bincount(ring, weights=power.ravel()) / count + 1e-12)
 
     def sample(self, freq: np.ndarray) -> np.ndarray:
         """Ring-normalised spectrum at working-grid frequencies ``freq`` (..., 2) [x, y], in bins of the _N FFT."""
@@ -154,6 +172,11 @@ class TileMarkWatermarker(ImageWatermarker):
     target_z
         Detector statistic the closed loop aims for on the unattacked marked image (10.3 is the detection
         threshold at the default ``threshold``); the margin above it is what attacks eat.
+    target_crop_z
+        The same after a simulated centre crop (read at its known geometry): a crop loses tiles and the host
+        cancellation's alignment, which on busy images costs more than any filter or re-encoding. Both targets
+        are in the embedder's simulation, which reads about 13 % above the decoded 8-bit image (13.2 there is
+        about 11.5 on the image, the threshold plus a JPEG margin).
     seed
         Seeds the frequency allocation, phases and signs; a detector needs the embedder's seed.
     threshold
@@ -161,7 +184,7 @@ class TileMarkWatermarker(ImageWatermarker):
     """
 
     name = "tilemark"
-    version = "2"
+    version = "3"
 
     def __init__(
         self,
@@ -170,8 +193,9 @@ class TileMarkWatermarker(ImageWatermarker):
         strength: float = 0.15,
         floor: float = 6.0,
         cancel: float = 0.3,
-        min_psnr_db: float = 35.5,
+        min_psnr_db: float = 33.5,
         target_z: float = 15.0,
+        target_crop_z: float = 13.2,
         seed: int = 0x5347_574D,
         threshold: float = 1e-6,
     ) -> None:
@@ -183,6 +207,7 @@ class TileMarkWatermarker(ImageWatermarker):
         self.cancel = cancel
         self.min_psnr_db = min_psnr_db
         self.target_z = target_z
+        self.target_crop_z = target_crop_z
         self.threshold = threshold
         self._k = 8 * payload_bytes
         # The shortest BCH code (smallest Galois field) that fits the data and t corrections.
@@ -216,6 +241,9 @@ class TileMarkWatermarker(ImageWatermarker):
         self._kxy = np.stack([self._kx, self._ky], -1).astype(np.float64)
         scale, angle = np.meshgrid(_SCALES, _ANGLES, indexing="ij")
         self._coarse_grid = np.stack([scale.ravel(), angle.ravel()], -1)
+        scale_line = np.stack([_LINE_SCALES, np.zeros_like(_LINE_SCALES)], -1)
+        angle_line = np.stack([np.ones_like(_LINE_ANGLES), _LINE_ANGLES], -1)
+        self._line_grid = np.concatenate([scale_line, angle_line])
         # Decode attempts the p-value is corrected for (see the module docstring).
         self._n_tests = (_N_GEOMETRIES + 1) * 2**_CHASE_BITS
         # The z at which the p-value reaches the threshold: a decoder can stop at the first codeword beyond it.
@@ -292,23 +320,35 @@ class TileMarkWatermarker(ImageWatermarker):
         return cv2.addWeighted(image, 1.0, delta, 1.0 / _DELTA_SCALE, -128.0 / _DELTA_SCALE, dtype=cv2.CV_8U)
 
     def _closed_loop_gain(self, work: np.ndarray, residual: np.ndarray, code: np.ndarray) -> float:
-        """Scale for the residual that brings the detector's z on the marked working grid to the target.
+        """Scale for the residual that brings the detector's z on the marked working grid to the target, both as is
+        and after a simulated centre crop.
 
-        Smooth images read far above the target and give energy back (higher PSNR); busy textures, whose host
+        Smooth images read far above the targets and give energy back (higher PSNR); busy textures, whose host
         interference drowns the default strength, get more, down to the PSNR floor. z grows less than linearly
         with the gain (the chip correlation saturates), hence the 1.5 power on each proportional step.
         """
         cap = math.sqrt(255.0**2 / 10.0 ** (self.min_psnr_db / 10.0) / (float(np.mean(residual**2)) + 1e-12))
         sign = 2.0 * code[self._chip_bit] - 1.0
-        identity, origin = np.array([1.0, 0.0]), np.zeros(2)
+        side = int(round(_CROP_CHECK * _N))
+        lo = (_N - side) // 2
+        identity, crop = np.array([1.0, 0.0]), np.array([_N / side, 0.0])
+
+        def z_at(spec: _Spectrum, geometry: np.ndarray, offset: np.ndarray) -> float:
+            chips = self._limit(self._chips_at(spec, geometry, offset))
+            return float(np.dot(chips * self._chip_sign, sign)) / (float(np.sqrt(np.sum(chips * chips))) + 1e-12)
+
         gain, tried = min(1.0, cap), []
         for _ in range(_GAIN_STEPS):
-            chips = self._limit(self._chips_at(_Spectrum(self._whiten(work + gain * residual), 1), identity, origin))
-            z = float(np.dot(chips * self._chip_sign, sign)) / (float(np.sqrt(np.sum(chips * chips))) + 1e-12)
-            tried.append((gain, z))
-            gain = float(np.clip(gain * (self.target_z / max(z, 1.0)) ** 1.5, _MIN_GAIN, cap))
-        # The weakest gain that reached the target, else the strongest tried.
-        enough = [g for g, z in tried if z >= self.target_z]
+            marked = work + gain * residual
+            z = z_at(_Spectrum(self._whiten(marked), 1), identity, np.zeros(2))
+            cropped = cv2.resize(marked[lo : lo + side, lo : lo + side], (_N, _N), interpolation=cv2.INTER_LINEAR)
+            spec = _Spectrum(self._whiten(cropped), 2)
+            _, offset = self._sync_peaks(spec, crop[None], coarse=False)
+            short = max(self.target_z / max(z, 1.0), self.target_crop_z / max(z_at(spec, crop, offset[0]), 1.0))
+            tried.append((gain, short <= 1.0))
+            gain = float(np.clip(gain * short**1.5, _MIN_GAIN, cap))
+        # The weakest gain that reached both targets, else the strongest tried.
+        enough = [g for g, ok in tried if ok]
         return min(enough) if enough else max(g for g, _ in tried)
 
     def _residual(self, work: np.ndarray, data_coef: np.ndarray) -> np.ndarray:
@@ -391,6 +431,19 @@ class TileMarkWatermarker(ImageWatermarker):
             algorithm=self.algorithm_id,
         )
 
+    def estimate_payload_bits(self, image: np.ndarray) -> np.ndarray | None:
+        """Hard decisions on the payload's systematic bits, before any error correction, at the geometry candidate
+        whose chips agree most strongly with some codeword bits (largest soft-bit energy); no detection claim."""
+        self._check(image)
+        best, best_score = None, -1.0
+        for chips in self._candidate_chips(self._whiten(_to_working(_luma(image)))):
+            chips = self._limit(chips)
+            soft = np.bincount(self._chip_bit, weights=chips * self._chip_sign, minlength=self._n)
+            score = float(np.sum(soft * soft)) / (float(np.sum(chips * chips)) + 1e-12)
+            if score > best_score:
+                best, best_score = soft, score
+        return (best[: self._k] > 0).astype(np.uint8)
+
     @staticmethod
     def _whiten(work: np.ndarray) -> np.ndarray:
         """High-pass, then divide by local contrast so texture and edges do not drown the mark elsewhere."""
@@ -407,18 +460,22 @@ class TileMarkWatermarker(ImageWatermarker):
         sel = self._coarse if coarse else slice(None)
         idx = self._sync_idx[sel]
         m = _COARSE_M if coarse else _P
-        vals = spec.sample(np.einsum("gij,kj->gki", self._freq_maps(geometry), self._kxy[idx]))
+        vals = spec.sample(self._kxy[idx] @ np.swapaxes(self._freq_maps(geometry), 1, 2))
+        # The correlation is the real part of the inverse FFT: with each coefficient's conjugate placed at the
+        # opposite frequency the grid is Hermitian and a real inverse FFT on its half gives it at half the cost.
         grid = np.zeros((geometry.shape[0], m, m), complex)
-        grid[:, self._ky[idx] % m, self._kx[idx] % m] = vals * np.conj(self._sync_coef[sel])
-        corr = np.fft.ifft2(grid).real.reshape(geometry.shape[0], -1)
+        prod = vals * np.conj(self._sync_coef[sel])
+        grid[:, self._ky[idx] % m, self._kx[idx] % m] = prod
+        grid[:, -self._ky[idx] % m, -self._kx[idx] % m] = np.conj(prod)
+        corr = np.fft.irfft2(grid[:, :, : m // 2 + 1], s=(m, m)).reshape(geometry.shape[0], -1)
         peak = np.argmax(corr, axis=1)
         z = corr[np.arange(corr.shape[0]), peak] / (corr.std(axis=1) + 1e-12)
         offsets = np.stack([peak // m, peak % m], -1).astype(np.float64) * (_P / m)
         if not coarse:  # sub-pixel offset from the correlation's neighbours
-            for g, (r, c) in enumerate((peak // m, peak % m) for peak in peak):
-                cg = corr[g].reshape(m, m)
-                offsets[g, 0] += _vertex(cg[(r - 1) % m, c], cg[r, c], cg[(r + 1) % m, c])
-                offsets[g, 1] += _vertex(cg[r, (c - 1) % m], cg[r, c], cg[r, (c + 1) % m])
+            cg, r, c = corr.reshape(-1, m, m), peak // m, peak % m
+            g = np.arange(cg.shape[0])
+            offsets[:, 0] += _vertex(cg[g, (r - 1) % m, c], cg[g, r, c], cg[g, (r + 1) % m, c])
+            offsets[:, 1] += _vertex(cg[g, r, (c - 1) % m], cg[g, r, c], cg[g, r, (c + 1) % m])
         return z, offsets
 
     def _chips_at(self, spec: _Spectrum, geometry: np.ndarray, offset: np.ndarray) -> np.ndarray:
@@ -436,21 +493,41 @@ class TileMarkWatermarker(ImageWatermarker):
         yield self._chips_at(spec, identity[0], offset[0])
 
         spec = _Spectrum(white, 2)
-        z, _ = self._sync_peaks(spec, self._coarse_grid, coarse=True)
-        n_angles = _ANGLES.size
-        z = z.reshape(_SCALES.size, n_angles)
-        found: list[tuple[float, np.ndarray, np.ndarray]] = []
-        taken = np.zeros_like(z, bool)
-        for flat in np.argsort(z, axis=None)[::-1]:
-            i, j = divmod(int(flat), n_angles)
-            if taken[i, j]:
-                continue
-            taken[max(i - 2, 0) : i + 3, max(j - 2, 0) : j + 3] = True  # suppress the peak's neighbours
-            found.append(self._refine(spec, np.array([_SCALES[i], _ANGLES[j]])))
-            if len(found) == _N_GEOMETRIES:
-                break
-        for _, geometry, offset in sorted(found, key=lambda t: -t[0]):
+        line_z, _ = self._sync_peaks(spec, self._line_grid, coarse=False)
+        starts = [self._line_grid[i] for i in self._peaks(line_z, [_LINE_SCALES.size, _LINE_ANGLES.size], 4, 2)]
+        coarse_z, _ = self._sync_peaks(spec, self._coarse_grid, coarse=True)
+        starts += [self._coarse_grid[i] for i in self._peaks(coarse_z, [coarse_z.size], 2, 1, _ANGLES.size)]
+        # Every start is refined on the full sync set, so the lines' and the grid's peaks compare on one score.
+        found = sorted((self._refine(spec, g) for g in starts), key=lambda t: -t[0])[:_N_GEOMETRIES]
+        for _, geometry, offset in found:
             yield self._chips_at(spec, geometry, offset)
+
+    @staticmethod
+    def _peaks(z: np.ndarray, sizes: list[int], radius: int, count: int, width: int = 0) -> list[int]:
+        """Indices of the ``count`` highest scores of each consecutive segment of ``sizes``, each suppressing its
+        neighbours within ``radius`` steps (in a 2-D segment of rows ``width`` long, along both axes)."""
+        out: list[int] = []
+        start = 0
+        for size in sizes:
+            seg = z[start : start + size]
+            taken = np.zeros(size, bool)
+            picked = 0
+            for i in np.argsort(seg)[::-1]:
+                if taken[i]:
+                    continue
+                if width:
+                    r, c = divmod(int(i), width)
+                    rows = np.arange(max(r - radius, 0), min(r + radius + 1, size // width))
+                    cols = np.arange(max(c - radius, 0), min(c + radius + 1, width))
+                    taken[(rows[:, None] * width + cols[None, :]).ravel()] = True
+                else:
+                    taken[max(i - radius, 0) : i + radius + 1] = True
+                out.append(start + int(i))
+                picked += 1
+                if picked == count:
+                    break
+            start += size
+        return out
 
     def _refine(self, spec: _Spectrum, geometry: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         """Two rounds of a 5x5 local search on the full sync set, each at half the previous step."""
