@@ -157,7 +157,7 @@ class Stamper:
                                f"{media.mime} has no image watermark; the manifest alone marks it")
         pixels, alpha = load_for_marking(src)
         payload, spec = self._binding(spec)
-        data, content = encode_image(self.watermarker.embed(pixels, payload), alpha, media.mime)
+        data, content = self._mark(pixels, alpha, payload, media.mime)
         signed = self._sign_encoded(data, content, dst, spec, overwrite=overwrite, parent_source=src)
         return StampResult(signed, payload, self.watermarker.algorithm_id)
 
@@ -172,9 +172,26 @@ class Stamper:
             return StampResult(self._sign_encoded(data, content, dst, spec, overwrite=overwrite), None, None,
                                "watermarking turned off (--no-watermark)")
         payload, spec = self._binding(spec)
-        data, content = encode_image(self.watermarker.embed(pixels, payload), None, mime)
+        data, content = self._mark(pixels, None, payload, mime)
         signed = self._sign_encoded(data, content, dst, spec, overwrite=overwrite)
         return StampResult(signed, payload, self.watermarker.algorithm_id)
+
+    def _mark(self, pixels: np.ndarray, alpha: Image.Image | None, payload: bytes, mime: str) -> tuple[bytes, str]:
+        """Embed, encode, and check that the encoded file really carries the payload.
+
+        A mark the detector cannot read back (a small or nearly black image, a lossy re-encode) would be a silent
+        skip: it is refused with a WatermarkError instead, before anything is signed.
+        """
+        data, content = encode_image(self.watermarker.embed(pixels, payload), alpha, mime)
+        with Image.open(io.BytesIO(data)) as img:
+            written, _, _ = _split_alpha(img)
+        check = self.watermarker.detect(written)
+        if not (check.detected and check.payload == payload):
+            raise WatermarkError(
+                f"the watermark does not read back from this {pixels.shape[1]}x{pixels.shape[0]} image "
+                f"(p={check.p_value:.1e}); it is too small, too dark or too flat to carry it reliably. Use a larger "
+                "image, or --no-watermark to sign without one (the manifest still declares the content)")
+        return data, content
 
     def _sign_encoded(self, data: bytes, content: str, dst: Path, spec: ManifestSpec, *, overwrite: bool,
                       parent_source: Path | None = None) -> SignResult:

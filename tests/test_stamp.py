@@ -110,3 +110,51 @@ def test_stamp_pixels_without_watermark(home, identity, tmp_path):
         result = Stamper(session, None).stamp_pixels(procedural_image(64, 64), tmp_path / "g.png",
                                                      ManifestSpec(title="g"))
     assert result.payload is None and "turned off" in result.watermark_skipped
+
+
+def test_a_mark_that_does_not_read_back_is_refused_not_signed(stamper, tmp_path):
+    # A uniform black image leaves the mark nothing to hide in: it must not be stamped silently unreadable.
+    src = tmp_path / "black.png"
+    Image.new("RGB", (200, 200), (0, 0, 0)).save(src)
+    out = tmp_path / "o.png"
+    try:
+        result = stamper.stamp_file(src, out, ManifestSpec(title="x"))
+    except WatermarkError as exc:
+        assert "--no-watermark" in str(exc) and not out.exists()
+    else:
+        with Image.open(out) as img:
+            assert stamper.watermarker.detect(np.asarray(img.convert("RGB"))).payload == result.payload
+
+
+@pytest.mark.parametrize("size", [(128, 128), (128, 200), (160, 160), (300, 200)])
+def test_small_images_are_stamped_readably_or_refused(stamper, tmp_path, size):
+    src = tmp_path / "small.png"
+    Image.fromarray(procedural_image(*size, seed=1)).save(src)
+    out = tmp_path / "o.png"
+    try:
+        result = stamper.stamp_file(src, out, ManifestSpec(title="x"))
+    except WatermarkError:
+        assert not out.exists()
+        return
+    with Image.open(out) as img:
+        assert stamper.watermarker.detect(np.asarray(img.convert("RGB"))).payload == result.payload
+
+
+def test_refusal_path_when_the_detector_cannot_read_the_mark(home, identity, png, tmp_path):
+    from synthguard.watermark import ImageWatermarker, WatermarkResult
+
+    class Unreadable(ImageWatermarker):
+        """Embeds nothing: stands for any mark that does not survive encoding."""
+        name, version, payload_bytes = "unreadable", "1", 6
+
+        def embed(self, image, payload):
+            return image.copy()
+
+        def detect(self, image):
+            return WatermarkResult(False, None, None, 0.0, 1.0, self.algorithm_id)
+
+    with Ledger(home.ledger_path) as ledger, SigningSession(identity, ledger) as session:
+        with pytest.raises(WatermarkError, match="does not read back"):
+            Stamper(session, Unreadable()).stamp_file(png, tmp_path / "o.png", ManifestSpec(title="x"))
+        assert ledger.count() == 0
+    assert not (tmp_path / "o.png").exists()
