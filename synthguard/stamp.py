@@ -19,7 +19,8 @@ from __future__ import annotations
 import io
 import secrets
 import tempfile
-from dataclasses import dataclass, replace
+import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +78,8 @@ class StampResult:
     algorithm: str | None
     # Why there is no watermark, when there is none (e.g. "text has no image watermark", "--no-watermark").
     watermark_skipped: str | None = None
+    # Wall time per stage: "watermark" (embed, encode, read-back check) and "sign" (C2PA, write, ledger).
+    seconds: dict = field(default_factory=dict, compare=False)
 
     def to_dict(self) -> dict:
         return {**self.signed.to_dict(), "watermark": {
@@ -167,14 +170,18 @@ class Stamper:
         content hash comes from the pixels themselves."""
         dst = Path(dst)
         check_output_path(dst, overwrite=overwrite)
+        start = time.perf_counter()
         if self.watermarker is None:
+            payload, algorithm, skipped = None, None, "watermarking turned off (--no-watermark)"
             data, content = encode_image(pixels, None, mime)
-            return StampResult(self._sign_encoded(data, content, dst, spec, overwrite=overwrite), None, None,
-                               "watermarking turned off (--no-watermark)")
-        payload, spec = self._binding(spec)
-        data, content = self._mark(pixels, None, payload, mime)
+        else:
+            payload, spec = self._binding(spec)
+            algorithm, skipped = self.watermarker.algorithm_id, None
+            data, content = self._mark(pixels, None, payload, mime)
+        marked = time.perf_counter()
         signed = self._sign_encoded(data, content, dst, spec, overwrite=overwrite)
-        return StampResult(signed, payload, self.watermarker.algorithm_id)
+        seconds = {"watermark": marked - start, "sign": time.perf_counter() - marked}
+        return StampResult(signed, payload, algorithm, skipped, seconds)
 
     def _mark(self, pixels: np.ndarray, alpha: Image.Image | None, payload: bytes, mime: str) -> tuple[bytes, str]:
         """Embed, encode, and check that the encoded file really carries the payload.

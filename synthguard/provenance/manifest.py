@@ -12,6 +12,7 @@ What a SynthGuard manifest says:
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -117,8 +118,27 @@ class ModelInfo:
             if getattr(self, key) is not None:
                 data[key] = getattr(self, key)
         if self.parameters:
-            data["parameters"] = dict(self.parameters)
+            data["parameters"] = _plain_json(dict(self.parameters))
         return data
+
+
+def _plain_json(value: Any) -> Any:
+    """``value`` with numpy scalars/arrays and tuples turned into plain JSON types (the assertion is CBOR-encoded
+    from JSON: anything else would be mangled or refused)."""
+    if isinstance(value, dict):
+        return {str(k): _plain_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        items = [_plain_json(v) for v in value]
+        if items and all(isinstance(v, int | float) and not isinstance(v, bool) for v in items):
+            # c2pa-python 0.38 turns a flat array of numbers in a custom assertion into a CBOR byte string, which
+            # reads back as lossy base64 ([256, 256] -> "AAA="); a JSON string keeps the values exactly.
+            return json.dumps(items)
+        return items
+    if hasattr(value, "tolist"):  # numpy scalar or array
+        return _plain_json(value.tolist())
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
 
 
 @dataclass(frozen=True)

@@ -125,6 +125,17 @@ def test_manifest_contents(session, png, tmp_path):
     assert not any("thumbnail" in label for label in assertions)
 
 
+def test_numeric_lists_in_model_parameters_survive_c2pa(session, png, tmp_path):
+    spec = ManifestSpec(title="t", model=ModelInfo("m", parameters={"size": (256, 128), "mixed": [1, "a"],
+                                                                     "nested": [[1, 2]], "scale": 0.5}))
+    session.sign_file(png, tmp_path / "o.png", spec)
+    _, store = reader_state(tmp_path / "o.png")
+    data = next(a["data"] for a in store["manifests"][store["active_manifest"]]["assertions"]
+                if a["label"] == "io.synthguard.model")
+    assert json.loads(data["parameters"]["size"]) == [256, 128]
+    assert data["parameters"]["mixed"] == [1, "a"] and data["parameters"]["scale"] == 0.5
+
+
 def test_input_with_a_manifest_becomes_the_parent_ingredient(session, identity, tmp_path):
     src = INTEROP / "CA.jpg"
     out = tmp_path / "edited.jpg"

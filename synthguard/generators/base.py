@@ -1,0 +1,298 @@
+"""The interface every SynthGuard image generator implements, and the result ``generate`` returns.
+
+A generator turns ``(n, seed)`` into ``n`` uint8 images plus everything needed to make them again, so the stamping
+layer can watermark and C2PA-sign them with an honest record of how they were made.
+
+Seeds. Image ``i`` of a call with seed ``s`` is drawn from its own seed ``s + i``: its noise comes from
+``torch.Generator("cpu").manual_seed(s + i)``, so image ``i`` does not depend on ``n`` or ``batch_size``, and
+``generate(1, s + i)`` makes it again on its own.
+
+Determinism. Noise is always drawn on the CPU, so every device sees the same latents. On the CPU, with the same
+torch version, the same seed gives bit-identical images. On CUDA (and across torch versions or CPU instruction sets)
+the network's float arithmetic differs in the last bits; after rounding to uint8 most pixels agree, but a pixel can
+differ by one grey level. The seed fixes the content, not the exact bytes across devices.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from synthguard.errors import InputError
+
+DEFAULT_OUTPUT_SIZE = 256
+MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit integer
+
+ProgressCallback = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    """What one ``generate`` call made.
+
+    Attributes
+    ----------
+    images
+        uint8 arrays, (H, W) grey or (H, W, 3) RGB, at the output size.
+    model
+        The generator's name (for a manifest's ``softwareAgent`` / digital source record).
+    version
+        The weights' version.
+    config_hash
+        First 16 hex digits of the sha256 of the model's canonical config JSON (see ``config_hash``).
+    seed
+        The seed of image 0; image ``i`` used seed ``seed + i``.
+    parameters
+        JSON-ready settings that, with the weights, reproduce the images: per-image seeds, latent scheme, output
+        size, resampling, sampler settings.
+    """
+
+    images: list[np.ndarray]
+    model: str
+    version: str
+    config_hash: str
+    seed: int
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+class Generator(abc.ABC):
+    """Makes seeded images. Subclasses set ``name`` and ``version`` and implement ``generate``."""
+
+    name: str
+    version: str
+
+    @abc.abstractmethod
+    def generate(
+        self,
+        n: int,
+        seed: int,
+        *,
+        batch_size: int = 64,
+        device: str = "auto",
+        progress: ProgressCallback | None = None,
+    ) -> GenerationResult:
+        """Make ``n`` images from ``seed`` (image ``i`` from seed ``seed + i``), ``batch_size`` at a time on
+        ``device`` ("auto", "cpu", "cuda", "cuda:1", "mps"), calling ``progress(done)`` after each batch."""
+
+
+def load_model(cls: type, path: str | os.PathLike):
+    """``cls.from_pretrained(path)`` for a local folder written by ``save_pretrained``, in eval mode.
+
+    A missing folder, missing files or weights that do not fit the config raise ``InputError`` naming the folder;
+    nothing is looked up on a model hub.
+    """
+    folder = Path(path)
+    if not (folder / "config.json").is_file():
+        raise InputError(f"model folder {str(folder)!r} does not exist or has no config.json")
+    try:
+        saved_class = json.loads((folder / "config.json").read_text()).get("_class_name")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise InputError(f"{str(folder / 'config.json')!r} is not a JSON object: {exc}") from exc
+    if saved_class != cls.__name__:
+        raise InputError(f"model folder {str(folder)!r} holds a {saved_class!r}, not a {cls.__name__!r}")
+    try:
+        model, info = cls.from_pretrained(
+            folder, local_files_only=True, low_cpu_mem_usage=False, output_loading_info=True
+        )
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
+        raise InputError(f"cannot load {cls.__name__} from {str(folder)!r}: {' '.join(str(exc).split())}") from exc
+    # diffusers only warns about weights it could not fill and leaves them random: for us that is a failed load.
+    problems = {k: v for k, v in info.items() if v and k in ("missing_keys", "unexpected_keys", "mismatched_keys")}
+    if problems:
+        raise InputError(f"weights in {str(folder)!r} do not fit {cls.__name__}: {problems}")
+    return model.eval()
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """sha256 of a model config as canonical JSON (sorted keys, no whitespace), first 16 hex digits.
+
+    Keys starting with ``_`` (diffusers' ``_class_name``, ``_diffusers_version``...) are left out, so the hash names
+    the architecture and not the library version that saved it.
+    """
+    public = {k: v for k, v in config.items() if not k.startswith("_")}
+    text = json.dumps(public, sort_keys=True, separators=(",", ":"), default=list)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` is cuda when available, else cpu; a named device that this machine lacks raises ``InputError``."""
+    if not isinstance(device, str):
+        raise InputError(f"device must be a string such as 'cpu', 'cuda' or 'auto', not {device!r}")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise InputError(f"unknown device {device!r}: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'") from exc
+    if resolved.type == "cpu":
+        return resolved
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"device {device!r} asked for, but this torch build or machine has no CUDA device")
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise InputError(f"device {device!r} asked for, but only {torch.cuda.device_count()} CUDA device(s)")
+        return resolved
+    if resolved.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise InputError(f"device {device!r} asked for, but MPS is not available on this machine")
+        return resolved
+    raise InputError(f"device {device!r} is not supported: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+
+
+def check_request(n: int, seed: int, batch_size: int) -> None:
+    """Validate the common ``generate`` arguments at the boundary."""
+    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+        raise InputError(f"number of images must be a positive integer, not {n!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED - n + 1:
+        raise InputError(f"seed must be an integer in [0, 2**63 - n], not {seed!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+        raise InputError(f"batch_size must be a positive integer, not {batch_size!r}")
+
+
+def check_output_size(output_size: int | tuple[int, int] | None) -> tuple[int, int] | None:
+    """Normalise an output size to ``(height, width)``; None keeps the model's native size."""
+    if output_size is None:
+        return None
+    if isinstance(output_size, int) and not isinstance(output_size, bool):
+        output_size = (output_size, output_size)
+    if (
+        not isinstance(output_size, tuple | list)
+        or len(output_size) != 2
+        or not all(isinstance(s, int) and not isinstance(s, bool) and 1 <= s <= 8192 for s in output_size)
+    ):
+        raise InputError(f"output_size must be None, an int or (height, width) in 1..8192, not {output_size!r}")
+    return int(output_size[0]), int(output_size[1])
+
+
+def seeded_normal(seeds: list[int], shape: tuple[int, ...]) -> torch.Tensor:
+    """One standard-normal draw of ``shape`` per seed, stacked: (len(seeds), *shape), float32 on the CPU."""
+    return torch.stack([torch.randn(shape, generator=torch.Generator("cpu").manual_seed(s)) for s in seeds])
+
+
+def resize_image(image: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    """Resize a uint8 (H, W) or (H, W, 3) image to ``size`` = (height, width).
+
+    Up: bicubic (OpenCV ``INTER_CUBIC``, saturated to 0..255): smooth edges with no nearest-neighbour blocks.
+    Down: area averaging (``INTER_AREA``), which does not alias.
+    """
+    if size is None or image.shape[:2] == size:
+        return image
+    height, width = size
+    shrinking = height < image.shape[0] or width < image.shape[1]
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
+
+
+def to_uint8_images(batch: torch.Tensor) -> list[np.ndarray]:
+    """(B, C, H, W) floats in [0, 1] -> B uint8 images, (H, W) when C == 1 else (H, W, C)."""
+    pixels = (batch.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    if pixels.shape[1] == 1:
+        return list(pixels[:, 0])
+    return list(pixels.transpose(0, 2, 3, 1))
+
+
+@contextlib.contextmanager
+def torch_threads(num_threads: int | None) -> Iterator[None]:
+    """Run a block with ``torch.set_num_threads(num_threads)`` and restore the previous count after it.
+
+    None leaves torch's setting alone. The count is process-wide in torch; this only scopes it to the block.
+    """
+    if num_threads is None:
+        yield
+        return
+    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads <= 0:
+        raise InputError(f"num_threads must be a positive integer or None, not {num_threads!r}")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(num_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+class LatentImageGenerator(Generator):
+    """A generator that decodes standard-normal latents with a torch network (the GAN's and the VAE's scheme).
+
+    Subclasses hold ``model`` (a ``ModelMixin``), give ``latent_shape`` and ``decode``; this class does seeding,
+    batching, device placement, conversion to uint8 and resizing, identically for both.
+    """
+
+    model: torch.nn.Module
+    latent_shape: tuple[int, ...]
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        version: str,
+        output_size: int | tuple[int, int] | None = DEFAULT_OUTPUT_SIZE,
+        temperature: float = 1.0,
+        num_threads: int | None = None,
+    ) -> None:
+        if not isinstance(temperature, int | float) or not 0 < temperature <= 10:
+            raise InputError(f"temperature must be a number in (0, 10], not {temperature!r}")
+        self.name = name
+        self.version = version
+        self.output_size = check_output_size(output_size)
+        # Latents are temperature * N(0, I): below 1 trades variety for cleaner samples (the truncation trick's
+        # cheap cousin), above 1 the reverse.
+        self.temperature = float(temperature)
+        self.num_threads = num_threads
+
+    @abc.abstractmethod
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """(B, *latent_shape) latents on the model's device -> (B, C, H, W) images in [0, 1]."""
+
+    @property
+    def config_hash(self) -> str:
+        return config_hash(self.model.config)
+
+    def generate(
+        self,
+        n: int,
+        seed: int,
+        *,
+        batch_size: int = 64,
+        device: str = "auto",
+        progress: ProgressCallback | None = None,
+    ) -> GenerationResult:
+        check_request(n, seed, batch_size)
+        target = resolve_device(device)
+        seeds = [seed + i for i in range(n)]
+        images: list[np.ndarray] = []
+        with torch_threads(self.num_threads), torch.inference_mode():
+            self.model.to(target).eval()
+            for start in range(0, n, batch_size):
+                latents = seeded_normal(seeds[start : start + batch_size], self.latent_shape)
+                latents = (latents * self.temperature).to(target)
+                batch = to_uint8_images(self.decode(latents))  # B x (H, W) at the native size
+                images.extend(resize_image(image, self.output_size) for image in batch)
+                if progress is not None:
+                    progress(len(images))
+        return GenerationResult(
+            images=images,
+            model=self.name,
+            version=self.version,
+            config_hash=self.config_hash,
+            seed=seed,
+            parameters={
+                "image_seeds": seeds,
+                "latents": f"torch.randn({tuple(self.latent_shape)}, generator=torch.Generator('cpu')"
+                ".manual_seed(image_seed)) * temperature, one draw per image",
+                "output_size": list(self.output_size) if self.output_size else "native",
+                "resampling": "opencv INTER_CUBIC up / INTER_AREA down" if self.output_size else "none",
+                "device": str(target),
+                "temperature": self.temperature,
+                "torch": torch.__version__,
+            },
+        )
