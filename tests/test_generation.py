@@ -113,3 +113,30 @@ def test_eval_images_names_its_feature_extractor(home, tmp_path):
     scores = json.loads(result.stdout)
     assert scores["feature_extractor"].startswith("mnist-cnn") and scores["n_generated"] == 6
     assert scores["fid"] > 0
+
+
+def test_a_hub_id_that_cannot_be_fetched_is_a_clear_error(home, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    result = run("generate", "--model", "someone/mnist-gan", "-o", tmp_path / "o")
+    assert result.exit_code == 2 and "Hugging Face hub" in result.stderr
+
+
+def test_a_hub_id_loads_from_the_local_hub_cache(home, tmp_path, monkeypatch):
+    """The hub-id path, offline: a model already in the Hugging Face cache loads by its id."""
+    import shutil
+    from importlib.resources import files
+    hf_home = tmp_path / "hf"
+    repo = hf_home / "hub" / "models--someone--mnist-gan"
+    snapshot = repo / "snapshots" / "0123456789abcdef0123456789abcdef01234567"
+    snapshot.mkdir(parents=True)
+    for name in ("config.json", "diffusion_pytorch_model.safetensors"):
+        shutil.copyfile(files("synthguard.generators") / "weights" / "gan" / name, snapshot / name)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(snapshot.name)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(hf_home))
+    result = run("generate", "--model", "someone/mnist-gan", "-n", "1", "-o", tmp_path / "o", "--threads", "1",
+                 "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["images"] == 1

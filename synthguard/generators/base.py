@@ -87,12 +87,14 @@ class Generator(abc.ABC):
 
 
 def load_model(cls: type, path: str | os.PathLike):
-    """``cls.from_pretrained(path)`` for a local folder written by ``save_pretrained``, in eval mode.
+    """``cls.from_pretrained(path)`` for a folder written by ``save_pretrained`` (or a Hugging Face hub id
+    "owner/name" that is not a local path, fetched or taken from the local hub cache), in eval mode.
 
-    A missing folder, missing files or weights that do not fit the config raise ``InputError`` naming the folder;
-    nothing is looked up on a model hub.
+    A missing folder, missing files or weights that do not fit the config raise ``InputError`` naming the folder.
     """
     folder = Path(path)
+    if not folder.exists() and _is_hub_id(str(path)):
+        folder = _fetch_from_hub(str(path))
     if not (folder / "config.json").is_file():
         raise InputError(f"model folder {str(folder)!r} does not exist or has no config.json")
     try:
@@ -112,6 +114,26 @@ def load_model(cls: type, path: str | os.PathLike):
     if problems:
         raise InputError(f"weights in {str(folder)!r} do not fit {cls.__name__}: {problems}")
     return model.eval()
+
+
+def _is_hub_id(text: str) -> bool:
+    owner, sep, name = text.partition("/")
+    return bool(sep and owner and name) and "/" not in name and not text.startswith((".", "~"))
+
+
+def _fetch_from_hub(repo_id: str) -> Path:
+    from huggingface_hub import snapshot_download  # noqa: PLC0415 (only for hub ids)
+
+    # Read the hub settings now, not when huggingface_hub was first imported (it caches them at import).
+    home = os.environ.get("HF_HOME")
+    cache = os.environ.get("HF_HUB_CACHE") or (os.path.join(home, "hub") if home else None)
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=["config.json", "*.safetensors"], cache_dir=cache,
+                                      local_files_only=offline))
+    except Exception as exc:  # noqa: BLE001 (network, auth and not-found errors all mean: cannot load it)
+        raise InputError(f"cannot fetch model {repo_id!r} from the Hugging Face hub (offline? private? misspelt?): "
+                         f"{' '.join(str(exc).split())[:300]}") from None
 
 
 def config_hash(config: Mapping[str, Any]) -> str:
