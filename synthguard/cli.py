@@ -540,6 +540,15 @@ def _training_record(output: Path, record: dict) -> None:
     write_atomic(output / "training.json", (json.dumps(record, indent=2, default=str) + "\n").encode())
 
 
+def _save_trained(model, output: Path, command: str, config, history, n_images: int) -> None:
+    """``save_pretrained`` plus a ``training.json`` record: the command, config and per-epoch history."""
+    import dataclasses  # noqa: PLC0415
+
+    model.save_pretrained(output)
+    _training_record(output, {"command": command, "config": dataclasses.asdict(config),
+                              "history": [dataclasses.asdict(e) for e in history], "images": n_images})
+
+
 @train.command("gan")
 @_train_options
 @handle_errors
@@ -550,8 +559,6 @@ def train_gan_cmd(data, epochs, batch_size, seed, device, threads, limit, output
     Example:
       synthguard train gan --data mnist --epochs 25 --device cuda -o my-gan/
     """
-    import dataclasses  # noqa: PLC0415
-
     from synthguard.generators.builtin import builtin_feature_extractor  # noqa: PLC0415
     from synthguard.generators.data import load_images  # noqa: PLC0415
     from synthguard.generators.gan import GANTrainConfig, train_gan  # noqa: PLC0415
@@ -562,10 +569,8 @@ def train_gan_cmd(data, epochs, batch_size, seed, device, threads, limit, output
     result = train_gan(images, config, epochs=epochs, batch_size=batch_size, seed=seed, device=device,
                        num_threads=threads, classifier=builtin_feature_extractor(num_threads=threads),
                        log=lambda line: click.echo(line, err=True))
-    result.generator.save_pretrained(output)
-    _training_record(output, {"command": f"synthguard train gan --data {data} --epochs {epochs} --batch-size "
-                                         f"{batch_size} --seed {seed}", "config": dataclasses.asdict(config),
-                              "history": [dataclasses.asdict(e) for e in result.history], "images": len(images)})
+    _save_trained(result.generator, output, f"synthguard train gan --data {data} --epochs {epochs} --batch-size "
+                  f"{batch_size} --seed {seed}", config, result.history, len(images))
     click.echo(f"saved the generator to {output}/ (use it with: synthguard generate --model {output})")
 
 
@@ -579,8 +584,6 @@ def train_vae_cmd(data, epochs, batch_size, seed, device, threads, limit, output
     Example:
       synthguard train vae --data mnist --epochs 25 -o my-vae/
     """
-    import dataclasses  # noqa: PLC0415
-
     from synthguard.generators.data import load_images  # noqa: PLC0415
     from synthguard.generators.vae import VAETrainConfig, train_vae  # noqa: PLC0415
 
@@ -589,10 +592,8 @@ def train_vae_cmd(data, epochs, batch_size, seed, device, threads, limit, output
     config = VAETrainConfig()
     result = train_vae(images, config, epochs=epochs, batch_size=batch_size, seed=seed, device=device,
                        num_threads=threads, log=lambda line: click.echo(line, err=True))
-    result.model.save_pretrained(output)
-    _training_record(output, {"command": f"synthguard train vae --data {data} --epochs {epochs} --batch-size "
-                                         f"{batch_size} --seed {seed}", "config": dataclasses.asdict(config),
-                              "history": [dataclasses.asdict(e) for e in result.history], "images": len(images)})
+    _save_trained(result.model, output, f"synthguard train vae --data {data} --epochs {epochs} --batch-size "
+                  f"{batch_size} --seed {seed}", config, result.history, len(images))
     click.echo(f"saved the VAE to {output}/ (use it with: synthguard generate --backend vae --model {output})")
 
 
