@@ -492,7 +492,7 @@ def generate(backend, n, seed, model, output_dir, fmt, device, batch_size, size,
                f"({report.device}): {report.images_per_second:.1f} images/s; time in model "
                f"{100 * shares['model']:.0f}%, watermark {100 * shares['watermark']:.0f}%, "
                f"sign {100 * shares['sign']:.0f}%")
-    click.echo(f"each is signed (trainedAlgorithmicMedia, model assertion)"
+    click.echo("each is signed (trainedAlgorithmicMedia, model assertion)"
                + (" and watermarked, bound by c2pa.soft-binding" if watermark else "")
                + f"; verify with: synthguard detect {output_dir}/*")
 

@@ -21,11 +21,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from synthguard.errors import InputError
 from synthguard.watermark import ImageWatermarker, default_image_watermarker
-from synthguard.watermark.attacks import ATTACKS, REPORT_ONLY
+from synthguard.watermark.attacks import REPORT_ONLY
 
 # The photographs that ship inside scikit-image and scikit-learn (no download). Synthetic test charts are left out.
 SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "camera", "immunohistochemistry",

@@ -266,7 +266,8 @@ def signal_from_ledger_record(record: LedgerRecord, how: str, context: c2pa.Cont
     except c2pa.C2paError as exc:
         return ProvenanceSignal(present=False, state=ProvenanceState.ERROR, source="ledger",
                                 recovered_from_ledger=True, ledger_match=how,
-                                error=f"the ledger's manifest for asset {record.asset_id} cannot be read: {one_line(exc)}")
+                                error=f"the ledger's manifest for asset {record.asset_id} cannot be read: "
+                                      f"{one_line(exc)}")
     signal = signal_from_store(store, source="ledger", set_aside=_UNBOUND_CODES)
     return replace(signal, recovered_from_ledger=True, ledger_match=how, extra={"asset_id": record.asset_id},
                    ledger_content_match=True if how in ("file-hash", "content-hash") else None)

@@ -53,7 +53,7 @@ def test_two_sign_commands_at_once_both_land_in_the_ledger(home, tmp_path, png):
     for name in ("a", "b"):
         script = ("import sys\nfrom synthguard.cli import main\n"
                   "for i in range(4):\n"
-                  f"    try:\n        main(['sign', sys.argv[1], '-o', sys.argv[2] + f'-{{i}}.png', '--no-watermark'])\n"
+                  "    try:\n        main(['sign', sys.argv[1], '-o', sys.argv[2] + f'-{i}.png', '--no-watermark'])\n"
                   "    except SystemExit as e:\n        assert not e.code, e.code\n")
         procs.append(subprocess.Popen([sys.executable, "-c", script, str(png), str(tmp_path / name)], env=env))
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
