@@ -78,9 +78,11 @@ def main() -> None:
 
     \b
     Examples:
-      synthguard demo                          # sign, strip, tamper and verify a built-in image
-      synthguard sign photo.png -o signed.png  # sign a copy with a C2PA manifest
-      synthguard detect signed.png --json      # provenance, verdict and reasons as JSON
+      synthguard generate -n 8 -o out/         # built-in GAN; each image watermarked + signed
+      synthguard detect out/*                  # provenance, watermark, verdict and reasons
+      synthguard sign photo.png -o signed.png  # watermark + sign a copy of any file
+      synthguard detect signed.png --json      # one JSON object per file
+      synthguard demo                          # what a re-save, a re-post and a pixel edit do to verification
 
     State lives in $SYNTHGUARD_HOME (default ~/.synthguard): keys/, trust/, ledger.sqlite.
     """
