@@ -1,0 +1,280 @@
+"""A patch discriminator turned detector: a small CNN scores 64x64 luma patches of an image as synthetic or real.
+
+The idea is the GAN discriminator's (Radford et al. 2016, DCGAN; Isola et al. 2017, pix2pix's "PatchGAN") kept
+after training and aimed at every generator at once, with the patch-level reading of Chai et al. 2020 ("What makes
+fake images detectable?", ECCV): a classifier that sees only small patches cannot lean on global content (what the
+picture shows) and must use local texture, noise and resampling traces, and its per-patch scores form a heatmap.
+
+Scoring an image: it becomes luma (BT.601, the Y that JPEG codes), is cut into a grid of 64x64 patches at its *own*
+resolution (resampling the whole image first would wipe out the very traces a detector needs), at most
+``max_grid`` x ``max_grid`` patches spread evenly over it; the network scores each patch; the image logit is the
+mean patch logit; a fitted calibration (Platt scaling: a temperature and a bias, Platt 1999 / Guo et al. 2017)
+maps it to P(synthetic); the decision threshold was set for a stated false-positive rate on held-out real images.
+How the shipped weights were trained is in ``weights/README.md``; the training code is ``detector_training.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass
+from importlib.resources import as_file, files
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from diffusers import ConfigMixin, ModelMixin
+from diffusers.configuration_utils import register_to_config
+from torch import nn
+
+from synthguard.errors import InputError
+from synthguard.generators.base import load_model, torch_threads
+
+MIN_SIDE = 32  # below this there is too little texture for a forensic score to mean anything
+CALIBRATION_FILE = "calibration.json"
+BUILTIN_NAME = "synthguard/patch-detector"
+
+
+class PatchDiscriminator(ModelMixin, ConfigMixin):
+    """(B, 1, P, P) luma patches in [0, 1] -> (B,) logits of "synthetic".
+
+    ``widths[0]`` channels at full resolution first (a stride-2 first layer would alias away the highest
+    frequencies, where resampling and generator traces live), then one stride-2 conv per further width, LeakyReLU
+    (0.2, DCGAN's), no normalisation (a batch statistic would make a patch's score depend on its batch-mates), a
+    spatial mean and a linear read-out. ``max_grid`` is a scoring setting kept here so that it travels with the
+    weights: the most patches per image side that ``PatchDetector.score`` takes.
+    """
+
+    @register_to_config
+    def __init__(self, patch_size: int = 64, widths: tuple[int, ...] = (16, 32, 64, 64), max_grid: int = 8):
+        super().__init__()
+        if patch_size < MIN_SIDE or patch_size % 2 ** (len(widths) - 1):
+            raise InputError(f"patch_size must be >= {MIN_SIDE} and divisible by 2**(len(widths)-1), not {patch_size}")
+        if not widths or any(w <= 0 for w in widths) or max_grid < 1:
+            raise InputError(f"widths must be positive channel counts and max_grid >= 1, not {widths}, {max_grid}")
+        layers: list[nn.Module] = [nn.Conv2d(1, widths[0], 3, padding=1), nn.LeakyReLU(0.2)]
+        for c_in, c_out in zip(widths[:-1], widths[1:]):
+            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.LeakyReLU(0.2)]
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(widths[-1], 1)
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        h = self.features(patches - 0.5)  # (B, C, P / 2**(n-1), P / 2**(n-1))
+        return self.head(h.mean(dim=(2, 3)))[:, 0]  # (B, C) -> (B,)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Logit -> P(synthetic) = sigmoid(logit / temperature + bias), and the decision threshold on that probability.
+
+    ``threshold`` was chosen on ``n_real`` held-out real images so that at most ``target_fpr`` of them score at or
+    above it; ``measured_fpr`` is the fraction that did (with ``n_real`` images the resolution is 1 / n_real).
+    ``temperature`` > 0 keeps the map increasing, so calibration never reorders images.
+    """
+
+    temperature: float
+    bias: float
+    threshold: float
+    target_fpr: float
+    measured_fpr: float
+    n_real: int
+    n_fake: int
+    method: str = "platt"
+
+    def __post_init__(self) -> None:
+        if not (self.temperature > 0 and math.isfinite(self.temperature) and math.isfinite(self.bias)):
+            raise InputError(f"calibration temperature must be finite and > 0, not {self.temperature!r}")
+        if not 0 <= self.threshold <= 1 or not 0 <= self.target_fpr < 1:
+            raise InputError(f"calibration threshold and target FPR must be in [0, 1], not {self.threshold!r}, "
+                             f"{self.target_fpr!r}")
+
+    def probability(self, logit: float | np.ndarray) -> np.ndarray:
+        z = np.asarray(logit, dtype=np.float64) / self.temperature + self.bias
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def save(self, folder: str | os.PathLike) -> None:
+        (Path(folder) / CALIBRATION_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike) -> Calibration:
+        path = Path(folder) / CALIBRATION_FILE
+        try:
+            return cls(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError) as exc:
+            raise InputError(f"cannot read a calibration from {str(path)!r}: {' '.join(str(exc).split())}") from exc
+
+
+def fit_calibration(logits: np.ndarray, labels: np.ndarray, *, target_fpr: float = 0.01, steps: int = 200) -> Calibration:
+    """Fit temperature and bias by minimising the log-loss of held-out image logits (``labels`` 1 = synthetic),
+    then set the threshold for ``target_fpr`` on the held-out real ones. Use images the network was not trained on:
+    on training images it is over-confident, and the threshold would let too many real images through as fake."""
+    logits = np.asarray(logits, dtype=np.float64)
+    labels = np.asarray(labels)
+    if logits.shape != labels.shape or logits.ndim != 1 or not set(np.unique(labels)) == {0, 1}:
+        raise InputError(f"calibration needs 1-D logits and 0/1 labels of both classes, not {logits.shape}, "
+                         f"{labels.shape}, classes {sorted(set(np.unique(labels).tolist()))}")
+    if not 0 <= target_fpr < 1:
+        raise InputError(f"target_fpr must be in [0, 1), not {target_fpr!r}")
+    x = torch.from_numpy(logits)
+    y = torch.from_numpy(labels.astype(np.float64))
+    log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)  # temperature = exp(log_t) stays > 0
+    bias = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([log_t, bias], lr=0.5, max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = nn.functional.binary_cross_entropy_with_logits(x / log_t.exp() + bias, y)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    temperature, b = float(log_t.detach().exp()), float(bias.detach())
+    real_p = np.sort(1.0 / (1.0 + np.exp(-(logits[labels == 0] / temperature + b))))[::-1]  # descending
+    allowed = int(math.floor(target_fpr * len(real_p)))  # real images that may score at or above the threshold
+    # Just above the (allowed+1)-th highest real probability: that one and all below fall under the threshold.
+    threshold = float(min(1.0, np.nextafter(real_p[allowed], np.inf)))
+    return Calibration(
+        temperature=temperature,
+        bias=b,
+        threshold=threshold,
+        target_fpr=float(target_fpr),
+        measured_fpr=float(np.mean(real_p >= threshold)),
+        n_real=int(len(real_p)),
+        n_fake=int(np.sum(labels == 1)),
+    )
+
+
+@dataclass(frozen=True)
+class ClassifierResult:
+    """One image's score.
+
+    Attributes
+    ----------
+    probability
+        Calibrated P(synthetic) of the whole image, in [0, 1].
+    logit
+        The uncalibrated image logit (mean of the patch logits).
+    heatmap
+        (rows, cols) float array: each patch's P(synthetic) by the same calibration, laid out as the patches are
+        on the image (a single patch is a weaker witness than the whole image: read it as where, not whether).
+    threshold
+        The stored decision threshold on ``probability`` (set for the stored false-positive rate).
+    patches
+        How many patches were scored (rows * cols).
+    model
+        The detector's name.
+    """
+
+    probability: float
+    logit: float
+    heatmap: np.ndarray
+    threshold: float
+    patches: int
+    model: str
+
+    @property
+    def synthetic(self) -> bool:
+        """The thresholded call: probability at or above the threshold."""
+        return self.probability >= self.threshold
+
+    def to_dict(self) -> dict:
+        return {"probability": self.probability, "logit": self.logit, "threshold": self.threshold,
+                "synthetic": self.synthetic, "patches": self.patches, "model": self.model,
+                "heatmap": np.round(self.heatmap, 4).tolist()}
+
+
+def to_luma(image: np.ndarray) -> np.ndarray:
+    """A uint8 (H, W), (H, W, 1) or (H, W, 3) RGB image -> (H, W) uint8 luma; refuses anything else loudly.
+
+    Colour is dropped on purpose: generators here are grey, so colour would be a content cue and not a trace.
+    """
+    if not isinstance(image, np.ndarray):
+        raise InputError(f"image must be a numpy array, not {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise InputError(f"image must be uint8, not {image.dtype}")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[..., 0]
+    if image.ndim == 3 and image.shape[2] == 3:
+        image = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
+    if image.ndim != 2:
+        raise InputError(f"image must be (H, W) grey or (H, W, 3) RGB, not shape {image.shape}")
+    if min(image.shape) < MIN_SIDE:
+        raise InputError(f"image must be at least {MIN_SIDE}x{MIN_SIDE} pixels, not {image.shape[1]}x{image.shape[0]}")
+    return image
+
+
+def patch_grid(height: int, width: int, patch_size: int, max_grid: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-left corners of the patches along y and along x.
+
+    Per side: enough patches to cover it (ceil(side / patch_size)) capped at ``max_grid``, spread evenly from edge
+    to edge; they overlap a little when the side is not a multiple of ``patch_size`` and leave gaps when capped.
+    A side shorter than a patch is reflect-padded to one patch before this (see ``extract_patches``).
+    """
+    def corners(side: int) -> np.ndarray:
+        count = min(max_grid, max(1, math.ceil(side / patch_size)))
+        return np.round(np.linspace(0, max(0, side - patch_size), count)).astype(int)
+
+    return corners(height), corners(width)
+
+
+def extract_patches(luma: np.ndarray, patch_size: int, max_grid: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """(H, W) uint8 -> ((rows * cols, patch, patch) uint8 patches in row-major order, (rows, cols))."""
+    pad_y, pad_x = max(0, patch_size - luma.shape[0]), max(0, patch_size - luma.shape[1])
+    if pad_y or pad_x:
+        luma = np.pad(luma, ((0, pad_y), (0, pad_x)), mode="reflect")
+    ys, xs = patch_grid(luma.shape[0], luma.shape[1], patch_size, max_grid)
+    patches = np.stack([luma[y : y + patch_size, x : x + patch_size] for y in ys for x in xs])
+    return patches, (len(ys), len(xs))
+
+
+class PatchDetector:
+    """Scores images with a ``PatchDiscriminator`` and its ``Calibration``; ``score`` is its one verb."""
+
+    def __init__(
+        self, model: PatchDiscriminator, calibration: Calibration, *, name: str = BUILTIN_NAME,
+        num_threads: int | None = None,
+    ) -> None:
+        self.model = model.eval()
+        self.calibration = calibration
+        self.name = name
+        self.num_threads = num_threads
+
+    def patch_logits(self, image: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+        """(rows * cols,) patch logits of one image and the grid shape (rows, cols)."""
+        config = self.model.config
+        patches, grid = extract_patches(to_luma(image), config.patch_size, config.max_grid)
+        x = torch.from_numpy(patches).float().div(255)[:, None]  # (N, 1, P, P)
+        with torch_threads(self.num_threads), torch.inference_mode():
+            return self.model.cpu()(x).double().numpy(), grid
+
+    def score(self, image: np.ndarray) -> ClassifierResult:
+        """Score one uint8 (H, W) grey or (H, W, 3) RGB image of any size >= 32x32."""
+        logits, grid = self.patch_logits(image)
+        logit = float(logits.mean())
+        return ClassifierResult(
+            probability=float(self.calibration.probability(logit)),
+            logit=logit,
+            heatmap=self.calibration.probability(logits).reshape(grid),
+            threshold=self.calibration.threshold,
+            patches=int(logits.size),
+            model=self.name,
+        )
+
+    def save_pretrained(self, folder: str | os.PathLike) -> None:
+        """config.json + safetensors weights (diffusers' format) + calibration.json, in ``folder``."""
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(folder, safe_serialization=True)
+        self.calibration.save(folder)
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike, **kwargs) -> PatchDetector:
+        """Load what ``save_pretrained`` wrote; missing or mismatched files raise ``InputError`` naming the folder."""
+        return cls(load_model(PatchDiscriminator, folder), Calibration.load(folder), **kwargs)
+
+
+def builtin_detector(*, num_threads: int | None = None) -> PatchDetector:
+    """The shipped detector (``synthguard/detect/weights``; how it was trained: that folder's README.md)."""
+    with as_file(files("synthguard.detect") / "weights") as folder:
+        return PatchDetector.from_pretrained(folder, name=BUILTIN_NAME, num_threads=num_threads)

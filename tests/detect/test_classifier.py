@@ -1,0 +1,146 @@
+"""The patch detector: training moves it, calibration keeps order, scoring takes any size and refuses bad input.
+
+Tiny seeded models built from config (patch 32, widths (4, 8)); only ``test_builtin_detector_loads`` reads the
+shipped weights.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from synthguard.detect.classifier import (Calibration, PatchDetector, PatchDiscriminator, builtin_detector,
+                                          fit_calibration, patch_grid)
+from synthguard.detect.detector_training import (DetectorTrainConfig, augment, evaluate_detector, train_detector,
+                                                 training_step)
+from synthguard.errors import InputError
+from synthguard.samples import procedural_image
+
+
+def tiny_model(seed: int = 0) -> PatchDiscriminator:
+    torch.manual_seed(seed)
+    return PatchDiscriminator(patch_size=32, widths=(4, 8), max_grid=8)
+
+
+def tiny_detector() -> PatchDetector:
+    calibration = Calibration(temperature=2.0, bias=0.1, threshold=0.6, target_fpr=0.01, measured_fpr=0.0,
+                              n_real=100, n_fake=100)
+    return PatchDetector(tiny_model(), calibration, name="tiny", num_threads=1)
+
+
+def test_training_step_changes_parameters_and_lowers_loss():
+    model = tiny_model()
+    before = [p.detach().clone() for p in model.parameters()]
+    generator = torch.Generator().manual_seed(1)
+    x = torch.rand((8, 1, 32, 32), generator=generator)
+    y = torch.tensor([0.0, 1.0] * 4)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = [training_step(model, optimizer, x, y) for _ in range(15)]
+    assert losses[-1] < losses[0]
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_calibration_is_monotonic_and_threshold_meets_target_fpr():
+    rng = np.random.default_rng(0)
+    logits = np.r_[rng.normal(-2, 1, 300), rng.normal(2, 1, 300)]
+    labels = np.r_[np.zeros(300), np.ones(300)].astype(int)
+    calibration = fit_calibration(logits, labels, target_fpr=0.01)
+    grid = np.linspace(-10, 10, 201)
+    probabilities = calibration.probability(grid)
+    assert np.all(np.diff(probabilities) > 0)
+    assert calibration.temperature > 0
+    assert calibration.measured_fpr <= 0.01
+    real_p = calibration.probability(logits[:300])
+    assert np.mean(real_p >= calibration.threshold) == pytest.approx(calibration.measured_fpr)
+    assert (calibration.n_real, calibration.n_fake) == (300, 300)
+
+
+def test_calibration_refuses_one_class():
+    with pytest.raises(InputError, match="both classes"):
+        fit_calibration(np.zeros(4), np.zeros(4, dtype=int))
+
+
+@pytest.mark.parametrize(
+    ("shape", "grid"),
+    [((128, 128), (4, 4)), ((512, 512, 3), (8, 8)), ((100, 300), (4, 8)), ((40, 33, 3), (2, 2))],
+)
+def test_score_any_size_grey_or_rgb(shape, grid):
+    image = np.random.default_rng(0).integers(0, 256, size=shape, dtype=np.uint8)
+    result = tiny_detector().score(image)
+    assert result.heatmap.shape == grid == tuple(map(len, patch_grid(shape[0], shape[1], 32, 8)))
+    assert result.patches == grid[0] * grid[1]
+    assert 0 <= result.probability <= 1 and np.all((result.heatmap >= 0) & (result.heatmap <= 1))
+    assert result.threshold == 0.6 and result.model == "tiny"
+    assert result.probability == pytest.approx(1 / (1 + np.exp(-(result.logit / 2.0 + 0.1))))
+    assert result.synthetic == (result.probability >= 0.6)
+
+
+def test_image_smaller_than_a_patch_is_padded_to_one_patch():
+    torch.manual_seed(0)
+    detector = PatchDetector(PatchDiscriminator(patch_size=64, widths=(4, 8)), tiny_detector().calibration)
+    assert detector.score(np.zeros((40, 50), np.uint8)).heatmap.shape == (1, 1)
+
+
+def test_grey_and_rgb_of_the_same_grey_image_score_alike():
+    grey = procedural_image(96, 96, seed=2)[..., 0]
+    detector = tiny_detector()
+    assert detector.score(grey).logit == pytest.approx(detector.score(np.dstack([grey] * 3)).logit, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        (np.zeros((64, 64), np.float32), "uint8"),
+        (np.zeros((64, 64), np.uint16), "uint8"),
+        (np.zeros((31, 64), np.uint8), "at least 32"),
+        (np.zeros((64, 64, 4), np.uint8), "shape"),
+        ([[0] * 64] * 64, "numpy array"),
+    ],
+)
+def test_score_refuses_bad_input(image, message):
+    with pytest.raises(InputError, match=message):
+        tiny_detector().score(image)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    detector = tiny_detector()
+    detector.save_pretrained(tmp_path)
+    assert {"config.json", "calibration.json"} <= {p.name for p in tmp_path.iterdir()}
+    loaded = PatchDetector.from_pretrained(tmp_path, name="tiny")
+    image = procedural_image(80, 120, seed=4)
+    assert loaded.score(image).logit == pytest.approx(detector.score(image).logit, abs=1e-6)
+    assert loaded.calibration == detector.calibration
+
+
+def test_load_refuses_missing_folder(tmp_path):
+    with pytest.raises(InputError):
+        PatchDetector.from_pretrained(tmp_path / "absent")
+
+
+def test_augment_keeps_uint8_grey():
+    rng = np.random.default_rng(0)
+    image = procedural_image(64, 64, seed=0)[..., 0]
+    for _ in range(10):
+        out = augment(image, rng)
+        assert out.dtype == np.uint8 and out.ndim == 2 and min(out.shape) >= 32
+
+
+def test_train_detector_end_to_end_tiny():
+    real = [procedural_image(64, 64, seed=s)[..., 0] for s in range(6)]
+    fakes = {"flat": [np.full((64, 64), 100 + s, np.uint8) for s in range(6)]}
+    config = DetectorTrainConfig(patch_size=32, widths=(4, 8), steps=4, batch_size=8, refresh_every=2)
+    detector, record = train_detector(real, fakes, calibration_real=real[:4], calibration_fakes_by_family=fakes,
+                                      config=config, num_threads=1, log=lambda _msg: None)
+    assert record.n_calibration_real == 4 and len(record.losses) == 2
+    assert detector.calibration.n_real == 8  # each held-out image as given and once augmented
+    evaluation = evaluate_detector(detector, {"photo": real}, fakes, perturbations=("none", "jpeg75"))
+    assert {row.perturbation for row in evaluation.families} == {"none", "jpeg75"}
+    assert evaluation.ms_per_512 > 0
+
+
+def test_builtin_detector_loads():
+    detector = builtin_detector(num_threads=1)
+    result = detector.score(procedural_image(128, 128, seed=0))
+    assert result.heatmap.shape == (2, 2) and result.model == "synthguard/patch-detector"
+    assert detector.calibration.target_fpr == 0.01

@@ -1,0 +1,58 @@
+"""Forensic pictures: shapes and types, speed, refusals, and the up-sampling peak in the spectrum."""
+
+from __future__ import annotations
+
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from synthguard.detect.classifier import to_luma
+from synthguard.detect.forensics import error_level, noise_residual, spectrum, to_png
+from synthguard.errors import InputError
+from synthguard.samples import procedural_image
+
+
+@pytest.mark.parametrize("channels", [None, 3])
+def test_pictures_shape_and_dtype(channels):
+    rgb = procedural_image(200, 120, seed=1)
+    image = rgb if channels else rgb[..., 0]
+    for picture in (spectrum(image), noise_residual(image)):
+        assert picture.dtype == np.uint8 and picture.shape == (120, 200)
+    ela = error_level(image)
+    assert ela.dtype == np.uint8 and ela.shape == image.shape
+    assert to_png(ela).startswith(b"\x89PNG")
+
+
+def test_pictures_refuse_bad_input():
+    for bad in (np.zeros((64, 64), np.float64), np.zeros((16, 64), np.uint8)):
+        for picture in (spectrum, noise_residual, error_level):
+            with pytest.raises(InputError):
+                picture(bad)
+    with pytest.raises(InputError):
+        to_png(np.zeros((8, 8), np.float32))
+
+
+def _replica_peak(image: np.ndarray) -> float:
+    """How far the brightest 0.5 % of the spectrum's outer band (where 2x up-sampling puts the replicas of the
+    low frequencies: around +-N/2) stands above the spectrum's median."""
+    s = spectrum(image).astype(float)
+    band = np.concatenate([s[:, :16].ravel(), s[:, -16:].ravel(), s[:16].ravel(), s[-16:].ravel()])
+    return float(np.percentile(band, 99.5) - np.median(s))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_spectrum_shows_the_upsampling_replica(seed):
+    original = to_luma(procedural_image(256, 256, seed=seed))
+    upsampled = cv2.resize(to_luma(procedural_image(128, 128, seed=seed)), (256, 256), interpolation=cv2.INTER_CUBIC)
+    assert _replica_peak(upsampled) > _replica_peak(original) + 20
+
+
+def test_pictures_are_fast_at_512():
+    image = procedural_image(512, 512, seed=0)
+    for picture in (spectrum, noise_residual, error_level):
+        picture(image)
+        start = time.perf_counter()
+        picture(image)
+        assert time.perf_counter() - start < 0.05, picture.__name__
