@@ -490,7 +490,8 @@ def generate(backend, n, seed, model, output_dir, fmt, device, batch_size, size,
         _print_json(report.to_dict())
         return
     shares = report.to_dict()["stage_share"]
-    click.echo(f"wrote {len(report.files)} images to {output_dir}/ with {report.model} {report.version} "
+    count = len(report.files)
+    click.echo(f"wrote {count} image{'s' if count != 1 else ''} to {output_dir}/ with {report.model} {report.version} "
                f"({report.device}): {report.images_per_second:.1f} images/s; time in model "
                f"{100 * shares['model']:.0f}%, watermark {100 * shares['watermark']:.0f}%, "
                f"sign {100 * shares['sign']:.0f}%")

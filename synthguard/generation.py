@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from synthguard.errors import InputError
+from synthguard.errors import InputError, WatermarkError
 from synthguard.provenance.manifest import DigitalSourceType, ManifestSpec, ModelInfo
 from synthguard.stamp import StampResult, Stamper
 
@@ -78,6 +78,15 @@ def output_paths(folder: Path, prefix: str, seeds: list[int], ext: str, overwrit
     return paths
 
 
+def _check_markable(images: list[np.ndarray], stamper: Stamper) -> None:
+    if stamper.watermarker is None or not images:
+        return
+    height, width = images[0].shape[:2]
+    if min(height, width) < 128:
+        raise WatermarkError(f"the images are {width}x{height}, too small for the watermark (short side >= 128 px): "
+                             "generate at --size 128 or more (the default is 256), or use --no-watermark")
+
+
 def stamp_images(images: list[np.ndarray], paths: list[Path], specs: list[ManifestSpec], stamper: Stamper, *,
                  mime: str, overwrite: bool, progress: Callable[[int], None] | None = None) -> list[StampResult]:
     results = []
@@ -104,6 +113,7 @@ def generate_and_stamp(generator, n: int, seed: int, folder: Path, stamper: Stam
     start = time.perf_counter()
     result = generator.generate(n, seed, batch_size=batch_size, device=device)
     model_seconds = time.perf_counter() - start
+    _check_markable(result.images, stamper)
     # Every manifest states the model and how to remake its image; the per-image seed replaces the seed list.
     shared = {k: v for k, v in result.parameters.items() if k != "image_seeds"}
     specs = [ManifestSpec(title=path.name, digital_source_type=DigitalSourceType.TRAINED_ALGORITHMIC_MEDIA,

@@ -140,3 +140,11 @@ def test_a_hub_id_loads_from_the_local_hub_cache(home, tmp_path, monkeypatch):
                  "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["images"] == 1
+
+
+def test_native_size_is_too_small_to_watermark_and_says_what_to_do(home, tmp_path):
+    result = run("generate", "--native", "-n", "1", "-o", tmp_path / "n", "--threads", "1")
+    assert result.exit_code == 5 and "--no-watermark" in result.stderr and "28x28" in result.stderr
+    assert not list((tmp_path / "n").iterdir())
+    assert run("generate", "--native", "-n", "1", "-o", tmp_path / "n", "--threads", "1",
+               "--no-watermark").exit_code == 0

@@ -225,7 +225,7 @@ class DetectorTrainConfig:
     patch_size: int = 64
     widths: tuple[int, ...] = (16, 32, 64, 64)
     max_grid: int = 8
-    steps: int = 1000  # optimiser steps, batch_size patches each
+    steps: int = 900  # optimiser steps, batch_size patches each
     batch_size: int = 64  # half real, half fake
     lr: float = 2e-3
     refresh_every: int = 100  # steps between fresh augmentations of every training image
@@ -329,7 +329,8 @@ def train_detector(
     model = PatchDiscriminator(patch_size=config.patch_size, widths=tuple(config.widths), max_grid=config.max_grid)
     sampler = _PatchSampler(real_images, fake_images_by_family, config.patch_size, seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=config.steps)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=config.steps,
+                                                   pct_start=0.05)  # short warm-up, then cosine decay
     losses, window = [], []
     with torch_threads(num_threads):
         for step in range(config.steps):
@@ -479,7 +480,7 @@ def main(argv: list[str] | None = None) -> None:
                                                      "calibration.json, training.json, evaluation.md)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--steps", type=int, default=DetectorTrainConfig.steps)
-    parser.add_argument("--lofo-steps", type=int, default=250, help="steps of each leave-one-family-out model "
+    parser.add_argument("--lofo-steps", type=int, default=300, help="steps of each leave-one-family-out model "
                                                                     "(0: skip); an in-family model of the same "
                                                                     "budget is trained for comparison")
     parser.add_argument("--ddpm-steps", type=int, default=400)
