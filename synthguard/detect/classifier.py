@@ -15,6 +15,7 @@ How the shipped weights were trained is in ``weights/README.md``; the training c
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -58,7 +59,7 @@ class PatchDiscriminator(ModelMixin, ConfigMixin):
         # learn far faster when handed the residual (the idea of SRM filters and Bayar & Stamm's constrained conv),
         # since content dwarfs the traces in raw pixels.
         layers: list[nn.Module] = [nn.Conv2d(2, widths[0], 3, padding=1), nn.LeakyReLU(0.2)]
-        for c_in, c_out in zip(widths[:-1], widths[1:]):
+        for c_in, c_out in itertools.pairwise(widths):
             layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.LeakyReLU(0.2)]
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(widths[-1], 1)
@@ -137,7 +138,7 @@ def fit_calibration(logits: np.ndarray, labels: np.ndarray, *, target_fpr: float
     optimizer.step(closure)
     temperature, b = float(log_t.detach().exp()), float(bias.detach())
     real_p = np.sort(1.0 / (1.0 + np.exp(-(logits[labels == 0] / temperature + b))))[::-1]  # descending
-    allowed = int(math.floor(target_fpr * len(real_p)))  # real images that may score at or above the threshold
+    allowed = math.floor(target_fpr * len(real_p))  # real images that may score at or above the threshold
     # Just above the (allowed+1)-th highest real probability: that one and all below fall under the threshold.
     threshold = float(min(1.0, np.nextafter(real_p[allowed], np.inf)))
     return Calibration(
@@ -146,7 +147,7 @@ def fit_calibration(logits: np.ndarray, labels: np.ndarray, *, target_fpr: float
         threshold=threshold,
         target_fpr=float(target_fpr),
         measured_fpr=float(np.mean(real_p >= threshold)),
-        n_real=int(len(real_p)),
+        n_real=len(real_p),
         n_fake=int(np.sum(labels == 1)),
     )
 

@@ -32,7 +32,13 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
-from synthguard.detect.classifier import Calibration, PatchDetector, PatchDiscriminator, fit_calibration, to_luma
+from synthguard.detect.classifier import (
+    Calibration,
+    PatchDetector,
+    PatchDiscriminator,
+    fit_calibration,
+    to_luma,
+)
 from synthguard.errors import InputError
 from synthguard.generators.base import resize_image, torch_threads
 from synthguard.generators.builtin import builtin_generator
@@ -56,8 +62,8 @@ _SEED_BASE = {"train": 0, "calibration": 1_000_000, "test": 2_000_000}
 # ----------------------------------------------------------------------------------------------------- real data
 def photo_sources(c2pa_folder: str | Path | None = None) -> dict[str, np.ndarray]:
     """Every offline photograph as (H, W) uint8 luma, by name; identical pixel arrays are kept once."""
-    import skimage.data  # noqa: PLC0415 (only the data builder needs it)
-    from sklearn.datasets import load_sample_images  # noqa: PLC0415
+    import skimage.data
+    from sklearn.datasets import load_sample_images
 
     sources: dict[str, np.ndarray] = {}
     for name in SKIMAGE_PHOTOS:
@@ -104,7 +110,7 @@ def train_tiny_ddpm(digits: np.ndarray, *, steps: int = 400, batch_size: int = 3
                     num_threads: int | None = None, log: Callable[[str], None] = print):
     """A small diffusers ``UNet2DModel`` DDPM on 32x32 (28 padded) digits, epsilon objective, 1000 linear-beta
     timesteps. Minutes on one CPU thread: its samples are rough, which is fine for a fake family."""
-    from diffusers import DDPMScheduler, UNet2DModel  # noqa: PLC0415
+    from diffusers import DDPMScheduler, UNet2DModel
 
     torch.manual_seed(seed)
     unet = UNet2DModel(sample_size=32, in_channels=1, out_channels=1, block_out_channels=(16, 32, 32),
@@ -132,7 +138,7 @@ def train_tiny_ddpm(digits: np.ndarray, *, steps: int = 400, batch_size: int = 3
 def sample_tiny_ddpm(unet, n: int, seed: int, *, inference_steps: int = 25, batch_size: int = 50,
                      num_threads: int | None = None) -> list[np.ndarray]:
     """``n`` DDIM samples (eta 0), centre 28x28, upsampled to 256 like every other digit."""
-    from diffusers import DDIMScheduler  # noqa: PLC0415
+    from diffusers import DDIMScheduler
 
     scheduler = DDIMScheduler(num_train_timesteps=1000)
     scheduler.set_timesteps(inference_steps)

@@ -10,10 +10,21 @@ import numpy as np
 import pytest
 import torch
 
-from synthguard.detect.classifier import (Calibration, PatchDetector, PatchDiscriminator, builtin_detector,
-                                          fit_calibration, patch_grid)
-from synthguard.detect.detector_training import (DetectorTrainConfig, augment, evaluate_detector, train_detector,
-                                                 training_step)
+from synthguard.detect.classifier import (
+    Calibration,
+    PatchDetector,
+    PatchDiscriminator,
+    builtin_detector,
+    fit_calibration,
+    patch_grid,
+)
+from synthguard.detect.detector_training import (
+    DetectorTrainConfig,
+    augment,
+    evaluate_detector,
+    train_detector,
+    training_step,
+)
 from synthguard.errors import InputError
 from synthguard.samples import procedural_image
 
