@@ -245,31 +245,42 @@ def torch_threads(num_threads: int | None) -> Iterator[None]:
 class LatentImageGenerator(Generator):
     """A generator that decodes standard-normal latents with a torch network (the GAN's and the VAE's scheme).
 
-    Subclasses hold ``model`` (a ``ModelMixin``), give ``latent_shape`` and ``decode``; this class does seeding,
-    batching, device placement, conversion to uint8 and resizing, identically for both.
+    Subclasses name their network class (``model_class``, a ``ModelMixin`` with ``config.latent_dim``) and a
+    default ``name``, and implement ``decode``; this class does loading, seeding, batching, device placement,
+    conversion to uint8 and resizing, identically for both.
     """
 
-    model: torch.nn.Module
-    latent_shape: tuple[int, ...]
+    model_class: type
+    default_name: str
 
     def __init__(
         self,
+        model: torch.nn.Module,
         *,
-        name: str,
-        version: str,
+        name: str | None = None,
+        version: str = "unversioned",
         output_size: int | tuple[int, int] | None = DEFAULT_OUTPUT_SIZE,
         temperature: float = 1.0,
         num_threads: int | None = None,
     ) -> None:
         if not isinstance(temperature, int | float) or not 0 < temperature <= 10:
             raise InputError(f"temperature must be a number in (0, 10], not {temperature!r}")
-        self.name = name
+        self.model = model.eval()
+        self.latent_shape = (model.config.latent_dim,)
+        self.name = name or self.default_name
         self.version = version
         self.output_size = check_output_size(output_size)
         # Latents are temperature * N(0, I): below 1 trades variety for cleaner samples (the truncation trick's
         # cheap cousin), above 1 the reverse.
         self.temperature = float(temperature)
         self.num_threads = num_threads
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, **kwargs) -> LatentImageGenerator:
+        """Load a folder written by ``model_class.save_pretrained`` (or a hub id); ``name`` defaults to its last
+        path component."""
+        kwargs.setdefault("name", Path(str(path)).name)
+        return cls(load_model(cls.model_class, path), **kwargs)
 
     @abc.abstractmethod
     def decode(self, latents: torch.Tensor) -> torch.Tensor:

@@ -12,11 +12,9 @@ Sized for small images (28x28 MNIST): the generator starts from a (2w, s/4, s/4)
 from __future__ import annotations
 
 import copy
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,9 +26,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from synthguard.errors import InputError
 from synthguard.generators.base import (
-    DEFAULT_OUTPUT_SIZE,
     LatentImageGenerator,
-    load_model,
     resolve_device,
     seeded_normal,
     to_uint8_images,
@@ -229,27 +225,8 @@ class GANGenerator(LatentImageGenerator):
     """``Generator`` over a trained ``DCGANGenerator``: image ``i`` is G(temperature * z_i), z_i seeded by
     ``seed + i``, mapped from [-1, 1] to uint8 and resized to ``output_size`` (None: native)."""
 
-    def __init__(
-        self,
-        model: DCGANGenerator,
-        *,
-        name: str = "dcgan",
-        version: str = "unversioned",
-        output_size: int | tuple[int, int] | None = DEFAULT_OUTPUT_SIZE,
-        temperature: float = 1.0,
-        num_threads: int | None = None,
-    ) -> None:
-        super().__init__(
-            name=name, version=version, output_size=output_size, temperature=temperature, num_threads=num_threads
-        )
-        self.model = model.eval()
-        self.latent_shape = (model.config.latent_dim,)
-
-    @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, **kwargs) -> GANGenerator:
-        """Load a folder written by ``DCGANGenerator.save_pretrained``; ``name`` defaults to the folder's name."""
-        kwargs.setdefault("name", Path(path).name)
-        return cls(load_model(DCGANGenerator, path), **kwargs)
+    model_class = DCGANGenerator
+    default_name = "dcgan"
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         return (self.model(latents) + 1) / 2

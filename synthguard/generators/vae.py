@@ -12,11 +12,9 @@ deterministic.
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,9 +25,7 @@ from torch import nn
 
 from synthguard.errors import InputError
 from synthguard.generators.base import (
-    DEFAULT_OUTPUT_SIZE,
     LatentImageGenerator,
-    load_model,
     resize_image,
     resolve_device,
     seeded_normal,
@@ -180,27 +176,8 @@ class VAEGenerator(LatentImageGenerator):
     """``Generator`` over a trained ``ConvVAE``: image ``i`` is the decoder's mean image of
     temperature * z_i, z_i seeded by ``seed + i``; also reconstructs and interpolates images."""
 
-    def __init__(
-        self,
-        model: ConvVAE,
-        *,
-        name: str = "vae",
-        version: str = "unversioned",
-        output_size: int | tuple[int, int] | None = DEFAULT_OUTPUT_SIZE,
-        temperature: float = 1.0,
-        num_threads: int | None = None,
-    ) -> None:
-        super().__init__(
-            name=name, version=version, output_size=output_size, temperature=temperature, num_threads=num_threads
-        )
-        self.model = model.eval()
-        self.latent_shape = (model.config.latent_dim,)
-
-    @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, **kwargs) -> VAEGenerator:
-        """Load a folder written by ``ConvVAE.save_pretrained``; ``name`` defaults to the folder's name."""
-        kwargs.setdefault("name", Path(path).name)
-        return cls(load_model(ConvVAE, path), **kwargs)
+    model_class = ConvVAE
+    default_name = "vae"
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         return self.model.decode(latents)
