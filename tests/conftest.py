@@ -33,7 +33,7 @@ def identity(home):
 
 @pytest.fixture
 def pixels() -> np.ndarray:
-    return procedural_image(160, 128, seed=3)
+    return procedural_image(384, 320, seed=3)
 
 
 @pytest.fixture
