@@ -438,6 +438,8 @@ def _open_stamper(stack, home: Home, watermark: bool):
 @click.option("--native", is_flag=True, help="Keep the model's native size (28 px for the MNIST models: too small "
                                              "for the watermark, so use with --no-watermark).")
 @click.option("--threads", type=click.IntRange(1), help="torch CPU threads (default: torch's choice).")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1),
+              help="Threads that embed watermarks in parallel (signing stays in order on one).")
 @click.option("--interpolate", nargs=2, metavar="A B",
               help="VAE: morph between two seeds or two image files instead of sampling (see --steps).")
 @click.option("--steps", default=8, show_default=True, type=click.IntRange(2, 1000), help="Frames of --interpolate.")
@@ -449,8 +451,8 @@ def _open_stamper(stack, home: Home, watermark: bool):
 @click.option("--force", is_flag=True, help="Replace existing output files.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report (files, timings per stage).")
 @handle_errors
-def generate(backend, n, seed, model, output_dir, fmt, device, batch_size, size, native, threads, interpolate, steps,
-             inference_steps, prompt, watermark, force, as_json) -> None:
+def generate(backend, n, seed, model, output_dir, fmt, device, batch_size, size, native, threads, workers, interpolate,
+             steps, inference_steps, prompt, watermark, force, as_json) -> None:
     """Generate images; every one is watermarked, signed as trainedAlgorithmicMedia and recorded in the ledger.
 
     \b
@@ -482,17 +484,18 @@ def generate(backend, n, seed, model, output_dir, fmt, device, batch_size, size,
                                        disable=None if count > 4 else True))
         if interpolate:
             report = interpolate_and_stamp(generator, interpolate[0], interpolate[1], steps, output_dir, stamper,
-                                           fmt=fmt, overwrite=force, progress=bar.update)
+                                           fmt=fmt, overwrite=force, workers=workers, progress=bar.update)
         else:
             report = generate_and_stamp(generator, n, seed, output_dir, stamper, fmt=fmt, device=device,
-                                        batch_size=batch_size, overwrite=force, progress=bar.update)
+                                        batch_size=batch_size, overwrite=force, workers=workers,
+                                        progress=bar.update)
     if as_json:
         _print_json(report.to_dict())
         return
     shares = report.to_dict()["stage_share"]
     count = len(report.files)
     click.echo(f"wrote {count} image{'s' if count != 1 else ''} to {output_dir}/ with {report.model} {report.version} "
-               f"({report.device}): {report.images_per_second:.1f} images/s; time in model "
+               f"({report.device}): {report.images_per_second:.1f} images/s; share of the work: model "
                f"{100 * shares['model']:.0f}%, watermark {100 * shares['watermark']:.0f}%, "
                f"sign {100 * shares['sign']:.0f}%")
     click.echo("each is signed (trainedAlgorithmicMedia, model assertion)"

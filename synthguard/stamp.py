@@ -19,7 +19,10 @@ from __future__ import annotations
 import io
 import secrets
 import tempfile
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -183,16 +186,57 @@ class Stamper:
         seconds = {"watermark": marked - start, "sign": time.perf_counter() - marked}
         return StampResult(signed, payload, algorithm, skipped, seconds)
 
-    def _mark(self, pixels: np.ndarray, alpha: Image.Image | None, payload: bytes, mime: str) -> tuple[bytes, str]:
+    def stamp_many(self, images: list[np.ndarray], paths: list[Path], specs: list[ManifestSpec], *,
+                   mime: str = "image/png", overwrite: bool = False, workers: int = 2,
+                   progress: Callable[[int], None] | None = None) -> list[StampResult]:
+        """``stamp_pixels`` for many images. Marking (the costly part: numpy and OpenCV release the GIL) runs on
+        ``workers`` threads, each with its own watermarker; payloads, signing and the ledger stay on this thread, in
+        order. Falls back to one thread when the watermarker cannot make independent copies."""
+        copies_ok = self.watermarker is not None and self.watermarker.fresh() is not None
+        if not copies_ok or workers <= 1 or len(images) < 2:
+            results = []
+            for image, path, spec in zip(images, paths, specs, strict=True):
+                results.append(self.stamp_pixels(image, path, spec, mime=mime, overwrite=overwrite))
+                if progress is not None:
+                    progress(1)
+            return results
+        for path in paths:
+            check_output_path(path, overwrite=overwrite)
+        bound = [self._binding(spec) for spec in specs]  # reads the ledger: on this thread
+        local = threading.local()
+
+        def mark(job: tuple[np.ndarray, bytes]) -> tuple[bytes, str, float]:
+            pixels, payload = job
+            if not hasattr(local, "watermarker"):
+                local.watermarker = self.watermarker.fresh()
+            start = time.perf_counter()
+            data, content = self._mark(pixels, None, payload, mime, local.watermarker)
+            return data, content, time.perf_counter() - start
+
+        results = []
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="synthguard-mark") as pool:
+            marked = pool.map(mark, [(image, payload) for image, (payload, _) in zip(images, bound, strict=True)])
+            for (payload, spec), path, (data, content, mark_seconds) in zip(bound, paths, marked, strict=True):
+                start = time.perf_counter()
+                signed = self._sign_encoded(data, content, path, spec, overwrite=overwrite)
+                results.append(StampResult(signed, payload, self.watermarker.algorithm_id, None,
+                                           {"watermark": mark_seconds, "sign": time.perf_counter() - start}))
+                if progress is not None:
+                    progress(1)
+        return results
+
+    def _mark(self, pixels: np.ndarray, alpha: Image.Image | None, payload: bytes, mime: str,
+              watermarker: ImageWatermarker | None = None) -> tuple[bytes, str]:
         """Embed, encode, and check that the encoded file really carries the payload.
 
         A mark the detector cannot read back (a small or nearly black image, a lossy re-encode) would be a silent
         skip: it is refused with a WatermarkError instead, before anything is signed.
         """
-        data, content = encode_image(self.watermarker.embed(pixels, payload), alpha, mime)
+        watermarker = watermarker or self.watermarker
+        data, content = encode_image(watermarker.embed(pixels, payload), alpha, mime)
         with Image.open(io.BytesIO(data)) as img:
             written, _, _ = _split_alpha(img)
-        check = self.watermarker.detect(written)
+        check = watermarker.detect(written)
         if not (check.detected and check.payload == payload):
             raise WatermarkError(
                 f"the watermark does not read back from this {pixels.shape[1]}x{pixels.shape[0]} image "

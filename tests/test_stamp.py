@@ -158,3 +158,19 @@ def test_refusal_path_when_the_detector_cannot_read_the_mark(home, identity, png
             Stamper(session, Unreadable()).stamp_file(png, tmp_path / "o.png", ManifestSpec(title="x"))
         assert ledger.count() == 0
     assert not (tmp_path / "o.png").exists()
+
+
+def test_stamp_many_on_threads_matches_one_thread(stamper, home, tmp_path):
+    images = [procedural_image(256, 256, seed=s) for s in range(4)]
+    specs = [ManifestSpec(title=f"g{i}") for i in range(4)]
+    parallel = stamper.stamp_many(images, [tmp_path / f"p{i}.png" for i in range(4)], specs, workers=2)
+    serial = stamper.stamp_many(images, [tmp_path / f"s{i}.png" for i in range(4)], specs, workers=1)
+    for results in (parallel, serial):
+        for result in results:
+            with Image.open(result.signed.output) as img:
+                found = stamper.watermarker.detect(np.asarray(img))
+            assert found.detected and found.payload == result.payload
+    assert len({r.payload for r in parallel + serial}) == 8  # every asset its own payload
+    with Ledger(home.ledger_path) as ledger:
+        assert ledger.count() == 8
+        assert all(ledger.find_by_soft_binding(r.payload) for r in parallel)

@@ -112,7 +112,8 @@ class Calibration:
             raise InputError(f"cannot read a calibration from {str(path)!r}: {' '.join(str(exc).split())}") from exc
 
 
-def fit_calibration(logits: np.ndarray, labels: np.ndarray, *, target_fpr: float = 0.01, steps: int = 200) -> Calibration:
+def fit_calibration(logits: np.ndarray, labels: np.ndarray, *, target_fpr: float = 0.01,
+                    steps: int = 200) -> Calibration:
     """Fit temperature and bias by minimising the log-loss of held-out image logits (``labels`` 1 = synthetic),
     then set the threshold for ``target_fpr`` on the held-out real ones. Use images the network was not trained on:
     on training images it is over-confident, and the threshold would let too many real images through as fake."""

@@ -60,6 +60,11 @@ class ImageWatermarker(abc.ABC):
     def detect(self, image: np.ndarray) -> WatermarkResult:
         """Look for the watermark in ``image`` and decode its payload."""
 
+    def fresh(self) -> ImageWatermarker | None:
+        """An independent instance with the same settings, for use on another thread, or None when this watermark
+        cannot make one (callers then stay on one thread). Instances need not be thread-safe themselves."""
+        return None
+
     def estimate_payload_bits(self, image: np.ndarray) -> np.ndarray | None:
         """Best-effort hard decisions on the payload bits, without any detection claim.
 

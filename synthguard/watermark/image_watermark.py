@@ -201,6 +201,10 @@ class TileMarkWatermarker(ImageWatermarker):
     ) -> None:
         if payload_bytes < 6:
             raise InputError(f"payload_bytes must be >= 6, got {payload_bytes}")
+        # Kept to build independent copies (`fresh`): the BCH codec holds per-call state, so threads need their own.
+        self._settings = dict(payload_bytes=payload_bytes, bch_t=bch_t, strength=strength, floor=floor, cancel=cancel,
+                              min_psnr_db=min_psnr_db, target_z=target_z, target_crop_z=target_crop_z, seed=seed,
+                              threshold=threshold)
         self.payload_bytes = payload_bytes
         self.strength = strength
         self.floor = floor
@@ -291,6 +295,9 @@ class TileMarkWatermarker(ImageWatermarker):
                 f"image {image.shape[1]}x{image.shape[0]} is too small to watermark: the short side must be "
                 f">= {_MIN_SIDE} px"
             )
+
+    def fresh(self) -> TileMarkWatermarker:
+        return TileMarkWatermarker(**self._settings)
 
     def embed(self, image: np.ndarray, payload: bytes) -> np.ndarray:
         """Return a marked copy of ``image`` carrying ``payload``.

@@ -51,7 +51,8 @@ def test_interface(wm):
 
 
 @pytest.mark.parametrize(
-    ("size", "grey", "seed"), [((256, 256), False, 3), ((256, 256), True, 4), ((200, 300), False, 5), ((128, 160), True, 6)]
+    ("size", "grey", "seed"),
+    [((256, 256), False, 3), ((256, 256), True, 4), ((200, 300), False, 5), ((128, 160), True, 6)],
 )
 def test_round_trip(wm, size, grey, seed):
     image = synthetic(size, seed, grey)
