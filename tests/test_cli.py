@@ -145,7 +145,7 @@ def test_demo(home, tmp_path):
     assert result.exit_code == 0
     assert "render-signed.png: unknown" in result.output and "watermark: found" in result.output
     assert result.output.count("provenance: trusted (ledger)") == 2  # by content hash, and by watermark payload
-    assert "through the watermark payload" in result.output
+    assert "watermark payload leads to a manifest" in result.output
     assert "render-tampered.png: tampered" in result.output
 
 

@@ -88,11 +88,17 @@ def _decide_provenance(provenance: ProvenanceSignal,
     reasons: list[str] = []
     if p.recovered_from_ledger:
         if p.ledger_match == "soft-binding":
-            same = {True: "is identical to the signed asset",
-                    False: "differs from the signed asset (a re-encoded or edited copy)"}.get(
-                p.ledger_content_match, "could not be compared with the signed asset")
-            reasons.append(f"the file carries no manifest; its manifest was recovered from the local ledger through "
-                           f"the watermark payload; this file's content {same}")
+            if p.ledger_content_match is not True:
+                # The recovered manifest describes the asset that was signed, not this different content: a
+                # re-encode, an edit, or a watermark copied onto another picture (anyone can read a payload and
+                # embed it). Its claims are reported, never adopted; only the watermark's own AI bit counts.
+                reasons.append("the file carries no manifest; the watermark payload leads to a manifest in the "
+                               f"local ledger ({_describe(p)}), but this file's content differs from that signed "
+                               "asset (a re-encoded or edited copy, or a copied watermark): its claims are about "
+                               "the original, not proof about this file")
+                return (VerdictLabel.AI_GENERATED if marked_ai else VerdictLabel.UNKNOWN), tuple(reasons)
+            reasons.append("the file carries no manifest; its manifest was recovered from the local ledger through "
+                           "the watermark payload, and this file's content is identical to the signed asset")
         else:
             reasons.append(f"the file carries no manifest; its manifest was recovered from the local ledger by "
                            f"{p.ledger_match} match")

@@ -48,3 +48,17 @@ def test_reasons_name_the_evidence():
     assert "not evidence" in v.reasons[0]
     v = decide(signal(S.TRUSTED, D.TRAINED_ALGORITHMIC_MEDIA, recovered_from_ledger=True, ledger_match="content-hash"))
     assert v.label is VerdictLabel.AI_GENERATED and "ledger" in v.reasons[0]
+
+
+def test_watermark_recovery_with_different_content_never_vouches_for_this_file():
+    from synthguard.detect.watermark_signal import WatermarkSignal
+    recovered = signal(S.TRUSTED, D.DIGITAL_CAPTURE, recovered_from_ledger=True, ledger_match="soft-binding",
+                       ledger_content_match=False)
+    copied = WatermarkSignal(True, "io.synthguard.tilemark.3", "000000000001", 1e-30, 0, False)
+    v = decide(recovered, copied)
+    assert v.label is VerdictLabel.UNKNOWN and "differs" in v.reasons[0]
+    marked_ai = WatermarkSignal(True, "io.synthguard.tilemark.3", "100000000001", 1e-30, 0, True)
+    assert decide(recovered, marked_ai).label is VerdictLabel.AI_GENERATED
+    same = signal(S.TRUSTED, D.DIGITAL_CAPTURE, recovered_from_ledger=True, ledger_match="soft-binding",
+                  ledger_content_match=True)
+    assert decide(same, copied).label is VerdictLabel.AUTHENTIC_CAPTURE
