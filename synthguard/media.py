@@ -191,11 +191,22 @@ def array_content_sha256(rgb: np.ndarray) -> str:
     return digest.hexdigest()
 
 
+_XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
+
+
+def _is_provenance_metadata(marker: int, head: bytes) -> bool:
+    """Segments that say things *about* the image without changing how it renders: C2PA/JUMBF (APP11), XMP (APP1
+    with the XMP header) and comments. APP0 (JFIF), EXIF (orientation), ICC (APP2) and Adobe (APP14, colour
+    transform) all change the rendered picture, so they stay in the hash."""
+    return marker in (0xEB, 0xFE) or (marker == 0xE1 and head.startswith(_XMP_HEADER))
+
+
 def jpeg_coded_data_sha256(data: bytes) -> str:
-    """sha256 of a JPEG's coded image data: every segment except APPn/COM metadata, then the scans up to EOI.
+    """sha256 of a JPEG's coded image data: every segment but C2PA, XMP and comments, then the scans up to EOI.
 
     A JPEG cannot be re-saved losslessly, so for JPEG the useful "same picture" key is its coded data: it survives
-    tools that strip or add metadata (C2PA manifests live in APP11) and changes with any re-encode or pixel edit.
+    adding or removing a C2PA manifest or XMP, and changes with any re-encode, pixel edit, or a change of a
+    segment that alters rendering (orientation, colour profile, colour transform).
     """
     digest = hashlib.sha256(b"synthguard-jpeg-coded-v1")
     pos = 2
@@ -213,7 +224,7 @@ def jpeg_coded_data_sha256(data: bytes) -> str:
                 raise InputError("truncated JPEG: no end-of-image marker")
             digest.update(data[pos:end + 2])
             return digest.hexdigest()
-        if not (0xE0 <= marker <= 0xEF or marker == 0xFE):
+        if not _is_provenance_metadata(marker, data[pos + 4:pos + 4 + 32]):
             digest.update(data[pos:pos + 2 + length])
         pos += 2 + length
     raise InputError("truncated JPEG: no image data")

@@ -36,14 +36,17 @@ def test_content_hash_survives_lossless_resave_and_matches_array_hash(tmp_path, 
     assert array_content_sha256(changed) != array_content_sha256(pixels)
 
 
-def test_jpeg_coded_hash_ignores_metadata_only(pixels):
-    plain, with_exif = io.BytesIO(), io.BytesIO()
+def test_jpeg_coded_hash_ignores_provenance_metadata_only(pixels):
+    plain, with_xmp, with_exif = io.BytesIO(), io.BytesIO(), io.BytesIO()
     Image.fromarray(pixels).save(plain, format="JPEG", quality=90)
+    Image.fromarray(pixels).save(with_xmp, format="JPEG", quality=90, xmp=b"<x:xmpmeta>note</x:xmpmeta>")
     exif = Image.Exif()
-    exif[0x010E] = "a description"
+    exif[0x0112] = 3  # orientation: shown upside down
     Image.fromarray(pixels).save(with_exif, format="JPEG", quality=90, exif=exif)
-    assert plain.getvalue() != with_exif.getvalue()
-    assert jpeg_coded_data_sha256(plain.getvalue()) == jpeg_coded_data_sha256(with_exif.getvalue())
+    assert plain.getvalue() != with_xmp.getvalue()
+    assert jpeg_coded_data_sha256(plain.getvalue()) == jpeg_coded_data_sha256(with_xmp.getvalue())
+    # A segment that changes how the picture renders is part of the picture.
+    assert jpeg_coded_data_sha256(plain.getvalue()) != jpeg_coded_data_sha256(with_exif.getvalue())
     other = io.BytesIO()
     Image.fromarray(pixels).save(other, format="JPEG", quality=89)
     assert jpeg_coded_data_sha256(other.getvalue()) != jpeg_coded_data_sha256(plain.getvalue())
