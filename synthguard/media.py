@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
-import zlib
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -246,14 +245,15 @@ def decode_image(path: Path, *, keep_rgb: bool = False) -> DecodedImage:
                 width, height = img.size
                 if width <= 0 or height <= 0:
                     raise InputError(f"{path}: image declares an empty size {width}x{height}")
-                if width * height > budget:
-                    raise InputError(
-                        f"{path}: image is {width}x{height} ({width * height / 1e6:.0f} MP), over the "
-                        f"{budget / 1e6:.0f} MP limit (a decompression bomb or a very large image; "
-                        f"raise SYNTHGUARD_MAX_PIXELS to allow it)")
                 n_frames = getattr(img, "n_frames", 1)
                 if n_frames > MAX_FRAMES:
                     raise InputError(f"{path}: {n_frames} frames, over the limit of {MAX_FRAMES}")
+                # Every frame is decoded: an animation's frames share one budget.
+                if width * height * n_frames > budget:
+                    raise InputError(
+                        f"{path}: image is {width}x{height}" + (f" x {n_frames} frames" if n_frames > 1 else "")
+                        + f" ({width * height * n_frames / 1e6:.0f} MP), over the {budget / 1e6:.0f} MP limit (a "
+                        "decompression bomb or a very large image; raise SYNTHGUARD_MAX_PIXELS to allow it)")
                 if img.format == "JPEG":
                     mode = img.mode
                     if not keep_rgb:
@@ -281,9 +281,9 @@ def decode_image(path: Path, *, keep_rgb: bool = False) -> DecodedImage:
                          ) from None
     except UnidentifiedImageError as exc:
         raise InputError(f"{path}: cannot decode image: {exc}") from None
-    except (OSError, SyntaxError, ValueError, EOFError, zlib.error, MemoryError) as exc:
-        # Pillow reports truncation and corruption as OSError/SyntaxError/ValueError.
-        raise InputError(f"{path}: corrupt or truncated image ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 (Pillow's decoders report corruption as OSError, ValueError,
+        # SyntaxError, EOFError, zlib.error, MemoryError, and RuntimeError from the AVIF plugin: all bad input)
+        raise InputError(f"{path}: corrupt or truncated image ({type(exc).__name__}: {exc})") from None
     return DecodedImage(width, height, mode or "", n_frames, digest.hexdigest(), rgb)
 
 

@@ -78,3 +78,12 @@ def test_read_text_refuses_binary_and_bad_encoding(tmp_path):
         read_text(tmp_path / "bin.txt")
     with pytest.raises(InputError, match="not UTF-8"):
         read_text(tmp_path / "latin.txt")
+
+
+def test_animation_frames_share_the_pixel_budget(tmp_path, monkeypatch):
+    frames = [Image.new("L", (100, 100), color) for color in (0, 80, 160, 240)]
+    path = tmp_path / "anim.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    monkeypatch.setenv("SYNTHGUARD_MAX_PIXELS", "30000")  # one frame fits, four do not
+    with pytest.raises(InputError, match="4 frames"):
+        decode_image(path)

@@ -15,7 +15,6 @@ import datetime as dt
 import getpass
 import hashlib
 import io
-import shutil
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -356,5 +355,6 @@ def add_trust_anchor(home: Home, pem_path: Path) -> list[x509.Certificate]:
     certs = load_anchor_file(pem_path)
     home.ensure()
     target = home.trust_dir / f"anchor-{cert_fingerprint(certs[0])[:16]}.pem"
-    shutil.copyfile(pem_path, target)
+    # Only the parsed certificates: whatever else the file holds (a private key, by mistake) stays out.
+    write_atomic(target, b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs))
     return certs

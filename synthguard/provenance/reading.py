@@ -187,10 +187,9 @@ def _error_signal(exc: Exception) -> ProvenanceSignal:
 
 
 def _find_sidecar(path: Path) -> Path | None:
-    for candidate in (sidecar_path(path), path.with_suffix(".c2pa")):
-        if candidate != path and candidate.is_file():
-            return candidate
-    return None
+    # Only NAME.EXT.c2pa: a bare NAME.c2pa could belong to any of NAME.png, NAME.txt, NAME.jpg...
+    candidate = sidecar_path(path)
+    return candidate if candidate.is_file() else None
 
 
 def read_manifest_store(manifest: bytes, context: c2pa.Context) -> dict:

@@ -83,7 +83,14 @@ def _existing_manifest(src: Path, media: MediaType) -> _SidecarParent | bytes | 
         if side.is_file():
             store = side.read_bytes()
             with open(src, "rb") as stream, c2pa.Reader(media.mime, stream, store) as reader:
-                return _SidecarParent(store, json.loads(reader.json()))
+                reading = json.loads(reader.json())
+            failures = {f.get("code") for f in reading.get("validation_results", {}).get("activeManifest", {})
+                        .get("failure", [])} - {"signingCredential.untrusted"}
+            if failures:
+                raise InputError(f"{side}: this sidecar does not validate against {src.name} "
+                                 f"({', '.join(sorted(failures))}): it belongs to another file or the file was "
+                                 "changed; move it away to sign the file without it")
+            return _SidecarParent(store, reading)
         if not media.embeddable:
             return None
         with open(src, "rb") as stream:

@@ -103,3 +103,12 @@ def test_bad_anchor_file_is_an_identity_error(home, tmp_path):
     bad.write_text("hello")
     with pytest.raises(IdentityError, match="bad.pem"):
         add_trust_anchor(home, bad)
+
+
+def test_add_trust_keeps_only_certificates(home, tmp_path):
+    chain, key = create_local_identity("x", "y")
+    combined = tmp_path / "combined.pem"
+    combined.write_bytes(chain + key)
+    add_trust_anchor(home, combined)
+    stored = b"".join(p.read_bytes() for p in home.trust_dir.glob("*.pem"))
+    assert b"PRIVATE KEY" not in stored and b"BEGIN CERTIFICATE" in stored

@@ -147,3 +147,13 @@ def test_text_sidecar_is_read_and_edits_are_caught(home, identity, tmp_path):
     out.write_text("# generated\n\ntext, edited\n")
     signal = read_provenance(out, trust=trust)
     assert signal.state is ProvenanceState.INVALID and "assertion.dataHash.mismatch" in signal.failures
+
+
+def test_a_bare_stem_sidecar_is_not_read_for_another_file(home, identity, png, tmp_path):
+    text = tmp_path / "input.txt"
+    text.write_text("a text\n")
+    with SigningSession(identity, None) as session:
+        session.sign_file(text, tmp_path / "t.txt", ManifestSpec(title="t"))
+    (tmp_path / "input.c2pa").write_bytes((tmp_path / "t.txt.c2pa").read_bytes())
+    signal = read_provenance(png, trust=TrustAnchors.from_home(home))
+    assert signal.state is ProvenanceState.ABSENT

@@ -250,3 +250,13 @@ def test_a_failing_ledger_leaves_no_output(session, png, tmp_path, monkeypatch):
     with pytest.raises(LedgerError):
         session.sign_file(png, tmp_path / "out.png", SPEC)
     assert not (tmp_path / "out.png").exists()
+
+
+def test_a_sidecar_of_another_file_is_not_adopted_as_parent(session, tmp_path, png):
+    text = tmp_path / "a.txt"
+    text.write_text("generated text\n")
+    session.sign_file(text, tmp_path / "signed-a.txt", SPEC)
+    (tmp_path / "input.png.c2pa").write_bytes((tmp_path / "signed-a.txt.c2pa").read_bytes())
+    with pytest.raises(InputError, match="does not validate against input.png"):
+        session.sign_file(png, tmp_path / "out.png", SPEC)
+    assert not (tmp_path / "out.png").exists()
