@@ -182,9 +182,9 @@ def array_content_sha256(rgb: np.ndarray) -> str:
     """The content hash :func:`decode_image` gives a lossless (PNG/WebP-lossless/TIFF) file of these pixels."""
     if rgb.dtype != np.uint8 or rgb.ndim not in (2, 3):
         raise InputError(f"expected a uint8 (H, W) or (H, W, C) array, got {rgb.dtype} {rgb.shape}")
-    mode = "L" if rgb.ndim == 2 else {1: "L", 3: "RGB", 4: "RGBA"}.get(rgb.shape[2])
+    mode = "L" if rgb.ndim == 2 else {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}.get(rgb.shape[2])
     if mode is None:
-        raise InputError(f"expected 1, 3 or 4 channels, got {rgb.shape[2]}")
+        raise InputError(f"expected 1 to 4 channels, got {rgb.shape[2]}")
     digest = _pixel_digest()
     _update_pixel_digest(digest, mode, rgb.shape[1], rgb.shape[0], np.ascontiguousarray(rgb).reshape(-1).data)
     return digest.hexdigest()

@@ -102,13 +102,38 @@ _EXTENSION_MIMES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/j
                     ".tif": "image/tiff", ".tiff": "image/tiff"}
 
 
-def load_for_marking(src: Path) -> tuple[np.ndarray, Image.Image | None]:
-    """Fully decode ``src`` (refusing corrupt or oversized input) into the channels to mark and its alpha band."""
-    decode_image(src)
+# Pixel modes the watermark can be embedded in without changing what the picture is. Deeper or other colour
+# spaces (16-bit, float, CMYK, LAB, bilevel) would have to be converted, and that is not SynthGuard's to decide.
+_MARKABLE_MODES = frozenset({"L", "LA", "RGB", "RGBA", "P", "PA"})
+# Metadata that changes how a picture renders or prints, carried over to the marked copy.
+_KEPT_INFO = ("exif", "icc_profile", "dpi")
+
+
+@dataclass(frozen=True)
+class MarkableImage:
+    pixels: np.ndarray  # (H, W) grey or (H, W, 3) RGB uint8: the channels the watermark goes into
+    alpha: Image.Image | None  # put back after marking
+    save_options: dict = field(default_factory=dict)  # exif / icc_profile / dpi of the source
+
+
+def load_for_marking(src: Path) -> MarkableImage:
+    """Fully decode ``src`` (refusing corrupt or oversized input) into the channels to mark, its alpha band and
+    the metadata to keep; refuse (WatermarkError) what marking would damage."""
+    decoded = decode_image(src)
+    if decoded.frames > 1:
+        raise WatermarkError(f"{src}: an animation ({decoded.frames} frames); the watermark marks still images "
+                             "only: use --no-watermark to sign it without one")
     with Image.open(src) as img:
         img.load()
+        if img.mode not in _MARKABLE_MODES:
+            raise WatermarkError(f"{src}: {img.mode} pixels cannot be watermarked without converting them (8-bit "
+                                 "grey or RGB, with or without alpha, can): use --no-watermark to sign it as it is")
+        if img.mode in ("P", "PA"):
+            transparent = img.mode == "PA" or "transparency" in img.info
+            img = img.convert("RGBA" if transparent else "RGB")
         pixels, alpha, _ = _split_alpha(img)
-    return pixels, alpha
+        keep = {k: img.info[k] for k in _KEPT_INFO if img.info.get(k)}
+    return MarkableImage(pixels, alpha, keep)
 
 
 def embed_file(src: Path, dst: Path, payload: bytes, watermarker: ImageWatermarker) -> bytes:
@@ -116,12 +141,32 @@ def embed_file(src: Path, dst: Path, payload: bytes, watermarker: ImageWatermark
     mime = _EXTENSION_MIMES.get(Path(dst).suffix.lower())
     if mime is None:
         raise InputError(f"{dst}: unknown output format; use one of {', '.join(sorted(_EXTENSION_MIMES))}")
-    pixels, alpha = load_for_marking(src)
-    data, _ = encode_image(watermarker.embed(pixels, payload), alpha, mime)
+    image = load_for_marking(src)
+    data, _ = mark_and_check(watermarker, image.pixels, image.alpha, payload, mime, image.save_options)
     return data
 
 
-def encode_image(marked: np.ndarray, alpha: Image.Image | None, mime: str) -> tuple[bytes, str]:
+def mark_and_check(watermarker: ImageWatermarker, pixels: np.ndarray, alpha: Image.Image | None, payload: bytes,
+                   mime: str, save_options: dict | None = None) -> tuple[bytes, str]:
+    """Embed, encode, and check that the encoded file really carries the payload; returns (bytes, content hash).
+
+    A mark the detector cannot read back (a small or nearly black image, a lossy re-encode) would be a silent
+    skip: it is refused with a WatermarkError instead, before anything is written or signed.
+    """
+    data, content = encode_image(watermarker.embed(pixels, payload), alpha, mime, save_options)
+    with Image.open(io.BytesIO(data)) as img:
+        written, _, _ = _split_alpha(img)
+    check = watermarker.detect(written)
+    if not (check.detected and check.payload == payload):
+        raise WatermarkError(
+            f"the watermark does not read back from this {pixels.shape[1]}x{pixels.shape[0]} image "
+            f"(p={check.p_value:.1e}); it is too small, too dark or too flat to carry it reliably. Use a larger "
+            "image, or --no-watermark to sign without one (the manifest still declares the content)")
+    return data, content
+
+
+def encode_image(marked: np.ndarray, alpha: Image.Image | None, mime: str,
+                 save_options: dict | None = None) -> tuple[bytes, str]:
     """Encode (marked) pixels in a format that keeps the mark; returns (file bytes, the ledger's content hash)."""
     if mime not in _WRITE_OPTIONS:
         raise WatermarkError(f"cannot write a watermarked {mime} (supported: "
@@ -131,7 +176,7 @@ def encode_image(marked: np.ndarray, alpha: Image.Image | None, mime: str) -> tu
     if alpha is not None:
         img.putalpha(alpha)
     buf = io.BytesIO()
-    img.save(buf, format=fmt, **options)
+    img.save(buf, format=fmt, **options, **(save_options or {}))
     data = buf.getvalue()
     if fmt == "JPEG":
         return data, jpeg_coded_data_sha256(data)
@@ -161,9 +206,10 @@ class Stamper:
         if media.kind is not MediaKind.IMAGE:
             return StampResult(self.session.sign_file(src, dst, spec, overwrite=overwrite), None, None,
                                f"{media.mime} has no image watermark; the manifest alone marks it")
-        pixels, alpha = load_for_marking(src)
+        image = load_for_marking(src)
         payload, spec = self._binding(spec)
-        data, content = self._mark(pixels, alpha, payload, media.mime)
+        data, content = mark_and_check(self.watermarker, image.pixels, image.alpha, payload, media.mime,
+                                       image.save_options)
         signed = self._sign_encoded(data, content, dst, spec, overwrite=overwrite, parent_source=src)
         return StampResult(signed, payload, self.watermarker.algorithm_id)
 
@@ -180,7 +226,7 @@ class Stamper:
         else:
             payload, spec = self._binding(spec)
             algorithm, skipped = self.watermarker.algorithm_id, None
-            data, content = self._mark(pixels, None, payload, mime)
+            data, content = mark_and_check(self.watermarker, pixels, None, payload, mime)
         marked = time.perf_counter()
         signed = self._sign_encoded(data, content, dst, spec, overwrite=overwrite)
         seconds = {"watermark": marked - start, "sign": time.perf_counter() - marked}
@@ -210,7 +256,7 @@ class Stamper:
             if not hasattr(local, "watermarker"):
                 local.watermarker = self.watermarker.fresh()
             start = time.perf_counter()
-            data, content = self._mark(pixels, None, payload, mime, local.watermarker)
+            data, content = mark_and_check(local.watermarker, pixels, None, payload, mime)
             return data, content, time.perf_counter() - start
 
         results = []
@@ -224,25 +270,6 @@ class Stamper:
                 if progress is not None:
                     progress(1)
         return results
-
-    def _mark(self, pixels: np.ndarray, alpha: Image.Image | None, payload: bytes, mime: str,
-              watermarker: ImageWatermarker | None = None) -> tuple[bytes, str]:
-        """Embed, encode, and check that the encoded file really carries the payload.
-
-        A mark the detector cannot read back (a small or nearly black image, a lossy re-encode) would be a silent
-        skip: it is refused with a WatermarkError instead, before anything is signed.
-        """
-        watermarker = watermarker or self.watermarker
-        data, content = encode_image(watermarker.embed(pixels, payload), alpha, mime)
-        with Image.open(io.BytesIO(data)) as img:
-            written, _, _ = _split_alpha(img)
-        check = watermarker.detect(written)
-        if not (check.detected and check.payload == payload):
-            raise WatermarkError(
-                f"the watermark does not read back from this {pixels.shape[1]}x{pixels.shape[0]} image "
-                f"(p={check.p_value:.1e}); it is too small, too dark or too flat to carry it reliably. Use a larger "
-                "image, or --no-watermark to sign without one (the manifest still declares the content)")
-        return data, content
 
     def _sign_encoded(self, data: bytes, content: str, dst: Path, spec: ManifestSpec, *, overwrite: bool,
                       parent_source: Path | None = None) -> SignResult:

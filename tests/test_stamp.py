@@ -174,3 +174,37 @@ def test_stamp_many_on_threads_matches_one_thread(stamper, home, tmp_path):
     with Ledger(home.ledger_path) as ledger:
         assert ledger.count() == 8
         assert all(ledger.find_by_soft_binding(r.payload) for r in parallel)
+
+
+def test_what_marking_would_damage_is_refused_with_a_way_out(stamper, tmp_path):
+    deep = tmp_path / "deep.png"
+    Image.fromarray((procedural_image(256, 256, seed=1)[..., 0].astype(np.uint16) * 257)).save(deep)
+    frames = [Image.fromarray(procedural_image(256, 256, seed=s)) for s in range(3)]
+    anim = tmp_path / "anim.gif"
+    frames[0].save(anim, save_all=True, append_images=frames[1:])
+    for src in (deep, anim):
+        with pytest.raises(WatermarkError, match="--no-watermark"):
+            stamper.stamp_file(src, tmp_path / f"o-{src.name}", ManifestSpec(title="x"))
+        assert not (tmp_path / f"o-{src.name}").exists()
+
+
+def test_marking_keeps_transparency_orientation_and_colour_profile(stamper, tmp_path):
+    base = Image.fromarray(procedural_image(256, 256, seed=2))
+    palette = base.convert("P")
+    palette.info["transparency"] = 0
+    pal = tmp_path / "pal.png"
+    palette.save(pal, transparency=0)
+    out = tmp_path / "pal-out.png"
+    stamper.stamp_file(pal, out, ManifestSpec(title="p"))
+    with Image.open(out) as img:
+        assert img.mode == "RGBA"
+    grey_alpha = tmp_path / "la.png"
+    base.convert("LA").save(grey_alpha)
+    stamper.stamp_file(grey_alpha, tmp_path / "la-out.png", ManifestSpec(title="la"))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    rotated = tmp_path / "rot.jpg"
+    base.save(rotated, quality=92, exif=exif, icc_profile=b"\x00" * 128)
+    stamper.stamp_file(rotated, tmp_path / "rot-out.jpg", ManifestSpec(title="r"))
+    with Image.open(tmp_path / "rot-out.jpg") as img:
+        assert img.getexif().get(0x0112) == 6 and img.info.get("icc_profile") == b"\x00" * 128
