@@ -29,6 +29,7 @@ MAX_FRAMES = 1000
 MAX_TEXT_BYTES = 64 * 1024 * 1024
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+_SNIFF_BYTES = 4096
 
 
 class MediaKind(str, Enum):
@@ -99,8 +100,8 @@ def _looks_like_text(head: bytes) -> bool:
     try:
         head.decode("utf-8")
     except UnicodeDecodeError as exc:
-        # A multi-byte character cut at the end of the sniffed window is still text.
-        if exc.start < len(head) - 4:
+        # A multi-byte character cut at the end of a full sniffing window is still text; anywhere else it is not.
+        if len(head) < _SNIFF_BYTES or exc.reason != "unexpected end of data":
             return False
     controls = sum(1 for b in head if b < 32 and b not in (9, 10, 12, 13))
     return controls <= len(head) // 100
@@ -128,7 +129,7 @@ def sniff(path: Path) -> MediaType:
     path = Path(path)
     check_input_file(path)
     with open(path, "rb") as handle:
-        head = handle.read(4096)
+        head = handle.read(_SNIFF_BYTES)
     found = _sniff_binary(head)
     if found is not None:
         return found

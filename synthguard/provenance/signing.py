@@ -22,7 +22,7 @@ import c2pa
 
 from synthguard.errors import InputError, LedgerError, ProvenanceError, one_line
 from synthguard.fileio import atomic_output, check_output_path
-from synthguard.media import MediaKind, MediaType, decode_image, file_sha256, sniff
+from synthguard.media import MediaKind, MediaType, decode_image, file_sha256, read_text, sniff
 from synthguard.provenance.identity import Identity
 from synthguard.provenance.ledger import Ledger, LedgerRecord
 from synthguard.provenance.manifest import ManifestSpec
@@ -154,6 +154,9 @@ class SigningSession:
             validation = None
         elif media.kind is MediaKind.IMAGE:
             validation = self._pool.submit(lambda: decode_image(src).content_sha256)
+        elif media.kind is MediaKind.TEXT:
+            # The whole text must be UTF-8 without NUL bytes and within the size limit, not just its first bytes.
+            validation = self._pool.submit(lambda: (read_text(src), file_sha256(src))[1])
         else:
             validation = self._pool.submit(file_sha256, src)
 

@@ -260,3 +260,14 @@ def test_a_sidecar_of_another_file_is_not_adopted_as_parent(session, tmp_path, p
     with pytest.raises(InputError, match="does not validate against input.png"):
         session.sign_file(png, tmp_path / "out.png", SPEC)
     assert not (tmp_path / "out.png").exists()
+
+
+def test_text_that_is_not_utf8_all_the_way_through_is_refused(session, tmp_path):
+    late = tmp_path / "late.txt"
+    late.write_bytes(b"a" * 5000 + "café".encode("latin-1"))
+    short = tmp_path / "short.txt"
+    short.write_bytes("café".encode("latin-1"))
+    for src in (late, short):
+        with pytest.raises(InputError):
+            session.sign_file(src, tmp_path / f"o-{src.name}", SPEC)
+        assert not (tmp_path / f"o-{src.name}").exists()
