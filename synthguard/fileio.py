@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,38 +34,72 @@ def check_output_path(output: Path, *, inputs: tuple[Path, ...] = (), overwrite:
     return output
 
 
+def _default_mode() -> int:
+    """0o666 less the process umask: what a plain ``open(path, "w")`` would create."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 @contextlib.contextmanager
-def atomic_output(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
-    """Yield a binary file handle whose contents appear at ``path`` only if the block finishes without error."""
+def atomic_output(path: Path, mode: int | None = None, *, overwrite: bool = True) -> Iterator[BinaryIO]:
+    """Yield a binary file handle whose contents appear at ``path`` only if the block finishes without error.
+
+    With ``overwrite=False`` the file is published with a hard link, which fails if ``path`` appeared meanwhile
+    (another process writing the same output): the loser gets "already exists", nothing is lost. The temp name
+    is short, so any name the filesystem accepts for ``path`` works. ``mode`` defaults to the umask's choice
+    (or the replaced file's mode).
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    if mode is None:
+        mode = stat.S_IMODE(path.stat().st_mode) if overwrite and path.exists() else _default_mode()
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".sg-", suffix=".part", dir=path.parent)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write here ({exc.strerror})") from None
     try:
         with os.fdopen(fd, "w+b") as handle:
             yield handle
             handle.flush()
             os.fchmod(handle.fileno(), mode)
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise InputError(f"output {path} already exists (use --force to replace it)") from None
+            except OSError:
+                # No hard links on this filesystem: the check-then-rename window is all we can do.
+                if path.exists():
+                    raise InputError(f"output {path} already exists (use --force to replace it)") from None
+                os.replace(tmp, path)
+            else:
+                os.unlink(tmp)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    with atomic_output(path, mode=mode) as handle:
-        handle.write(data)
+def write_atomic(path: Path, data: bytes, mode: int | None = None, *, overwrite: bool = True) -> None:
+    try:
+        with atomic_output(path, mode=mode, overwrite=overwrite) as handle:
+            handle.write(data)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write ({exc.strerror or exc})") from None
 
 
 def write_private(path: Path, data: bytes) -> None:
     """Write a secret (a private key) so that it is never readable by others, not even for an instant."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.part")
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(tmp)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    # mkstemp creates the file 0600 under a name no other process uses.
+    fd, tmp = tempfile.mkstemp(prefix=".sg-key-", suffix=".part", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -44,7 +44,8 @@ _KEY_BITS = 44
 # Formats a marked image is written back in, with the encoder options that keep the mark (lossless, or JPEG at a
 # quality that costs the watermark little). GIF's 256-colour palette would erase it: refused.
 _WRITE_OPTIONS = {"image/png": ("PNG", {}), "image/jpeg": ("JPEG", {"quality": 95, "subsampling": 0}),
-                  "image/webp": ("WEBP", {"lossless": True, "exact": True}), "image/tiff": ("TIFF", {"compression": "tiff_lzw"})}
+                  "image/webp": ("WEBP", {"lossless": True, "exact": True}),
+                  "image/tiff": ("TIFF", {"compression": "tiff_lzw"})}
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,14 @@ The private key stays in this process: c2pa gets a signing callback, never the k
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import getpass
 import hashlib
 import io
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -264,17 +267,35 @@ class IdentityStore:
         except OSError as exc:
             raise IdentityError(f"cannot read the signing identity: {exc}") from None
 
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the identity lock: two processes making a first identity at once must not mix key and chain."""
+        self.home.ensure()
+        with open(self.home.keys_dir / ".lock", "a+b") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
     def ensure(self) -> tuple[Identity, bool]:
         """The stored identity, creating a local self-issued one if there is none; returns (identity, created)."""
         if self.exists():
             return self.load(), False
-        return self.init(), True
+        with self._locked():
+            if self.exists():  # another process made it while we waited
+                return self.load(), False
+            return self._init(None, None), True
 
     def init(self, common_name: str | None = None, organization: str | None = None, *,
              force: bool = False) -> Identity:
-        if self.exists() and not force:
-            raise IdentityError(f"a signing identity already exists in {self.home.keys_dir} "
-                                "(use --force to replace it; its root stays trusted)")
+        with self._locked():
+            if self.exists() and not force:
+                raise IdentityError(f"a signing identity already exists in {self.home.keys_dir} "
+                                    "(use --force to replace it; its root stays trusted)")
+            return self._init(common_name, organization)
+
+    def _init(self, common_name: str | None, organization: str | None) -> Identity:
         default_cn, default_org = _default_names()
         chain, key = create_local_identity(common_name or default_cn, organization or default_org)
         self._store(chain, key, self_issued=True)
@@ -283,11 +304,12 @@ class IdentityStore:
     def import_identity(self, chain_pem: bytes, key_pem: bytes, *, force: bool = False) -> Identity:
         identity = Identity.from_pem(chain_pem, key_pem)
         verify_signs(identity)
-        if self.exists() and not force:
-            raise IdentityError(f"a signing identity already exists in {self.home.keys_dir} "
-                                "(use --force to replace it; its root stays trusted)")
-        self._store(chain_pem, key_pem, self_issued=False)
-        return self.load()
+        with self._locked():
+            if self.exists() and not force:
+                raise IdentityError(f"a signing identity already exists in {self.home.keys_dir} "
+                                    "(use --force to replace it; its root stays trusted)")
+            self._store(chain_pem, key_pem, self_issued=False)
+            return self.load()
 
     def _store(self, chain_pem: bytes, key_pem: bytes, *, self_issued: bool) -> None:
         self.home.ensure()

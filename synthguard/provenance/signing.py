@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -112,6 +113,11 @@ def _existing_manifest(src: Path, media: MediaType) -> _SidecarParent | bytes | 
                               "refusing to sign over it") from None
 
 
+def _fingerprint(path: Path) -> tuple[int, int, int]:
+    info = os.stat(path)
+    return info.st_size, info.st_mtime_ns, info.st_ino
+
+
 class SigningSession:
     """One identity, one ledger, one c2pa Signer reused for many files."""
 
@@ -145,7 +151,8 @@ class SigningSession:
         """
         src, dst = Path(src), Path(dst)
         parent_source = Path(parent_source) if parent_source is not None else src
-        media = sniff(src)
+        media = sniff(src)  # refuses a missing, empty or unreadable input first
+        before = _fingerprint(src)
         inputs = (src, sidecar_path(src), parent_source, sidecar_path(parent_source))
         check_output_path(dst, inputs=inputs, overwrite=overwrite)
         if not media.embeddable:
@@ -180,7 +187,7 @@ class SigningSession:
                     with open(parent_source, "rb") as parent_stream:
                         builder.add_ingredient(ingredient, parent_media.mime, parent_stream)
                 if media.embeddable:
-                    with atomic_output(dst) as out:
+                    with atomic_output(dst, overwrite=overwrite) as out:
                         manifest = builder.sign(self._signer, media.mime, source, out)
                         # Inside the block: an input that fails validation leaves no output behind.
                         content_sha256 = validation.result() if validation else content_sha256
@@ -192,7 +199,8 @@ class SigningSession:
                     sidecar = sidecar_path(dst)
                     source.seek(0)
                     # Both files appear together or not at all (a failure removes both temp files).
-                    with atomic_output(dst) as out, atomic_output(sidecar) as side:
+                    with atomic_output(dst, overwrite=overwrite) as out, \
+                            atomic_output(sidecar, overwrite=overwrite) as side:
                         out.write(source.read())
                         side.write(manifest)
         except c2pa.C2paError as exc:
@@ -200,11 +208,17 @@ class SigningSession:
                 validation.result()  # a corrupt input is an input error first (raises InputError)
             raise ProvenanceError(f"{src}: c2pa could not sign this {media.mime} file: {one_line(exc)}") from None
         except OSError as exc:
-            raise InputError(f"{dst}: cannot write output: {exc.strerror}") from None
+            raise InputError(f"{exc.filename or dst}: {exc.strerror or exc}") from None
         finally:
             if validation is not None:
                 validation.cancel()
 
+        if _fingerprint(src) != before:
+            # Validated bytes and signed bytes must be the same bytes: the file changed while we worked on it.
+            for path in (dst, sidecar):
+                if path is not None:
+                    path.unlink(missing_ok=True)
+            raise InputError(f"{src}: the file changed while it was being signed; nothing was written")
         result = SignResult(
             output=dst, sidecar=sidecar, mime=media.mime, asset_id=label.rsplit(":", 1)[-1], manifest_label=label,
             file_sha256=file_sha256(dst), content_sha256=content_sha256, signer=self.identity.common_name,

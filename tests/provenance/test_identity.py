@@ -112,3 +112,20 @@ def test_add_trust_keeps_only_certificates(home, tmp_path):
     add_trust_anchor(home, combined)
     stored = b"".join(p.read_bytes() for p in home.trust_dir.glob("*.pem"))
     assert b"PRIVATE KEY" not in stored and b"BEGIN CERTIFICATE" in stored
+
+
+def test_many_processes_making_the_first_identity_at_once_agree_on_one(tmp_path):
+    import os
+    import subprocess
+    import sys
+    script = ("from synthguard.home import Home\n"
+              "from synthguard.provenance.identity import IdentityStore, verify_signs\n"
+              "identity, _ = IdentityStore(Home.from_env()).ensure()\nverify_signs(identity)\n"
+              "print(identity.summary()['sha256_fingerprint'])\n")
+    env = {**os.environ, "SYNTHGUARD_HOME": str(tmp_path / "shared-home")}
+    procs = [subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
+             for _ in range(6)]
+    outputs = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert len(set(outputs)) == 1
+    verify_signs(IdentityStore(Home(tmp_path / "shared-home")).load())

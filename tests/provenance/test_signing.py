@@ -271,3 +271,38 @@ def test_text_that_is_not_utf8_all_the_way_through_is_refused(session, tmp_path)
         with pytest.raises(InputError):
             session.sign_file(src, tmp_path / f"o-{src.name}", SPEC)
         assert not (tmp_path / f"o-{src.name}").exists()
+
+
+def test_concurrent_signs_into_one_output_never_both_win(home, identity, png, tmp_path):
+    import threading
+    out = tmp_path / "same.png"
+    outcomes = []
+
+    def sign_once():
+        with SigningSession(identity, None) as s:
+            try:
+                s.sign_file(png, out, ManifestSpec(title="x"))
+                outcomes.append("ok")
+            except InputError as exc:
+                outcomes.append("exists" if "already exists" in str(exc) else str(exc))
+
+    threads = [threading.Thread(target=sign_once) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes.count("ok") == 1 and outcomes.count("exists") == 3
+
+
+def test_an_input_that_changes_while_signing_is_refused(session, png, tmp_path, monkeypatch):
+    import synthguard.provenance.signing as signing
+    real = signing._existing_manifest
+
+    def change_then_check(src, media):
+        with open(png, "ab") as handle:  # the file grows between validation and the end of signing
+            handle.write(b"\0")
+        return real(src, media)
+    monkeypatch.setattr(signing, "_existing_manifest", change_then_check)
+    with pytest.raises(InputError, match="changed while it was being signed"):
+        session.sign_file(png, tmp_path / "out.png", SPEC)
+    assert not (tmp_path / "out.png").exists()
