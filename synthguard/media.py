@@ -94,6 +94,17 @@ _TEXT_MIMES = {".md": "text/markdown", ".markdown": "text/markdown", ".json": "a
                ".csv": "text/csv", ".html": "text/html", ".htm": "text/html", ".xml": "application/xml"}
 
 
+_SUFFIX_MIMES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp",
+                 ".gif": "image/gif", ".tif": "image/tiff", ".tiff": "image/tiff", ".avif": "image/avif",
+                 ".wav": "audio/wav", ".mp4": "video/mp4", ".mov": "video/quicktime", ".pdf": "application/pdf",
+                 ".mp3": "audio/mpeg", ".flac": "audio/flac"}
+
+
+def mime_for_suffix(suffix: str) -> str | None:
+    """The media type a file name's extension promises (None for extensions without a fixed binary format)."""
+    return _SUFFIX_MIMES.get(suffix.lower())
+
+
 def _looks_like_text(head: bytes) -> bool:
     if b"\x00" in head:
         return False

@@ -23,7 +23,8 @@ import c2pa
 
 from synthguard.errors import InputError, LedgerError, ProvenanceError, one_line
 from synthguard.fileio import atomic_output, check_output_path
-from synthguard.media import MediaKind, MediaType, decode_image, file_sha256, read_text, sniff
+from synthguard.media import (MediaKind, MediaType, decode_image, file_sha256, mime_for_suffix, read_text,
+                              sniff)
 from synthguard.provenance.identity import Identity
 from synthguard.provenance.ledger import Ledger, LedgerRecord
 from synthguard.provenance.manifest import ManifestSpec
@@ -152,6 +153,10 @@ class SigningSession:
         src, dst = Path(src), Path(dst)
         parent_source = Path(parent_source) if parent_source is not None else src
         media = sniff(src)  # refuses a missing, empty or unreadable input first
+        promised = mime_for_suffix(dst.suffix)
+        if promised and promised != media.mime:
+            raise InputError(f"{dst}: the name says {promised} but the signed copy is {media.mime} (signing keeps "
+                             "the input's format): give the output the input's extension")
         before = _fingerprint(src)
         inputs = (src, sidecar_path(src), parent_source, sidecar_path(parent_source))
         check_output_path(dst, inputs=inputs, overwrite=overwrite)

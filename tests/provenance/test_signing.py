@@ -306,3 +306,9 @@ def test_an_input_that_changes_while_signing_is_refused(session, png, tmp_path, 
     with pytest.raises(InputError, match="changed while it was being signed"):
         session.sign_file(png, tmp_path / "out.png", SPEC)
     assert not (tmp_path / "out.png").exists()
+
+
+def test_output_name_must_not_promise_another_format(session, png, tmp_path):
+    with pytest.raises(InputError, match="the name says image/jpeg"):
+        session.sign_file(png, tmp_path / "out.jpg", SPEC)
+    assert not (tmp_path / "out.jpg").exists()
