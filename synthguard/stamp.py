@@ -31,7 +31,8 @@ from PIL import Image
 
 from synthguard.errors import InputError, WatermarkError
 from synthguard.fileio import check_output_path
-from synthguard.media import (MediaKind, array_content_sha256, decode_image, jpeg_coded_data_sha256, sniff)
+from synthguard.media import (MediaKind, array_content_sha256, decode_image, jpeg_coded_data_sha256,
+                              mime_for_suffix, sniff)
 from synthguard.provenance.ledger import Ledger
 from synthguard.provenance.manifest import ManifestSpec, SoftBinding
 from synthguard.provenance.signing import SignResult, SigningSession
@@ -91,16 +92,13 @@ class StampResult:
             "algorithm": self.algorithm, "skipped": self.watermark_skipped}}
 
 
-def _split_alpha(img: Image.Image) -> tuple[np.ndarray, Image.Image | None, str]:
+def _split_alpha(img: Image.Image) -> tuple[np.ndarray, Image.Image | None]:
     """The channels to mark (grey or RGB) and the alpha band to put back, if any."""
     if img.mode in ("L", "LA"):
-        return np.asarray(img.getchannel("L")), img.getchannel("A") if img.mode == "LA" else None, "L"
+        return np.asarray(img.getchannel("L")), img.getchannel("A") if img.mode == "LA" else None
     alpha = img.getchannel("A") if "A" in img.getbands() else None
-    return np.asarray(img.convert("RGB")), alpha, "RGB"
+    return np.asarray(img.convert("RGB")), alpha
 
-
-_EXTENSION_MIMES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp",
-                    ".tif": "image/tiff", ".tiff": "image/tiff"}
 
 
 # Pixel modes the watermark can be embedded in without changing what the picture is. Deeper or other colour
@@ -132,16 +130,16 @@ def load_for_marking(src: Path) -> MarkableImage:
         if img.mode in ("P", "PA"):
             transparent = img.mode == "PA" or "transparency" in img.info
             img = img.convert("RGBA" if transparent else "RGB")
-        pixels, alpha, _ = _split_alpha(img)
+        pixels, alpha = _split_alpha(img)
         keep = {k: img.info[k] for k in _KEPT_INFO if img.info.get(k)}
     return MarkableImage(pixels, alpha, keep)
 
 
 def embed_file(src: Path, dst: Path, payload: bytes, watermarker: ImageWatermarker) -> bytes:
     """Marked image bytes for ``dst``, in the format its extension names (the caller writes them)."""
-    mime = _EXTENSION_MIMES.get(Path(dst).suffix.lower())
-    if mime is None:
-        raise InputError(f"{dst}: unknown output format; use one of {', '.join(sorted(_EXTENSION_MIMES))}")
+    mime = mime_for_suffix(Path(dst).suffix)
+    if mime not in _WRITE_OPTIONS:
+        raise InputError(f"{dst}: unknown output format; use one of .png, .jpg, .jpeg, .webp, .tif, .tiff")
     image = load_for_marking(src)
     data, _ = mark_and_check(watermarker, image.pixels, image.alpha, payload, mime, image.save_options)
     return data
@@ -156,7 +154,7 @@ def mark_and_check(watermarker: ImageWatermarker, pixels: np.ndarray, alpha: Ima
     """
     data, content = encode_image(watermarker.embed(pixels, payload), alpha, mime, save_options)
     with Image.open(io.BytesIO(data)) as img:
-        written, _, _ = _split_alpha(img)
+        written, _ = _split_alpha(img)
     check = watermarker.detect(written)
     if not (check.detected and check.payload == payload):
         raise WatermarkError(

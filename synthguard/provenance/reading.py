@@ -17,7 +17,7 @@ import base64
 import io
 import json
 import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from enum import Enum
 from pathlib import Path
 
@@ -78,7 +78,6 @@ class ProvenanceSignal:
     ledger_content_match: bool | None = None
     remote_url: str | None = None
     error: str | None = None
-    extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -86,7 +85,6 @@ class ProvenanceSignal:
         data["actions"] = [asdict(a) for a in self.actions]
         data["failures"] = list(self.failures)
         data["ingredient_failures"] = list(self.ingredient_failures)
-        data.pop("extra")
         return data
 
 
@@ -268,5 +266,5 @@ def signal_from_ledger_record(record: LedgerRecord, how: str, context: c2pa.Cont
                                 error=f"the ledger's manifest for asset {record.asset_id} cannot be read: "
                                       f"{one_line(exc)}")
     signal = signal_from_store(store, source="ledger", set_aside=_UNBOUND_CODES)
-    return replace(signal, recovered_from_ledger=True, ledger_match=how, extra={"asset_id": record.asset_id},
+    return replace(signal, recovered_from_ledger=True, ledger_match=how,
                    ledger_content_match=True if how in ("file-hash", "content-hash") else None)
