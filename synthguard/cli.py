@@ -343,6 +343,12 @@ def _human_report(inspection) -> str:
             lines.append(f"  watermark: found, payload {w.payload} ({ai}), p={w.p_value:.1e}, {w.algorithm}")
         else:
             lines.append(f"  watermark: {'not tested (' + w.skipped + ')' if w.skipped else 'none found'}")
+    c = inspection.classifier
+    if c is not None:
+        lines.append(f"  classifier: not run ({c.skipped})" if c.skipped else
+                     f"  classifier: P(synthetic) {c.probability:.3f} (threshold {c.threshold:.3f}), {c.model}")
+    if v.confidence is not None:
+        lines[0] += f" (confidence {v.confidence:.3f})"
     for reason in v.reasons:
         lines.append(f"  - {reason}")
     return "\n".join(lines)
@@ -357,19 +363,30 @@ def _human_report(inspection) -> str:
               help="Extra trust anchor PEM for this run (repeatable).")
 @click.option("--no-ledger", is_flag=True, help="Do not look stripped copies up in the local ledger.")
 @click.option("--no-watermark", is_flag=True, help="Skip the watermark test (images).")
+@click.option("--no-classifier", is_flag=True, help="Skip the synthetic-image classifier (images).")
+@click.option("--detector", "detector_path", type=click.Path(file_okay=False, path_type=Path),
+              help="A detector folder from `synthguard train detector` instead of the built-in one.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write an HTML report: verdicts, reasons, classifier heatmap and forensic pictures.")
+@click.option("--threads", type=click.IntRange(1), default=lambda: min(4, os.cpu_count() or 1),
+              show_default="min(4, CPU count)", help="torch CPU threads for the classifier.")
 @handle_errors
 def detect(files: tuple[Path, ...], as_json: bool, policy_path, trust_paths, no_ledger: bool,
-           no_watermark: bool) -> None:
-    """Verify FILES: C2PA provenance (embedded, sidecar, or recovered from the ledger), watermark, and a verdict.
+           no_watermark: bool, no_classifier: bool, detector_path: Path | None, report_path: Path | None,
+           threads: int) -> None:
+    """Verify FILES: C2PA provenance (embedded, sidecar, or recovered from the ledger), watermark, the
+    synthetic-image classifier, and one verdict with its confidence and reasons.
 
-    Exit status is 0 when every file was inspected, 2 when any file could not be read (it is reported as an
-    error and the others are still inspected).
+    Verdicts: ai-generated, likely-synthetic (classifier only, nothing declared), tampered, authentic-capture,
+    edited, unknown. Missing provenance alone is never evidence of fakery. Exit status is 0 when every file was
+    inspected, 2 when any file could not be read (it is reported as an error and the others are still inspected).
 
     \b
     Examples:
       synthguard detect out.jpg
       synthguard detect *.png --json > results.jsonl
       synthguard detect wire-photo.jpg --trust agency-root.pem
+      synthguard detect suspect.png --report suspect.html
     """
     from synthguard.detect import inspect_file  # noqa: PLC0415
     from synthguard.policy import load_policy  # noqa: PLC0415
@@ -377,21 +394,56 @@ def detect(files: tuple[Path, ...], as_json: bool, policy_path, trust_paths, no_
     from synthguard.watermark import default_image_watermarker  # noqa: PLC0415
 
     home = _home()
-    watermarker = None if no_watermark else default_image_watermarker()
-    trust = load_policy(policy_path).trust_anchors(home, extra=tuple(trust_paths))
+    policy = load_policy(policy_path)
+    rules = policy.detection
+    watermarker = None if no_watermark or not rules.watermark else default_image_watermarker()
+    detector = None
+    if not no_classifier and rules.classifier:
+        from synthguard.detect import load_detector  # noqa: PLC0415
+
+        detector = load_detector(detector_path, num_threads=threads)
+    trust = policy.trust_anchors(home, extra=tuple(trust_paths))
+    if report_path is not None:
+        from synthguard.fileio import check_output_path  # noqa: PLC0415
+
+        check_output_path(report_path, inputs=files, overwrite=True)
     ledger = None if no_ledger or not home.ledger_path.exists() else Ledger(home.ledger_path)
+    done, errors = [], []
+
+    def work(path: Path):
+        try:
+            inspection = inspect_file(path, trust=trust, ledger=ledger, watermarker=watermarker, detector=detector,
+                                      classifier_threshold=rules.classifier_threshold,
+                                      keep_pixels=report_path is not None)
+        except InputError as exc:
+            errors.append((str(path), str(exc)))
+            raise
+        if report_path is not None:
+            done.append(inspection)
+        return inspection
+
     try:
-        _per_file(files, as_json,
-                  lambda path: inspect_file(path, trust=trust, ledger=ledger, watermarker=watermarker),
-                  lambda path, inspection: inspection.to_dict(), lambda path, inspection: _human_report(inspection))
+        _per_file(files, as_json, work, lambda path, inspection: inspection.to_dict(),
+                  lambda path, inspection: _human_report(inspection), finish=lambda: _write_report(
+                      report_path, done, errors, as_json))
     finally:
         if ledger is not None:
             ledger.close()
 
 
-def _per_file(files, as_json: bool, work, as_dict, as_text) -> None:
+def _write_report(report_path: Path | None, done, errors, as_json: bool) -> None:
+    if report_path is None:
+        return
+    from synthguard.report import write_report  # noqa: PLC0415
+
+    write_report(report_path, done, errors)
+    if not as_json:
+        click.echo(f"report: {report_path}", err=True)
+
+
+def _per_file(files, as_json: bool, work, as_dict, as_text, finish=None) -> None:
     """Run ``work`` on each file and print its result; a file that fails is reported (as JSON too) and the rest
-    still run; the exit status is then 2."""
+    still run; the exit status is then 2. ``finish`` runs after the last file, before that exit."""
     failed = 0
     for path in files:
         try:
@@ -404,6 +456,8 @@ def _per_file(files, as_json: bool, work, as_dict, as_text) -> None:
                 click.echo(f"error: {exc}", err=True)
             continue
         click.echo(json.dumps(as_dict(path, result)) if as_json else as_text(path, result))
+    if finish is not None:
+        finish()
     if failed:
         sys.exit(InputError.exit_code)
 
@@ -629,6 +683,132 @@ def train_classifier_cmd(data, epochs, batch_size, seed, device, threads, limit,
     click.echo(f"saved the classifier to {output}/: test accuracy {result.test_accuracy:.4f}")
 
 
+def _folder_images(folder: Path, limit: int | None) -> tuple[list, list[str]]:
+    """Every readable image in ``folder`` (sorted, not recursive) as RGB; the unreadable ones' messages."""
+    from synthguard.media import MediaKind, decode_image, sniff  # noqa: PLC0415
+
+    if not folder.is_dir():
+        raise InputError(f"{folder} is not a folder of images")
+    images, skipped = [], []
+    for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
+        if limit is not None and len(images) >= limit:
+            break
+        try:
+            if sniff(path).kind is not MediaKind.IMAGE:
+                continue
+            images.append(decode_image(path, keep_rgb=True).rgb)
+        except InputError as exc:
+            skipped.append(f"{path}: {exc}")
+    if len(images) < 2:
+        raise InputError(f"{folder} has {len(images)} usable image(s); each folder needs at least 2 (some are held "
+                         "out for calibration)")
+    return images, skipped
+
+
+@train.command("detector")
+@click.option("--real", "real_dirs", multiple=True, required=True, type=click.Path(path_type=Path),
+              help="Folder of real images (repeatable).")
+@click.option("--fake", "fake_dirs", multiple=True, required=True, type=click.Path(path_type=Path),
+              help="Folder of synthetic images, one generator family per folder (repeatable).")
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the detector (patch/, global/, calibration.json, training.json).")
+@click.option("--steps", default=900, show_default=True, type=click.IntRange(1), help="Patch-view optimiser steps.")
+@click.option("--global-epochs", default=8, show_default=True, type=click.IntRange(0),
+              help="Global-view epochs (0: patch view only).")
+@click.option("--holdout", default=0.2, show_default=True, type=click.FloatRange(0.05, 0.5),
+              help="Share of each folder held out to calibrate probabilities and the threshold.")
+@click.option("--target-fpr", default=0.01, show_default=True, type=click.FloatRange(0.0, 0.5, max_open=True),
+              help="False-positive rate on held-out real images the threshold is set for.")
+@click.option("--backbone", help="Instead of the discriminator: a linear probe on this pretrained vision model's "
+                                 "features (transformers hub id or local folder, e.g. a CLIP vision model).")
+@click.option("--limit", type=click.IntRange(2), help="At most N images per folder.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0))
+@click.option("--threads", type=click.IntRange(1), help="torch CPU threads.")
+@click.option("--force", is_flag=True, help="Write into an existing folder.")
+@handle_errors
+def train_detector_cmd(real_dirs, fake_dirs, output, steps, global_epochs, holdout, target_fpr, backbone, limit, seed,
+                       threads, force) -> None:
+    """Train the synthetic-image detector (patch + global discriminator views) on your own folders, calibrate it on
+    a held-out share of each folder, and save it; use it with `synthguard detect --detector FOLDER`.
+
+    Both classes get the same JPEG/resize augmentation, so file format is never the cue. The shipped detector was
+    trained by `python -m synthguard.detect.detector_training` (see synthguard/detect/weights/README.md).
+
+    \b
+    Examples:
+      synthguard train detector --real photos/ --fake gan-out/ --fake diffusion-out/ -o my-detector/
+      synthguard train detector --real photos/ --fake gan-out/ --backbone ./clip-vit-base -o clip-probe/
+    """
+    import dataclasses  # noqa: PLC0415
+
+    import numpy as np  # noqa: PLC0415
+
+    from synthguard.detect.classifier import to_luma  # noqa: PLC0415
+    from synthguard.detect.detector_training import DetectorTrainConfig  # noqa: PLC0415
+
+    _prepare_output(output, force)
+    rng = np.random.default_rng(seed)
+
+    def split(images: list) -> tuple[list, list]:
+        order = rng.permutation(len(images))
+        cut = max(1, round(holdout * len(images)))
+        return [images[i] for i in order[cut:]], [images[i] for i in order[:cut]]
+
+    real_train, real_cal, fakes_train, fakes_cal, skipped = [], [], {}, {}, []
+    for folder in real_dirs:
+        images, bad = _folder_images(folder, limit)
+        skipped += bad
+        tr, ca = split(images)
+        real_train += tr
+        real_cal += ca
+    for folder in fake_dirs:
+        images, bad = _folder_images(folder, limit)
+        skipped += bad
+        family = folder.resolve().name or "fake"
+        if family in fakes_train:
+            raise InputError(f"two --fake folders are named {family!r}: the folder name is the family's name")
+        fakes_train[family], fakes_cal[family] = split(images)
+    for line in skipped:
+        click.echo(f"skipped {line}", err=True)
+    command = "synthguard train detector " + " ".join(
+        [f"--real {d}" for d in real_dirs] + [f"--fake {d}" for d in fake_dirs]
+        + ([f"--backbone {backbone}"] if backbone else [])
+        + [f"--steps {steps} --global-epochs {global_epochs} --holdout {holdout} --seed {seed}"])
+    if backbone:
+        from synthguard.detect.backbone import train_backbone_detector  # noqa: PLC0415
+
+        detector = train_backbone_detector(backbone, real_train, [im for v in fakes_train.values() for im in v],
+                                           real_cal, [im for v in fakes_cal.values() for im in v],
+                                           target_fpr=target_fpr, num_threads=threads)
+        detector.save_pretrained(output)
+        _training_record(output, {"command": command, "backbone": backbone, "skipped": skipped,
+                                  "calibration": dataclasses.asdict(detector.calibration)})
+    else:
+        detector = _train_discriminator_detector(
+            [to_luma(im) for im in real_train], {k: [to_luma(im) for im in v] for k, v in fakes_train.items()},
+            [to_luma(im) for im in real_cal], {k: [to_luma(im) for im in v] for k, v in fakes_cal.items()},
+            DetectorTrainConfig(steps=steps, global_epochs=global_epochs, global_size=32 if global_epochs else 0,
+                                target_fpr=target_fpr), seed, threads, output, command, skipped)
+    cal = detector.calibration
+    click.echo(f"saved the detector to {output}/: threshold {cal.threshold:.4f} on P(synthetic), measured FPR "
+               f"{100 * cal.measured_fpr:.1f}% on {cal.n_real} held-out real scores (use it with: synthguard detect "
+               f"--detector {output} FILE)")
+
+
+def _train_discriminator_detector(real_train, fakes_train, real_cal, fakes_cal, config, seed, threads, output,
+                                  command, skipped):
+    import dataclasses  # noqa: PLC0415
+
+    from synthguard.detect.detector_training import train_detector  # noqa: PLC0415
+
+    detector, record = train_detector(real_train, fakes_train, calibration_real=real_cal,
+                                      calibration_fakes_by_family=fakes_cal, config=config, seed=seed,
+                                      num_threads=threads, log=lambda line: click.echo(line, err=True))
+    detector.save_pretrained(output)
+    _training_record(output, {"command": command, "training": dataclasses.asdict(record), "skipped": skipped})
+    return detector
+
+
 # --------------------------------------------------------------------------------------------------------- eval
 @main.group(name="eval")
 def eval_group() -> None:
@@ -804,6 +984,32 @@ def bench_sign(repeat: int, as_json: bool) -> None:
     click.echo("sign FILE: `synthguard sign` of an external file (fully decoded and pixel-hashed, beside signing); "
                "own render: a file SynthGuard wrote from known pixels (generate path); (decode): the full decode "
                "alone.")
+
+
+@bench.command("detector")
+@click.option("-n", "n", default=100, show_default=True, type=click.IntRange(5),
+              help="Test images per generator family and per real domain (photos, digits).")
+@click.option("--detector", "detector_path", type=click.Path(file_okay=False, path_type=Path),
+              help="A detector folder from `synthguard train detector` (default: the built-in one).")
+@click.option("--threads", type=click.IntRange(1), default=1, show_default=True, help="torch CPU threads.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def bench_detector(n, detector_path, threads, as_json) -> None:
+    """AUC, detection rate at the threshold, FPR on real images and time per image of the synthetic-image
+    detector, per generator family, clean and after JPEG 75 / resize 0.5, on held-out test data.
+
+    \b
+    Examples:
+      synthguard bench detector
+      synthguard bench detector -n 200 --json > detector.json
+    """
+    from synthguard.bench.detector_bench import run  # noqa: PLC0415
+
+    result = run(n, detector_path, threads, log=lambda line: click.echo(line, err=True))
+    if as_json:
+        _print_json(result)
+    else:
+        click.echo(result["table"])
 
 
 @bench.command("watermark")

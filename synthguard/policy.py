@@ -1,7 +1,7 @@
 """Policies: a desk's written rules as a YAML file, validated on load (unknown keys are errors, named).
 
-This first version covers trust: whose signatures count as *trusted*. Thresholds and desk actions join it with the
-detector and newsroom workflows. ``policies/default.yaml`` is the file form of :data:`DEFAULT_POLICY`.
+It covers trust (whose signatures count as *trusted*) and detection (which tests run, the classifier's
+threshold). Desk actions join it with the newsroom workflows. ``policies/default.yaml`` is the file form of :data:`DEFAULT_POLICY`.
 """
 
 from __future__ import annotations
@@ -25,6 +25,17 @@ class TrustRules(BaseModel):
                                                      "policy file")
 
 
+class DetectionRules(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    watermark: bool = Field(True, description="test images for SynthGuard's watermark")
+    classifier: bool = Field(True, description="score images with the synthetic-image classifier")
+    classifier_threshold: float | None = Field(
+        None, gt=0.0, lt=1.0, description="P(synthetic) at or above which an image without trusted provenance is "
+                                          "labelled likely-synthetic; null: the detector's calibrated threshold "
+                                          "(about 1% false positives on held-out real images)")
+
+
 class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -32,6 +43,7 @@ class Policy(BaseModel):
     name: str = "default"
     description: str = ""
     trust: TrustRules = TrustRules()
+    detection: DetectionRules = DetectionRules()
     # Folder the policy was loaded from (relative anchor paths resolve against it); not part of the file.
     base_dir: Path | None = Field(None, exclude=True)
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
+
+from synthguard.detect.classifier import PatchDetector
+from synthguard.detect.classifier_signal import ClassifierSignal, score_classifier
 from synthguard.detect.verdict import Verdict, VerdictLabel, decide
 from synthguard.detect.watermark_signal import WatermarkSignal, score_watermark
 from synthguard.media import MediaKind, MediaType, decode_image, sniff
@@ -14,7 +18,7 @@ from synthguard.provenance.reading import (ProvenanceSignal, ProvenanceState, re
                                            signal_from_ledger_record, validation_context)
 from synthguard.watermark import ImageWatermarker
 
-__all__ = ["Inspection", "Verdict", "VerdictLabel", "WatermarkSignal", "inspect_file"]
+__all__ = ["ClassifierSignal", "Inspection", "load_detector", "Verdict", "VerdictLabel", "WatermarkSignal", "inspect_file"]
 
 
 @dataclass(frozen=True)
@@ -24,11 +28,28 @@ class Inspection:
     provenance: ProvenanceSignal
     watermark: WatermarkSignal | None
     verdict: Verdict
+    classifier: ClassifierSignal | None = None
+    pixels: np.ndarray | None = field(default=None, repr=False, compare=False)  # decoded RGB, when kept for a report
 
     def to_dict(self) -> dict:
         return {"file": str(self.file), "mime": self.media.mime, "provenance": self.provenance.to_dict(),
                 "watermark": self.watermark.to_dict() if self.watermark else None,
+                "classifier": self.classifier.to_dict() if self.classifier else None,
                 "verdict": self.verdict.to_dict()}
+
+
+def load_detector(folder: Path | None = None, *, num_threads: int | None = None):
+    """The built-in detector (``folder=None``), or one saved by ``synthguard train detector``: a discriminator
+    detector (``patch/``, ``global/``) or a backbone probe (``backbone.json``)."""
+    from synthguard.detect.backbone import BACKBONE_FILE, BackboneDetector  # noqa: PLC0415
+    from synthguard.detect.classifier import builtin_detector  # noqa: PLC0415
+
+    if folder is None:
+        return builtin_detector(num_threads=num_threads)
+    folder = Path(folder)
+    if (folder / BACKBONE_FILE).is_file():
+        return BackboneDetector.from_pretrained(folder, name=str(folder), num_threads=num_threads)
+    return PatchDetector.from_pretrained(folder, name=str(folder), num_threads=num_threads)
 
 
 def _recover_by_watermark(watermark: WatermarkSignal, content_sha256: str | None, ledger: Ledger,
@@ -43,19 +64,26 @@ def _recover_by_watermark(watermark: WatermarkSignal, content_sha256: str | None
 
 
 def inspect_file(path: Path, *, trust: TrustAnchors, ledger: Ledger | None = None,
-                 watermarker: ImageWatermarker | None = None) -> Inspection:
-    """All signals for one file and the verdict. ``watermarker=None`` skips the watermark test."""
+                 watermarker: ImageWatermarker | None = None, detector: PatchDetector | None = None,
+                 classifier_threshold: float | None = None, keep_pixels: bool = False) -> Inspection:
+    """All signals for one file and the verdict. ``watermarker=None`` skips the watermark test, ``detector=None``
+    the classifier (``classifier_threshold``: a policy's threshold instead of the detector's calibrated one);
+    ``keep_pixels`` keeps the decoded image on the result (for a report's pictures)."""
     path = Path(path)
     media = sniff(path)
-    content, watermark = None, None
+    content, watermark, classifier, pixels = None, None, None, None
     if media.kind is MediaKind.IMAGE:
         # A corrupt, truncated or oversized image is an input error, not something to give a verdict on.
-        decoded = decode_image(path, keep_rgb=watermarker is not None)
+        decoded = decode_image(path, keep_rgb=watermarker is not None or detector is not None or keep_pixels)
         content = decoded.content_sha256
+        pixels = decoded.rgb if keep_pixels else None
         if watermarker is not None:
             watermark = score_watermark(decoded.rgb, watermarker)
+        if detector is not None:
+            classifier = score_classifier(decoded.rgb, detector, classifier_threshold)
     provenance = read_provenance(path, trust=trust, ledger=ledger, media=media, content_sha256=content)
     if (provenance.state is ProvenanceState.ABSENT and watermark is not None and watermark.detected
             and ledger is not None):
         provenance = _recover_by_watermark(watermark, content, ledger, trust) or provenance
-    return Inspection(path, media, provenance, watermark, decide(provenance, watermark))
+    return Inspection(path, media, provenance, watermark, decide(provenance, watermark, classifier), classifier,
+                      pixels)

@@ -1,4 +1,6 @@
-"""A patch discriminator turned detector: a small CNN scores 64x64 luma patches of an image as synthetic or real.
+"""A discriminator turned detector: two small CNNs score an image as synthetic or real, one locally, one globally.
+
+The *patch* view: a CNN scores 64x64 luma patches of the image at its own resolution.
 
 The idea is the GAN discriminator's (Radford et al. 2016, DCGAN; Isola et al. 2017, pix2pix's "PatchGAN") kept
 after training and aimed at every generator at once, with the patch-level reading of Chai et al. 2020 ("What makes
@@ -10,6 +12,12 @@ resolution (resampling the whole image first would wipe out the very traces a de
 ``max_grid`` x ``max_grid`` patches spread evenly over it; the network scores each patch; the image logit is the
 mean patch logit; a fitted calibration (Platt scaling: a temperature and a bias, Platt 1999 / Guo et al. 2017)
 maps it to P(synthetic); the decision threshold was set for a stated false-positive rate on held-out real images.
+
+The *global* view: local traces cannot tell a well-made GAN digit from a real one once both went through the same
+resampling; what differs is the shape as a whole (the cue a GAN's own discriminator learns). A second CNN scores
+a 32x32 thumbnail of the image's central square. The two logits are fused by a logistic calibration with
+non-negative weights, fitted on held-out images (so a higher score on either view never lowers the probability);
+the heatmap shows each patch's probability with the global term held at the image's value.
 How the shipped weights were trained is in ``weights/README.md``; the training code is ``detector_training.py``.
 """
 
@@ -36,6 +44,40 @@ from synthguard.generators.base import load_model, torch_threads
 MIN_SIDE = 32  # below this there is too little texture for a forensic score to mean anything
 CALIBRATION_FILE = "calibration.json"
 BUILTIN_NAME = "synthguard/patch-detector"
+
+
+class GlobalDiscriminator(ModelMixin, ConfigMixin):
+    """(B, 1, S, S) luma thumbnails in [0, 1] -> (B,) logits of "synthetic" (S = ``size``, see ``thumbnail``).
+
+    Stride-2 3x3 convolutions with LeakyReLU (0.2), no normalisation, and a linear read-out of the flattened
+    feature map: position matters here (a digit's shape is the cue), unlike in the patch view.
+    """
+
+    @register_to_config
+    def __init__(self, size: int = 32, widths: tuple[int, ...] = (32, 64, 128, 128)):
+        super().__init__()
+        if not widths or any(w <= 0 for w in widths) or size < 8 or size % 2 ** (len(widths) - 1):
+            raise InputError(f"size must be >= 8 and divisible by 2**(len(widths)-1), widths positive; not {size}, "
+                             f"{widths}")
+        layers: list[nn.Module] = [nn.Conv2d(1, widths[0], 3, padding=1), nn.LeakyReLU(0.2)]
+        for c_in, c_out in itertools.pairwise(widths):
+            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.LeakyReLU(0.2)]
+        self.features = nn.Sequential(*layers)
+        side = size // 2 ** (len(widths) - 1)
+        self.head = nn.Linear(widths[-1] * side * side, 1)
+
+    def forward(self, thumbs: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(thumbs - 0.5).flatten(1))[:, 0]
+
+
+def thumbnail(luma: np.ndarray, size: int) -> np.ndarray:
+    """(H, W) uint8 -> (size, size) uint8: the central square, area-resized (the global view's input)."""
+    h, w = luma.shape
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    square = luma[top : top + side, left : left + side]
+    interp = cv2.INTER_AREA if side >= size else cv2.INTER_LINEAR
+    return cv2.resize(square, (size, size), interpolation=interp)
 
 
 class PatchDiscriminator(ModelMixin, ConfigMixin):
@@ -73,31 +115,42 @@ class PatchDiscriminator(ModelMixin, ConfigMixin):
 
 @dataclass(frozen=True)
 class Calibration:
-    """Logit -> P(synthetic) = sigmoid(logit / temperature + bias), and the decision threshold on that probability.
+    """Scores -> P(synthetic) = sigmoid(weights . scores + bias), and the decision threshold on that probability.
 
+    The scores are the views' logits in a fixed order (patch, then global when the detector has one).
     ``threshold`` was chosen on ``n_real`` held-out real images so that at most ``target_fpr`` of them score at or
     above it; ``measured_fpr`` is the fraction that did (with ``n_real`` images the resolution is 1 / n_real).
-    ``temperature`` > 0 keeps the map increasing, so calibration never reorders images.
+    Every weight is > 0, so the probability increases with each score: calibration never reorders images along
+    one view.
     """
 
-    temperature: float
+    weights: tuple[float, ...]
     bias: float
     threshold: float
     target_fpr: float
     measured_fpr: float
     n_real: int
     n_fake: int
-    method: str = "platt"
+    method: str = "logistic, positive weights"
 
     def __post_init__(self) -> None:
-        if not (self.temperature > 0 and math.isfinite(self.temperature) and math.isfinite(self.bias)):
-            raise InputError(f"calibration temperature must be finite and > 0, not {self.temperature!r}")
+        object.__setattr__(self, "weights", tuple(float(w) for w in self.weights))
+        if not self.weights or not all(w > 0 and math.isfinite(w) for w in self.weights) or not math.isfinite(
+                self.bias):
+            raise InputError(f"calibration weights must be finite and > 0 and the bias finite, not "
+                             f"{self.weights!r}, {self.bias!r}")
         if not 0 <= self.threshold <= 1 or not 0 <= self.target_fpr < 1:
             raise InputError(f"calibration threshold and target FPR must be in [0, 1], not {self.threshold!r}, "
                              f"{self.target_fpr!r}")
 
-    def probability(self, logit: float | np.ndarray) -> np.ndarray:
-        z = np.asarray(logit, dtype=np.float64) / self.temperature + self.bias
+    def probability(self, scores: float | np.ndarray) -> np.ndarray:
+        """P(synthetic) of scores shaped (..., len(weights)) (a bare number or (...,) when there is one view)."""
+        x = np.asarray(scores, dtype=np.float64)
+        if len(self.weights) == 1 and (x.ndim == 0 or x.shape[-1] != 1):
+            x = x[..., None]
+        if x.shape[-1] != len(self.weights):
+            raise InputError(f"calibration expects {len(self.weights)} scores per image, got shape {x.shape}")
+        z = x @ np.asarray(self.weights) + self.bias
         return 1.0 / (1.0 + np.exp(-z))
 
     def save(self, folder: str | os.PathLike) -> None:
@@ -114,36 +167,40 @@ class Calibration:
 
 def fit_calibration(logits: np.ndarray, labels: np.ndarray, *, target_fpr: float = 0.01,
                     steps: int = 200) -> Calibration:
-    """Fit temperature and bias by minimising the log-loss of held-out image logits (``labels`` 1 = synthetic),
-    then set the threshold for ``target_fpr`` on the held-out real ones. Use images the network was not trained on:
-    on training images it is over-confident, and the threshold would let too many real images through as fake."""
+    """Fit positive weights and a bias by minimising the log-loss of held-out image scores ``logits`` ((N,) for
+    one view or (N, views); ``labels`` 1 = synthetic), then set the threshold for ``target_fpr`` on the held-out
+    real ones. Use images the network was not trained on: on training images it is over-confident, and the
+    threshold would let too many real images through as fake."""
     logits = np.asarray(logits, dtype=np.float64)
     labels = np.asarray(labels)
-    if logits.shape != labels.shape or logits.ndim != 1 or not set(np.unique(labels)) == {0, 1}:
-        raise InputError(f"calibration needs 1-D logits and 0/1 labels of both classes, not {logits.shape}, "
-                         f"{labels.shape}, classes {sorted(set(np.unique(labels).tolist()))}")
+    if logits.ndim == 1:
+        logits = logits[:, None]
+    if (logits.ndim != 2 or logits.shape[0] != labels.shape[0] or labels.ndim != 1
+            or not set(np.unique(labels)) == {0, 1}):
+        raise InputError(f"calibration needs (N,) or (N, views) scores and N 0/1 labels of both classes, not "
+                         f"{logits.shape}, {labels.shape}, classes {sorted(set(np.unique(labels).tolist()))}")
     if not 0 <= target_fpr < 1:
         raise InputError(f"target_fpr must be in [0, 1), not {target_fpr!r}")
     x = torch.from_numpy(logits)
     y = torch.from_numpy(labels.astype(np.float64))
-    log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)  # temperature = exp(log_t) stays > 0
+    log_w = torch.zeros(logits.shape[1], dtype=torch.float64, requires_grad=True)  # weights = exp(log_w) > 0
     bias = torch.zeros((), dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.LBFGS([log_t, bias], lr=0.5, max_iter=steps, line_search_fn="strong_wolfe")
+    optimizer = torch.optim.LBFGS([log_w, bias], lr=0.5, max_iter=steps, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        loss = nn.functional.binary_cross_entropy_with_logits(x / log_t.exp() + bias, y)
+        loss = nn.functional.binary_cross_entropy_with_logits(x @ log_w.exp() + bias, y)
         loss.backward()
         return loss
 
     optimizer.step(closure)
-    temperature, b = float(log_t.detach().exp()), float(bias.detach())
-    real_p = np.sort(1.0 / (1.0 + np.exp(-(logits[labels == 0] / temperature + b))))[::-1]  # descending
+    weights, b = tuple(max(float(w), 1e-12) for w in log_w.detach().exp()), float(bias.detach())
+    real_p = np.sort(1.0 / (1.0 + np.exp(-(logits[labels == 0] @ np.asarray(weights) + b))))[::-1]  # descending
     allowed = math.floor(target_fpr * len(real_p))  # real images that may score at or above the threshold
     # Just above the (allowed+1)-th highest real probability: that one and all below fall under the threshold.
     threshold = float(min(1.0, np.nextafter(real_p[allowed], np.inf)))
     return Calibration(
-        temperature=temperature,
+        weights=weights,
         bias=b,
         threshold=threshold,
         target_fpr=float(target_fpr),
@@ -162,7 +219,9 @@ class ClassifierResult:
     probability
         Calibrated P(synthetic) of the whole image, in [0, 1].
     logit
-        The uncalibrated image logit (mean of the patch logits).
+        The patch view's uncalibrated image logit (mean of the patch logits).
+    global_logit
+        The global view's uncalibrated logit (None for a detector without one).
     heatmap
         (rows, cols) float array: each patch's P(synthetic) by the same calibration, laid out as the patches are
         on the image (a single patch is a weaker witness than the whole image: read it as where, not whether).
@@ -176,6 +235,7 @@ class ClassifierResult:
 
     probability: float
     logit: float
+    global_logit: float | None
     heatmap: np.ndarray
     threshold: float
     patches: int
@@ -187,7 +247,8 @@ class ClassifierResult:
         return self.probability >= self.threshold
 
     def to_dict(self) -> dict:
-        return {"probability": self.probability, "logit": self.logit, "threshold": self.threshold,
+        return {"probability": self.probability, "logit": self.logit, "global_logit": self.global_logit,
+                "threshold": self.threshold,
                 "synthetic": self.synthetic, "patches": self.patches, "model": self.model,
                 "heatmap": np.round(self.heatmap, 4).tolist()}
 
@@ -237,13 +298,18 @@ def extract_patches(luma: np.ndarray, patch_size: int, max_grid: int) -> tuple[n
 
 
 class PatchDetector:
-    """Scores images with a ``PatchDiscriminator`` and its ``Calibration``; ``score`` is its one verb."""
+    """Scores images with a ``PatchDiscriminator``, an optional ``GlobalDiscriminator`` and their ``Calibration``;
+    ``score`` is its one verb."""
 
     def __init__(
-        self, model: PatchDiscriminator, calibration: Calibration, *, name: str = BUILTIN_NAME,
-        num_threads: int | None = None,
+        self, model: PatchDiscriminator, calibration: Calibration, *, global_model: GlobalDiscriminator | None = None,
+        name: str = BUILTIN_NAME, num_threads: int | None = None,
     ) -> None:
+        views = 1 + (global_model is not None)
+        if len(calibration.weights) != views:
+            raise InputError(f"calibration has {len(calibration.weights)} weights for {views} view(s)")
         self.model = model.eval()
+        self.global_model = global_model.eval() if global_model is not None else None
         self.calibration = calibration
         self.name = name
         self.num_threads = num_threads
@@ -256,29 +322,55 @@ class PatchDetector:
         with torch_threads(self.num_threads), torch.inference_mode():
             return self.model.cpu()(x).double().numpy(), grid
 
+    def global_logit(self, image: np.ndarray) -> float | None:
+        """The global view's logit of one image (None without a global view)."""
+        if self.global_model is None:
+            return None
+        thumb = thumbnail(to_luma(image), self.global_model.config.size)
+        x = torch.from_numpy(thumb).float().div(255)[None, None]  # (1, 1, S, S)
+        with torch_threads(self.num_threads), torch.inference_mode():
+            return float(self.global_model.cpu()(x)[0])
+
+    def scores(self, image: np.ndarray) -> np.ndarray:
+        """The calibration's input for one image: (views,) = [mean patch logit(, global logit)]."""
+        logits, _ = self.patch_logits(image)
+        g = self.global_logit(image)
+        return np.array([logits.mean()] if g is None else [logits.mean(), g])
+
     def score(self, image: np.ndarray) -> ClassifierResult:
         """Score one uint8 (H, W) grey or (H, W, 3) RGB image of any size >= 32x32."""
         logits, grid = self.patch_logits(image)
+        g = self.global_logit(image)
         logit = float(logits.mean())
+        image_scores = np.array([logit] if g is None else [logit, g])
+        per_patch = logits[:, None] if g is None else np.stack([logits, np.full_like(logits, g)], axis=1)
         return ClassifierResult(
-            probability=float(self.calibration.probability(logit)),
+            probability=float(self.calibration.probability(image_scores)),
             logit=logit,
-            heatmap=self.calibration.probability(logits).reshape(grid),
+            global_logit=g,
+            heatmap=self.calibration.probability(per_patch).reshape(grid),
             threshold=self.calibration.threshold,
             patches=int(logits.size),
             model=self.name,
         )
 
     def save_pretrained(self, folder: str | os.PathLike) -> None:
-        """config.json + safetensors weights (diffusers' format) + calibration.json, in ``folder``."""
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        self.model.save_pretrained(folder, safe_serialization=True)
+        """``patch/`` and ``global/`` (diffusers' config.json + safetensors each) and calibration.json in
+        ``folder``."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(folder / "patch", safe_serialization=True)
+        if self.global_model is not None:
+            self.global_model.save_pretrained(folder / "global", safe_serialization=True)
         self.calibration.save(folder)
 
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike, **kwargs) -> PatchDetector:
         """Load what ``save_pretrained`` wrote; missing or mismatched files raise ``InputError`` naming the folder."""
-        return cls(load_model(PatchDiscriminator, folder), Calibration.load(folder), **kwargs)
+        folder = Path(folder)
+        global_model = load_model(GlobalDiscriminator, folder / "global") if (folder / "global").is_dir() else None
+        return cls(load_model(PatchDiscriminator, folder / "patch"), Calibration.load(folder),
+                   global_model=global_model, **kwargs)
 
 
 def builtin_detector(*, num_threads: int | None = None) -> PatchDetector:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import sys
 import time
@@ -34,9 +35,11 @@ from sklearn.metrics import roc_auc_score
 
 from synthguard.detect.classifier import (
     Calibration,
+    GlobalDiscriminator,
     PatchDetector,
     PatchDiscriminator,
     fit_calibration,
+    thumbnail,
     to_luma,
 )
 from synthguard.errors import InputError
@@ -202,6 +205,24 @@ def build_dataset(split: str, *, n_photo: int, n_digit: int, n_per_family: int, 
                         fakes=fakes)
 
 
+def build_global_extra(split: str, *, n_digit: int, n_gan: int, n_vae: int,
+                       num_threads: int | None = None) -> DetectorData:
+    """More digit-scale images for the global view only (cheap to make, and the shape cue needs thousands):
+    real MNIST digits and GAN / VAE samples, from seed ranges and digits of their own (MNIST's other half of the
+    split for calibration, never the test split unless ``split`` is "test")."""
+    if split not in SPLITS:
+        raise InputError(f"split must be one of {SPLITS}, not {split!r}")
+    base = _SEED_BASE[split] + 500_000
+    mnist = load_mnist("test" if split == "test" else "train").images
+    rng = np.random.default_rng(base)
+    digits = mnist[rng.permutation(len(mnist))[:n_digit]]
+    gan = builtin_generator("gan", num_threads=num_threads)
+    vae = builtin_generator("vae", num_threads=num_threads)
+    fakes = {"gan": gan.generate(n_gan, base, device="cpu").images if n_gan else [],
+             "vae": vae.generate(n_vae, base, device="cpu").images if n_vae else []}
+    return DetectorData(real={"digit": upsample_digits(digits)}, fakes={k: v for k, v in fakes.items() if v})
+
+
 # -------------------------------------------------------------------------------------------------- augmentation
 def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
     ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
@@ -236,6 +257,12 @@ class DetectorTrainConfig:
     lr: float = 2e-3
     refresh_every: int = 100  # steps between fresh augmentations of every training image
     target_fpr: float = 0.01
+    global_size: int = 32  # thumbnail side of the global view (0: no global view)
+    global_widths: tuple[int, ...] = (32, 64, 128, 128)
+    global_epochs: int = 8  # passes over every training image's thumbnail
+    global_batch_size: int = 64
+    global_lr: float = 1e-3
+    global_refresh_every: int = 2  # epochs between fresh augmentations
 
 
 @dataclass(frozen=True)
@@ -250,6 +277,7 @@ class DetectorTraining:
     n_calibration_fake: int
     losses: list[float]  # mean patch loss per ``refresh_every`` steps
     seconds: float
+    global_losses: list[float] = field(default_factory=list)  # mean thumbnail loss per epoch
     calibration: dict = field(default_factory=dict)
 
 
@@ -303,16 +331,57 @@ def training_step(model: PatchDiscriminator, optimizer: torch.optim.Optimizer, x
 
 def heldout_logits(detector: PatchDetector, real: Sequence[np.ndarray], fakes: Sequence[np.ndarray],
                    seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Image logits of each held-out image twice, as given and once augmented (so the threshold holds for
+    """(N, views) scores of each held-out image twice, as given and once augmented (so the threshold holds for
     re-encoded files too), with labels 1 = synthetic."""
     rng = np.random.default_rng(seed)
     logits, labels = [], []
     for label, images in ((0, real), (1, fakes)):
         for image in images:
             for variant in (image, augment(image, rng)):
-                logits.append(detector.patch_logits(variant)[0].mean())
+                logits.append(detector.scores(variant))
                 labels.append(label)
-    return np.array(logits), np.array(labels)
+    return np.stack(logits), np.array(labels)
+
+
+def train_global(real_images: Sequence[np.ndarray], fake_images: Sequence[np.ndarray], config: DetectorTrainConfig,
+                 *, seed: int = 0, num_threads: int | None = None,
+                 log: Callable[[str], None] = print) -> tuple[GlobalDiscriminator, list[float]]:
+    """Train the global view on thumbnails of freshly augmented copies of every image (the same ``augment`` as the
+    patch view, before the thumbnail is taken), classes weighted to balance; one loss per epoch."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed + 17)
+    model = GlobalDiscriminator(size=config.global_size, widths=tuple(config.global_widths))
+    images = list(real_images) + list(fake_images)
+    y_all = torch.cat([torch.zeros(len(real_images)), torch.ones(len(fake_images))])
+    pos_weight = torch.tensor(len(real_images) / max(1, len(fake_images)))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.global_lr, weight_decay=1e-4)
+    steps = config.global_epochs * math.ceil(len(images) / config.global_batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.global_lr, total_steps=max(1, steps),
+                                                   pct_start=0.05)
+    losses: list[float] = []
+    x_all = None
+    with torch_threads(num_threads):
+        model.train()
+        for epoch in range(config.global_epochs):
+            if x_all is None or epoch % config.global_refresh_every == 0:
+                thumbs = [thumbnail(augment(im, rng), config.global_size) for im in images]
+                x_all = torch.from_numpy(np.stack(thumbs)).float().div(255)[:, None]
+            order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed + epoch))
+            epoch_losses = []
+            for start in range(0, len(images), config.global_batch_size):
+                batch = order[start : start + config.global_batch_size]
+                mirror = torch.from_numpy(rng.random(len(batch)) < 0.5)
+                x = torch.where(mirror[:, None, None, None], x_all[batch].flip(-1), x_all[batch])
+                loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x), y_all[batch],
+                                                                            pos_weight=pos_weight)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                epoch_losses.append(float(loss.detach()))
+            losses.append(float(np.mean(epoch_losses)))
+            log(f"global view epoch {epoch} loss {losses[-1]:.4f}")
+    return model.eval(), losses
 
 
 def train_detector(
@@ -322,12 +391,18 @@ def train_detector(
     calibration_real: Sequence[np.ndarray],
     calibration_fakes_by_family: Mapping[str, Sequence[np.ndarray]],
     config: DetectorTrainConfig = DetectorTrainConfig(),
+    global_extra: DetectorData | None = None,
+    global_families: Sequence[str] | None = None,
     seed: int = 0,
     num_threads: int | None = None,
     log: Callable[[str], None] = print,
 ) -> tuple[PatchDetector, DetectorTraining]:
-    """Train a ``PatchDiscriminator`` on patches of the given images, then fit its calibration and threshold on
-    the calibration images (held out: other photo sources, other digits, other seeds)."""
+    """Train a ``PatchDiscriminator`` on patches of the given images and (``config.global_size`` > 0) a
+    ``GlobalDiscriminator`` on their thumbnails plus ``global_extra``'s, then fit the fused calibration and
+    threshold on the calibration images (held out: other photo sources, other digits, other seeds).
+
+    ``global_families`` (default: every family but "upsampled", whose thumbnails are those of real photos) are the
+    fake families the global view trains on; ``global_extra``'s fakes count only when their family is in it."""
     if not real_images or not fake_images_by_family or not all(fake_images_by_family.values()):
         raise InputError("train_detector needs real images and at least one non-empty fake family")
     start = time.perf_counter()
@@ -349,10 +424,20 @@ def train_detector(
             schedule.step()
         losses.append(float(np.mean(window)))
     model.eval()
-    # Identity calibration while the held-out logits are computed: they are read raw, before the fit.
-    identity = Calibration(temperature=1.0, bias=0.0, threshold=0.5, target_fpr=0.0, measured_fpr=0.0, n_real=0,
-                           n_fake=0)
-    detector = PatchDetector(model, identity, num_threads=num_threads)
+    global_model, global_losses = None, []
+    if config.global_size:
+        families = [f for f in (global_families if global_families is not None else fake_images_by_family)
+                    if f != "upsampled" or global_families is not None]
+        extra = global_extra or DetectorData(real={}, fakes={})
+        g_real = list(real_images) + extra.real_images
+        g_fake = [im for f in families for im in (*fake_images_by_family.get(f, ()), *extra.fakes.get(f, ()))]
+        global_model, global_losses = train_global(g_real, g_fake, config, seed=seed, num_threads=num_threads,
+                                                   log=log)
+    # Unit calibration while the held-out scores are computed: they are read raw, before the fit.
+    views = 1 + (global_model is not None)
+    identity = Calibration(weights=(1.0,) * views, bias=0.0, threshold=0.5, target_fpr=0.0, measured_fpr=0.0,
+                           n_real=0, n_fake=0)
+    detector = PatchDetector(model, identity, global_model=global_model, num_threads=num_threads)
     calibration_fakes = [im for images in calibration_fakes_by_family.values() for im in images]
     logits, labels = heldout_logits(detector, calibration_real, calibration_fakes, seed + 1)
     detector.calibration = fit_calibration(logits, labels, target_fpr=config.target_fpr)
@@ -365,6 +450,7 @@ def train_detector(
         n_calibration_fake=len(calibration_fakes),
         losses=losses,
         seconds=round(time.perf_counter() - start, 1),
+        global_losses=global_losses,
         calibration=asdict(detector.calibration),
     )
     return detector, record
@@ -434,8 +520,8 @@ def _ms_per_512(detector: PatchDetector, repeats: int = 10) -> float:
 
 
 def leave_one_family_out(train: DetectorData, calibration: DetectorData, test: DetectorData, *,
-                         config: DetectorTrainConfig, seed: int = 0, num_threads: int | None = None,
-                         log: Callable[[str], None] = print) -> dict[str, float]:
+                         config: DetectorTrainConfig, global_extra: DetectorData | None = None, seed: int = 0,
+                         num_threads: int | None = None, log: Callable[[str], None] = print) -> dict[str, float]:
     """For each family: train and calibrate without it, then the AUC of its test images against the real test
     images (clean). How the detector fares on a generator it never saw."""
     aucs = {}
@@ -445,9 +531,11 @@ def leave_one_family_out(train: DetectorData, calibration: DetectorData, test: D
             train.real_images, {k: v for k, v in train.fakes.items() if k != family},
             calibration_real=calibration.real_images,
             calibration_fakes_by_family={k: v for k, v in calibration.fakes.items() if k != family},
-            config=config, seed=seed, num_threads=num_threads, log=lambda _msg: None)
-        real_logits = [detector.patch_logits(im)[0].mean() for im in real_test]
-        fake_logits = [detector.patch_logits(im)[0].mean() for im in test.fakes[family]]
+            config=config, global_extra=global_extra,
+            global_families=[f for f in train.fakes if f not in (family, "upsampled")], seed=seed,
+            num_threads=num_threads, log=lambda _msg: None)
+        real_logits = [detector.score(im).probability for im in real_test]
+        fake_logits = [detector.score(im).probability for im in test.fakes[family]]
         labels = np.r_[np.zeros(len(real_logits)), np.ones(len(fake_logits))]
         aucs[family] = float(roc_auc_score(labels, np.r_[real_logits, fake_logits]))
         log(f"leave out {family}: AUC {aucs[family]:.3f}")
@@ -486,12 +574,16 @@ def main(argv: list[str] | None = None) -> None:
                                                      "calibration.json, training.json, evaluation.md)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--steps", type=int, default=DetectorTrainConfig.steps)
-    parser.add_argument("--lofo-steps", type=int, default=300, help="steps of each leave-one-family-out model "
-                                                                    "(0: skip); an in-family model of the same "
-                                                                    "budget is trained for comparison")
+    parser.add_argument("--lofo-steps", type=int, default=300, help="patch steps of each leave-one-family-out "
+                                                                    "model (0: skip); an in-family model of the "
+                                                                    "same budget is trained for comparison")
     parser.add_argument("--ddpm-steps", type=int, default=400)
     parser.add_argument("--n-train", type=int, default=250, help="images per fake family and per real domain")
     parser.add_argument("--n-test", type=int, default=100)
+    parser.add_argument("--global-epochs", type=int, default=DetectorTrainConfig.global_epochs)
+    parser.add_argument("--n-global", type=int, default=6000, help="extra real digits and GAN samples (and half "
+                                                                   "as many VAE samples) for the global view")
+    parser.add_argument("--lofo-global-epochs", type=int, default=3)
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -502,30 +594,37 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.manual_seed(0)
     ddpm = train_tiny_ddpm(load_mnist("train").images, steps=args.ddpm_steps, num_threads=args.threads, log=log)
+    ddpm.save_pretrained(out / "ddpm", safe_serialization=True)  # the fake family, for `synthguard bench detector`
     sources = photo_sources()
     n, m = args.n_train, args.n_test
     data = {split: build_dataset(split, n_photo=size, n_digit=size, n_per_family=size, ddpm=ddpm, sources=sources,
                                  num_threads=args.threads)
             for split, size in (("train", n), ("calibration", m), ("test", m))}
+    extra = build_global_extra("train", n_digit=args.n_global, n_gan=args.n_global, n_vae=args.n_global // 2,
+                               num_threads=args.threads)
     log("data built")
-    config = DetectorTrainConfig(steps=args.steps)
+    config = DetectorTrainConfig(steps=args.steps, global_epochs=args.global_epochs)
     detector, record = train_detector(data["train"].real_images, data["train"].fakes,
                                       calibration_real=data["calibration"].real_images,
                                       calibration_fakes_by_family=data["calibration"].fakes,
-                                      config=config, num_threads=args.threads, log=log)
+                                      config=config, global_extra=extra, num_threads=args.threads, log=log)
     detector.save_pretrained(out)
     log(f"trained in {record.seconds} s; calibration {record.calibration}")
     evaluation = evaluate_detector(detector, data["test"].real, data["test"].fakes)
     log("evaluated")
     lofo, same_budget = None, None
     if args.lofo_steps:
-        small = DetectorTrainConfig(steps=args.lofo_steps)
+        small = DetectorTrainConfig(steps=args.lofo_steps, global_epochs=args.lofo_global_epochs)
+        third = args.n_global // 3
+        small_extra = DetectorData(real={"digit": extra.real["digit"][:third]},
+                                   fakes={k: v[:third] for k, v in extra.fakes.items()})
         lofo = leave_one_family_out(data["train"], data["calibration"], data["test"], config=small,
-                                    num_threads=args.threads, log=log)
+                                    global_extra=small_extra, num_threads=args.threads, log=log)
         reference, _ = train_detector(data["train"].real_images, data["train"].fakes,
                                       calibration_real=data["calibration"].real_images,
                                       calibration_fakes_by_family=data["calibration"].fakes,
-                                      config=small, num_threads=args.threads, log=lambda _msg: None)
+                                      config=small, global_extra=small_extra, num_threads=args.threads,
+                                      log=lambda _msg: None)
         same_budget = {row.family: row.auc for row in
                        evaluate_detector(reference, data["test"].real, data["test"].fakes, perturbations=("none",)
                                          ).families}

@@ -1,14 +1,23 @@
-"""One verdict from the signals, with the reasons that led to it.
+"""One verdict from the signals, with a confidence and the reasons that led to it.
 
-Labels (``VerdictLabel``):
-- ``ai-generated``: trusted provenance declares generative-AI content, or no trusted manifest is available and
-  SynthGuard's watermark is found with its payload's AI bit set;
-- ``tampered``: a manifest is present but fails validation (content or manifest changed after signing);
-- ``authentic-capture``: trusted provenance declares a capture (camera, scan, film) and no later edit;
-- ``edited``: trusted provenance records edits of an earlier asset;
-- ``unknown``: nothing trustworthy either way. Missing provenance is never, by itself, evidence of fakery, and an
-  intact manifest from a signer you do not trust is a claim, not proof (its contents are listed in the reasons).
-(``likely-synthetic`` comes with the classifier signal.)
+The fusion table, first matching row wins ("trusted manifest" means: trusted signer, intact, and about this very
+file; a manifest recovered through a watermark for different content is not about this file):
+
+| signals | label | confidence |
+| --- | --- | --- |
+| manifest fails validation | ``tampered`` | 1.0 |
+| trusted manifest declares generative AI | ``ai-generated`` | 1.0 |
+| trusted manifest records edits | ``edited`` | 1.0 |
+| trusted manifest declares a capture (camera, scan, film) | ``authentic-capture`` | 1.0 |
+| trusted manifest declares another source type | ``unknown`` | none |
+| no trusted manifest; SynthGuard watermark found with its AI bit set | ``ai-generated`` | 1 - p-value |
+| no trusted manifest; classifier at or above its threshold | ``likely-synthetic`` | P(synthetic) |
+| anything else | ``unknown`` | none |
+
+A trusted manifest outranks the watermark and the classifier; when they disagree with it, the reasons say so.
+Missing provenance is never, by itself, evidence of fakery; an intact manifest from a signer you do not trust is a
+claim, not proof (its contents are listed in the reasons); a classifier score is a statistical signal with a
+stated error rate, never proof, which is why it only ever gives ``likely-synthetic``.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from synthguard.detect.classifier_signal import ClassifierSignal
 from synthguard.detect.watermark_signal import WatermarkSignal
 from synthguard.provenance.manifest import DigitalSourceType
 from synthguard.provenance.reading import ProvenanceSignal, ProvenanceState
@@ -37,9 +47,10 @@ class VerdictLabel(str, Enum):
 class Verdict:
     label: VerdictLabel
     reasons: tuple[str, ...]
+    confidence: float | None = None  # see the fusion table; None for "unknown"
 
     def to_dict(self) -> dict:
-        return {"label": self.label.value, "reasons": list(self.reasons)}
+        return {"label": self.label.value, "confidence": self.confidence, "reasons": list(self.reasons)}
 
 
 def _source_code(uri: str | None) -> str | None:
@@ -75,10 +86,43 @@ def _watermark_reasons(p: ProvenanceSignal, w: WatermarkSignal | None) -> list[s
     return reasons
 
 
-def decide(provenance: ProvenanceSignal, watermark: WatermarkSignal | None = None) -> Verdict:
-    """The verdict from the provenance signal and (for images) the watermark signal."""
+def _classifier_reasons(c: ClassifierSignal | None) -> list[str]:
+    if c is None:
+        return []
+    if c.skipped:
+        return [f"classifier not run: {c.skipped}"]
+    rate = f", {100 * c.threshold_fpr:.1f}% of held-out real images score that high" if c.threshold_fpr is not None \
+        else " (the policy's threshold)"
+    if c.synthetic:
+        return [f"classifier {c.model}: P(synthetic) {c.probability:.3f} >= threshold {c.threshold:.3f}{rate}; "
+                "a statistical signal, not proof"]
+    return [f"classifier {c.model}: P(synthetic) {c.probability:.3f} < threshold {c.threshold:.3f}: no sign of "
+            "synthesis it was trained to see (not evidence of authenticity)"]
+
+
+def _trusted_here(p: ProvenanceSignal) -> bool:
+    """A trusted manifest that speaks about this file's content (not one recovered for a different asset)."""
+    copied = p.recovered_from_ledger and p.ledger_match == "soft-binding" and p.ledger_content_match is not True
+    return p.state is ProvenanceState.TRUSTED and not copied
+
+
+def decide(provenance: ProvenanceSignal, watermark: WatermarkSignal | None = None,
+           classifier: ClassifierSignal | None = None) -> Verdict:
+    """The verdict from the provenance signal and, for images, the watermark and classifier signals."""
     label, reasons = _decide_provenance(provenance, watermark)
-    return Verdict(label, (*reasons, *_watermark_reasons(provenance, watermark)))
+    reasons = (*reasons, *_watermark_reasons(provenance, watermark), *_classifier_reasons(classifier))
+    flagged = classifier is not None and classifier.synthetic and not classifier.skipped
+    confidence: float | None = None
+    if label is VerdictLabel.TAMPERED or (_trusted_here(provenance) and label is not VerdictLabel.UNKNOWN):
+        confidence = 1.0
+        if flagged and label in (VerdictLabel.AUTHENTIC_CAPTURE, VerdictLabel.EDITED):
+            reasons += ("the classifier's score conflicts with the trusted manifest; the signed record outranks a "
+                        "statistical score, but a human may want to look",)
+    elif label is VerdictLabel.AI_GENERATED:  # the watermark's AI bit, without a trusted manifest here
+        confidence = 1.0 - watermark.p_value
+    elif label is VerdictLabel.UNKNOWN and flagged and not _trusted_here(provenance):
+        label, confidence = VerdictLabel.LIKELY_SYNTHETIC, classifier.probability
+    return Verdict(label, reasons, confidence)
 
 
 def _decide_provenance(provenance: ProvenanceSignal,

@@ -1,7 +1,7 @@
-"""The patch detector: training moves it, calibration keeps order, scoring takes any size and refuses bad input.
+"""The detector: training moves it, calibration keeps order, scoring takes any size and refuses bad input.
 
-Tiny seeded models built from config (patch 32, widths (4, 8)); only ``test_builtin_detector_loads`` reads the
-shipped weights.
+Tiny seeded models built from config (patch 32, widths (4, 8); global 16, widths (4, 8)); only the ``builtin`` tests
+read the shipped weights.
 """
 
 from __future__ import annotations
@@ -12,11 +12,13 @@ import torch
 
 from synthguard.detect.classifier import (
     Calibration,
+    GlobalDiscriminator,
     PatchDetector,
     PatchDiscriminator,
     builtin_detector,
     fit_calibration,
     patch_grid,
+    thumbnail,
 )
 from synthguard.detect.detector_training import (
     DetectorTrainConfig,
@@ -35,9 +37,17 @@ def tiny_model(seed: int = 0) -> PatchDiscriminator:
 
 
 def tiny_detector() -> PatchDetector:
-    calibration = Calibration(temperature=2.0, bias=0.1, threshold=0.6, target_fpr=0.01, measured_fpr=0.0,
+    calibration = Calibration(weights=(0.5,), bias=0.1, threshold=0.6, target_fpr=0.01, measured_fpr=0.0,
                               n_real=100, n_fake=100)
     return PatchDetector(tiny_model(), calibration, name="tiny", num_threads=1)
+
+
+def tiny_two_view_detector() -> PatchDetector:
+    torch.manual_seed(1)
+    calibration = Calibration(weights=(0.5, 2.0), bias=-0.3, threshold=0.6, target_fpr=0.01, measured_fpr=0.0,
+                              n_real=100, n_fake=100)
+    return PatchDetector(tiny_model(), calibration, global_model=GlobalDiscriminator(size=16, widths=(4, 8)),
+                         name="tiny2", num_threads=1)
 
 
 def test_training_step_changes_parameters_and_lowers_loss():
@@ -60,11 +70,48 @@ def test_calibration_is_monotonic_and_threshold_meets_target_fpr():
     grid = np.linspace(-10, 10, 201)
     probabilities = calibration.probability(grid)
     assert np.all(np.diff(probabilities) > 0)
-    assert calibration.temperature > 0
+    assert calibration.weights[0] > 0
     assert calibration.measured_fpr <= 0.01
     real_p = calibration.probability(logits[:300])
     assert np.mean(real_p >= calibration.threshold) == pytest.approx(calibration.measured_fpr)
     assert (calibration.n_real, calibration.n_fake) == (300, 300)
+
+
+def test_two_view_calibration_is_monotonic_in_each_view():
+    rng = np.random.default_rng(1)
+    real = np.c_[rng.normal(-1, 1, 300), rng.normal(-2, 1, 300)]
+    fake = np.c_[rng.normal(1, 1, 300), rng.normal(2, 1, 300)]
+    calibration = fit_calibration(np.r_[real, fake], np.r_[np.zeros(300), np.ones(300)].astype(int))
+    assert len(calibration.weights) == 2 and all(w > 0 for w in calibration.weights)
+    grid = np.linspace(-3, 3, 61)  # away from float saturation at 0 and 1
+    for fixed in (-1.0, 0.0, 1.0):
+        assert np.all(np.diff(calibration.probability(np.c_[grid, np.full_like(grid, fixed)])) > 0)
+        assert np.all(np.diff(calibration.probability(np.c_[np.full_like(grid, fixed), grid])) > 0)
+    # A view that carries no information still gets a positive weight (never a negative one that reverses it).
+    noise = np.c_[np.r_[real[:, 0], fake[:, 0]], rng.normal(0, 1, 600)]
+    assert all(w > 0 for w in fit_calibration(noise, np.r_[np.zeros(300), np.ones(300)].astype(int)).weights)
+
+
+def test_calibration_refuses_nonpositive_weights_and_wrong_arity():
+    with pytest.raises(InputError, match="weights"):
+        Calibration(weights=(-1.0,), bias=0.0, threshold=0.5, target_fpr=0.01, measured_fpr=0.0, n_real=1,
+                    n_fake=1)
+    with pytest.raises(InputError, match="2 scores"):
+        Calibration(weights=(1.0, 1.0), bias=0.0, threshold=0.5, target_fpr=0.01, measured_fpr=0.0, n_real=1,
+                    n_fake=1).probability(np.zeros((4, 3)))
+    with pytest.raises(InputError, match="view"):
+        PatchDetector(tiny_model(), tiny_two_view_detector().calibration)
+
+
+def test_two_view_score_and_heatmap():
+    detector = tiny_two_view_detector()
+    image = procedural_image(160, 96, seed=3)
+    result = detector.score(image)
+    assert result.global_logit is not None
+    expected = 1 / (1 + np.exp(-(0.5 * result.logit + 2.0 * result.global_logit - 0.3)))
+    assert result.probability == pytest.approx(expected)
+    assert result.heatmap.shape == (3, 5)
+    assert thumbnail(np.zeros((100, 300), np.uint8), 16).shape == (16, 16)
 
 
 def test_calibration_refuses_one_class():
@@ -83,7 +130,7 @@ def test_score_any_size_grey_or_rgb(shape, grid):
     assert result.patches == grid[0] * grid[1]
     assert 0 <= result.probability <= 1 and np.all((result.heatmap >= 0) & (result.heatmap <= 1))
     assert result.threshold == 0.6 and result.model == "tiny"
-    assert result.probability == pytest.approx(1 / (1 + np.exp(-(result.logit / 2.0 + 0.1))))
+    assert result.probability == pytest.approx(1 / (1 + np.exp(-(result.logit * 0.5 + 0.1))))
     assert result.synthetic == (result.probability >= 0.6)
 
 
@@ -114,13 +161,15 @@ def test_score_refuses_bad_input(image, message):
         tiny_detector().score(image)
 
 
-def test_save_and_load_round_trip(tmp_path):
-    detector = tiny_detector()
+@pytest.mark.parametrize("make", [tiny_detector, tiny_two_view_detector])
+def test_save_and_load_round_trip(tmp_path, make):
+    detector = make()
     detector.save_pretrained(tmp_path)
-    assert {"config.json", "calibration.json"} <= {p.name for p in tmp_path.iterdir()}
+    assert {"patch", "calibration.json"} <= {p.name for p in tmp_path.iterdir()}
+    assert (tmp_path / "global").is_dir() == (detector.global_model is not None)
     loaded = PatchDetector.from_pretrained(tmp_path, name="tiny")
     image = procedural_image(80, 120, seed=4)
-    assert loaded.score(image).logit == pytest.approx(detector.score(image).logit, abs=1e-6)
+    assert loaded.score(image).probability == pytest.approx(detector.score(image).probability, abs=1e-6)
     assert loaded.calibration == detector.calibration
 
 
@@ -137,13 +186,18 @@ def test_augment_keeps_uint8_grey():
         assert out.dtype == np.uint8 and out.ndim == 2 and min(out.shape) >= 32
 
 
-def test_train_detector_end_to_end_tiny():
+@pytest.mark.parametrize("global_size", [0, 16])
+def test_train_detector_end_to_end_tiny(global_size):
     real = [procedural_image(64, 64, seed=s)[..., 0] for s in range(6)]
     fakes = {"flat": [np.full((64, 64), 100 + s, np.uint8) for s in range(6)]}
-    config = DetectorTrainConfig(patch_size=32, widths=(4, 8), steps=4, batch_size=8, refresh_every=2)
+    config = DetectorTrainConfig(patch_size=32, widths=(4, 8), steps=4, batch_size=8, refresh_every=2,
+                                 global_size=global_size, global_widths=(4, 8), global_epochs=2, global_batch_size=4)
     detector, record = train_detector(real, fakes, calibration_real=real[:4], calibration_fakes_by_family=fakes,
                                       config=config, num_threads=1, log=lambda _msg: None)
     assert record.n_calibration_real == 4 and len(record.losses) == 2
+    assert (detector.global_model is not None) == bool(global_size)
+    assert len(record.global_losses) == (2 if global_size else 0)
+    assert len(detector.calibration.weights) == (2 if global_size else 1)
     assert detector.calibration.n_real == 8  # each held-out image as given and once augmented
     evaluation = evaluate_detector(detector, {"photo": real}, fakes, perturbations=("none", "jpeg75"))
     assert {row.perturbation for row in evaluation.families} == {"none", "jpeg75"}

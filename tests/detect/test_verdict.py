@@ -54,11 +54,83 @@ def test_watermark_recovery_with_different_content_never_vouches_for_this_file()
     from synthguard.detect.watermark_signal import WatermarkSignal
     recovered = signal(S.TRUSTED, D.DIGITAL_CAPTURE, recovered_from_ledger=True, ledger_match="soft-binding",
                        ledger_content_match=False)
-    copied = WatermarkSignal(True, "io.synthguard.tilemark.3", "000000000001", 1e-30, 0, False)
+    copied = WatermarkSignal(True, "io.synthguard.tilemark.4", "000000000001", 1e-30, 0, False)
     v = decide(recovered, copied)
     assert v.label is VerdictLabel.UNKNOWN and "differs" in v.reasons[0]
-    marked_ai = WatermarkSignal(True, "io.synthguard.tilemark.3", "100000000001", 1e-30, 0, True)
+    marked_ai = WatermarkSignal(True, "io.synthguard.tilemark.4", "100000000001", 1e-30, 0, True)
     assert decide(recovered, marked_ai).label is VerdictLabel.AI_GENERATED
     same = signal(S.TRUSTED, D.DIGITAL_CAPTURE, recovered_from_ledger=True, ledger_match="soft-binding",
                   ledger_content_match=True)
     assert decide(same, copied).label is VerdictLabel.AUTHENTIC_CAPTURE
+
+
+# ----------------------------------------------------------------------------------- watermark x classifier rows
+from synthguard.detect.classifier_signal import ClassifierSignal  # noqa: E402
+from synthguard.detect.watermark_signal import WatermarkSignal  # noqa: E402
+
+ALG = "io.synthguard.tilemark.4"
+WATERMARKS = {
+    "none": None,
+    "absent": WatermarkSignal(False, ALG, p_value=0.7),
+    "ai": WatermarkSignal(True, ALG, "900000000001", 1e-20, 0, True),
+    "not-ai": WatermarkSignal(True, ALG, "100000000001", 1e-20, 0, False),
+}
+CLASSIFIERS = {
+    "none": None,
+    "low": ClassifierSignal("tiny", 0.10, 0.8, 0.01, False, 4),
+    "high": ClassifierSignal("tiny", 0.95, 0.8, 0.01, True, 4),
+    "skipped": ClassifierSignal("tiny", skipped="image smaller than 32x32"),
+}
+PROVENANCE = {
+    "absent": signal(S.ABSENT),
+    "error": ProvenanceSignal(present=True, state=S.ERROR, error="remote manifest"),
+    "invalid": signal(S.INVALID, D.DIGITAL_CAPTURE, failures=("assertion.dataHash.mismatch",)),
+    "untrusted-ai": signal(S.VALID, D.TRAINED_ALGORITHMIC_MEDIA),
+    "trusted-ai": signal(S.TRUSTED, D.TRAINED_ALGORITHMIC_MEDIA),
+    "trusted-capture": signal(S.TRUSTED, D.DIGITAL_CAPTURE),
+    "trusted-edit": signal(S.TRUSTED, D.DIGITAL_CAPTURE, ("c2pa.opened", "c2pa.cropped")),
+    "trusted-other": signal(S.TRUSTED, D.ALGORITHMIC_MEDIA),
+    "copied": signal(S.TRUSTED, D.DIGITAL_CAPTURE, recovered_from_ledger=True, ledger_match="soft-binding",
+                     ledger_content_match=False),
+}
+TRUSTED_LABEL = {"invalid": VerdictLabel.TAMPERED, "trusted-ai": VerdictLabel.AI_GENERATED,
+                 "trusted-capture": VerdictLabel.AUTHENTIC_CAPTURE, "trusted-edit": VerdictLabel.EDITED,
+                 "trusted-other": VerdictLabel.UNKNOWN}
+
+
+def expected(prov: str, wm: str, cls: str) -> tuple[VerdictLabel, float | None]:
+    """The fusion table of verdict.py's docstring, written out independently of the code."""
+    if prov in TRUSTED_LABEL:
+        label = TRUSTED_LABEL[prov]
+        return label, (None if label is VerdictLabel.UNKNOWN else 1.0)
+    if wm == "ai":
+        return VerdictLabel.AI_GENERATED, 1.0 - 1e-20
+    if cls == "high":
+        return VerdictLabel.LIKELY_SYNTHETIC, 0.95
+    return VerdictLabel.UNKNOWN, None
+
+
+@pytest.mark.parametrize("prov", list(PROVENANCE))
+@pytest.mark.parametrize("wm", list(WATERMARKS))
+@pytest.mark.parametrize("cls", list(CLASSIFIERS))
+def test_full_fusion_table(prov, wm, cls):
+    verdict = decide(PROVENANCE[prov], WATERMARKS[wm], CLASSIFIERS[cls])
+    label, confidence = expected(prov, wm, cls)
+    assert verdict.label is label
+    assert verdict.confidence == (None if confidence is None else pytest.approx(confidence))
+    assert verdict.reasons
+    if CLASSIFIERS[cls] is not None:  # the classifier's evidence is always named, whatever the label
+        assert any("classifier" in r for r in verdict.reasons)
+    if verdict.label is VerdictLabel.LIKELY_SYNTHETIC:
+        assert any("not proof" in r for r in verdict.reasons)
+
+
+def test_missing_provenance_alone_is_never_fakery():
+    for cls in ("none", "low", "skipped"):
+        assert decide(PROVENANCE["absent"], WATERMARKS["absent"], CLASSIFIERS[cls]).label is VerdictLabel.UNKNOWN
+
+
+def test_classifier_conflicting_with_a_trusted_capture_is_reported_not_adopted():
+    v = decide(PROVENANCE["trusted-capture"], None, CLASSIFIERS["high"])
+    assert v.label is VerdictLabel.AUTHENTIC_CAPTURE
+    assert any("conflicts" in r for r in v.reasons)

@@ -47,7 +47,7 @@ def marked(wm):
 def test_interface(wm):
     assert isinstance(default_image_watermarker(), ImageWatermarker)
     assert wm.payload_bytes >= 6
-    assert wm.algorithm_id == "io.synthguard.tilemark.3"
+    assert wm.algorithm_id == "io.synthguard.tilemark.4"
 
 
 @pytest.mark.parametrize(
@@ -123,3 +123,24 @@ def test_estimate_payload_bits(wm, marked):
     assert bits.shape == expected.shape and bits.dtype == np.uint8
     assert np.mean(bits == expected) >= 0.9
     assert ImageWatermarker.estimate_payload_bits(wm, out) is None  # the interface's default: no estimate
+
+
+@pytest.mark.parametrize(("size", "seed"), [((128, 128), 11), ((160, 224), 12)])
+def test_small_images_survive_jpeg(wm, size, seed):
+    """Under 256 px the tile may be drawn at twice its size; either way the mark reads clean and after JPEG 75."""
+    image = synthetic(size, seed)
+    payload = bytes(np.random.default_rng(seed).integers(0, 256, wm.payload_bytes, dtype=np.uint8))
+    out = wm.embed(image, payload)
+    for attack in ("none", "jpeg75"):
+        result = wm.detect(ATTACKS[attack](out))
+        assert result.detected and result.payload == payload, attack
+
+
+def test_small_copy_of_large_mark_still_read(wm, marked):
+    """A large image marked at the normal tile scale, shrunk under 256 px, is read at that scale (the detector
+    tries both scales' identity geometry)."""
+    _, out, payload = marked
+    cv2 = pytest.importorskip("cv2")
+    small = cv2.resize(out, (200, 200), interpolation=cv2.INTER_AREA)
+    result = wm.detect(small)
+    assert result.detected and result.payload == payload
