@@ -414,7 +414,7 @@ def detect(files: tuple[Path, ...], as_json: bool, policy_path, trust_paths, no_
         try:
             inspection = inspect_file(path, trust=trust, ledger=ledger, watermarker=watermarker, detector=detector,
                                       classifier_threshold=rules.classifier_threshold,
-                                      keep_pixels=report_path is not None)
+                                      keep_pixels=report_path is not None, policy=policy)
         except InputError as exc:
             errors.append((str(path), str(exc)))
             raise
@@ -460,6 +460,260 @@ def _per_file(files, as_json: bool, work, as_dict, as_text, finish=None) -> None
         finish()
     if failed:
         sys.exit(InputError.exit_code)
+
+
+# ------------------------------------------------------------------------------------------------------- verify
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--policy", "policy_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Policy YAML (default: the built-in default policy; see policies/).")
+@click.option("--jsonl", "jsonl_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write one JSON line per file here (default: print them).")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write an HTML report grouped by desk action (thumbnails, heatmaps, forensic pictures).")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Worker processes (results are identical whatever the number).")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run: keep the finished lines in --jsonl.")
+@click.option("--force", is_flag=True, help="Replace an existing --jsonl instead of refusing.")
+@click.option("--trust", "trust_paths", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Extra trust anchor PEM for this run (repeatable).")
+@click.option("--detector", "detector_path", type=click.Path(file_okay=False, path_type=Path),
+              help="A detector folder from `synthguard train detector` instead of the built-in one.")
+@click.option("--no-ledger", is_flag=True, help="Do not look stripped copies up in the local ledger.")
+@click.option("--no-audit", is_flag=True, help="Do not append to the audit log (the policy's audit.record).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary at the end instead of text.")
+@handle_errors
+def verify(paths, policy_path, jsonl_path, report_path, workers, resume, force, trust_paths, detector_path, no_ledger,
+           no_audit, as_json) -> None:
+    """Verify every file under PATHS (folders are walked) under a policy: verdict, desk action and evidence per
+    file, one JSON line each; unreadable files are listed as errors with the policy's error action.
+
+    Every verification is appended to the audit log ($SYNTHGUARD_HOME/audit.sqlite) unless the policy or
+    --no-audit says otherwise; record a person's decision with `synthguard audit review`. Exit status 0 when every
+    file was verified, 2 when any was an error (still listed).
+
+    \b
+    Examples:
+      synthguard verify inbox/ --policy policies/newsroom-default.yaml --jsonl out.jsonl --report out.html
+      synthguard verify inbox/ --jsonl out.jsonl --resume --workers 2
+      synthguard verify a.jpg b.png --policy policies/newsroom-strict.yaml
+    """
+    from tqdm import tqdm  # noqa: PLC0415
+
+    from synthguard.policy import load_policy  # noqa: PLC0415
+    from synthguard.verify import VerifySettings, verify as run_verify, write_batch_report  # noqa: PLC0415
+
+    policy = load_policy(policy_path)
+    for path in (jsonl_path, report_path):
+        if path is not None:
+            from synthguard.fileio import check_output_path  # noqa: PLC0415
+
+            check_output_path(path, overwrite=True)
+    settings = VerifySettings(policy=policy, home=_home().root, trust_extra=tuple(trust_paths),
+                              detector=detector_path, use_ledger=not no_ledger)
+    bar = tqdm(desc="verify", unit="file", file=sys.stderr, disable=None)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        result = run_verify(paths, settings, jsonl=jsonl_path, workers=workers, resume=resume, overwrite=force,
+                            audit=False if no_audit else None, progress=progress)
+    finally:
+        bar.close()
+    if jsonl_path is None:
+        for line in result.lines[result.resumed:]:
+            click.echo(json.dumps(line, sort_keys=True))
+    if report_path is not None:
+        with tqdm(desc="report", unit="file", file=sys.stderr, disable=None) as rbar:
+            def report_progress(done: int, total: int) -> None:
+                rbar.total, rbar.n = total, done
+                rbar.refresh()
+
+            write_batch_report(report_path, result.lines, policy, progress=report_progress)
+    errors = sum(1 for line in result.lines if line.get("error"))
+    summary = {"files": len(result.lines), "resumed": result.resumed, "errors": errors, "actions": result.counts,
+               "seconds": round(result.seconds, 2), "files_per_second": round(
+                   (len(result.lines) - result.resumed) / max(result.seconds, 1e-9), 2),
+               "policy": policy.name, "policy_sha256": policy.sha256, "jsonl": str(jsonl_path) if jsonl_path else None,
+               "report": str(report_path) if report_path else None}
+    if as_json:
+        click.echo(json.dumps(summary), err=jsonl_path is None)
+    else:
+        actions = ", ".join(f"{n} {a}" for a, n in sorted(result.counts.items())) or "nothing"
+        click.echo(f"verified {len(result.lines)} file(s) under policy {policy.name!r}: {actions}; {errors} error(s)"
+                   + (f"; {result.resumed} from the earlier run" if result.resumed else "")
+                   + (f"; lines in {jsonl_path}" if jsonl_path else "")
+                   + (f"; report in {report_path}" if report_path else ""), err=True)
+    if errors:
+        sys.exit(InputError.exit_code)
+
+
+# -------------------------------------------------------------------------------------------------------- serve
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind (loopback by default: only this machine can reach the desk).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--policy", "policy_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Policy YAML (default: the built-in default policy).")
+@click.option("--max-upload-mb", default=50, show_default=True, type=click.IntRange(1, 2048),
+              help="Uploads larger than this are refused.")
+@click.option("--storage", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for uploaded files (default: $SYNTHGUARD_HOME/desk-uploads).")
+@handle_errors
+def serve(host: str, port: int, policy_path, max_upload_mb: int, storage) -> None:
+    """Run the local web verification desk: drop a file, see its verdict, desk action and evidence (the same
+    pictures as the report), and record a human review in the audit log.
+
+    \b
+    Examples:
+      synthguard serve
+      synthguard serve --policy policies/newsroom-strict.yaml --port 8080
+    """
+    try:
+        import uvicorn  # noqa: PLC0415
+    except ImportError:
+        raise InputError("the desk needs its web extras: pip install -c constraints.txt -e '.[desk]'") from None
+    from synthguard.desk import create_app  # noqa: PLC0415
+    from synthguard.policy import load_policy  # noqa: PLC0415
+    from synthguard.verify import VerifySettings  # noqa: PLC0415
+
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(f"warning: binding to {host}: other machines on that network can reach the desk and its "
+                   "uploads", err=True)
+    settings = VerifySettings(policy=load_policy(policy_path), home=_home().root)
+    app = create_app(settings, storage=storage, max_upload=max_upload_mb * 1024 * 1024)
+    click.echo(f"SynthGuard desk on http://{host}:{port}/ (policy {settings.policy.name}); Ctrl-C stops it", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+# ------------------------------------------------------------------------------------------------------- policy
+@main.group()
+def policy() -> None:
+    """Check and explain policy files.
+
+    \b
+    Examples:
+      synthguard policy check policies/newsroom-strict.yaml
+      synthguard policy explain policies/newsroom-default.yaml
+    """
+
+
+@policy.command("check")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def policy_check(file: Path, as_json: bool) -> None:
+    """Validate a policy file: unknown keys, bad values and missing anchor files are named.
+
+    \b
+    Example:
+      synthguard policy check policies/newsroom-strict.yaml
+    """
+    from synthguard.policy import load_policy  # noqa: PLC0415
+
+    loaded = load_policy(file)
+    missing = [a for a in loaded.trust.anchors if not ((loaded.base_dir or Path.cwd()) / a).is_file()]
+    if missing:
+        raise InputError(f"policy {file}: trust.anchors: file(s) not found: {', '.join(missing)}")
+    if as_json:
+        _print_json({"file": str(file), "valid": True, "name": loaded.name, "sha256": loaded.sha256})
+    else:
+        click.echo(f"{file}: valid policy {loaded.name!r} (sha256 {loaded.sha256})")
+
+
+@policy.command("explain")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@handle_errors
+def policy_explain(file: Path) -> None:
+    """Print a policy in plain words.
+
+    \b
+    Example:
+      synthguard policy explain policies/platform-labeling.yaml
+    """
+    from synthguard.policy import load_policy  # noqa: PLC0415
+
+    click.echo(load_policy(file).explain())
+
+
+# -------------------------------------------------------------------------------------------------------- audit
+@main.group()
+def audit() -> None:
+    """The audit log: every verification, and the reviews editors record.
+
+    \b
+    Examples:
+      synthguard audit show --last 20
+      synthguard audit review photo.jpg --decision publish --editor "A. Editor" --note "checked with the agency"
+    """
+
+
+@audit.command("review")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--decision", required=True, type=click.Choice(["publish", "label-ai", "human-review", "reject"]),
+              help="The desk action the editor decided.")
+@click.option("--editor", required=True, help="Name of the person taking editorial responsibility.")
+@click.option("--note", default="", help="Why (free text).")
+@click.option("--policy", "policy_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="The policy the review was made under.")
+@handle_errors
+def audit_review(file: Path, decision: str, editor: str, note: str, policy_path) -> None:
+    """Record a person's review of FILE (by its SHA-256) in the audit log.
+
+    \b
+    Example:
+      synthguard audit review photo.jpg --decision label-ai --editor "A. Editor" --note "AI illustration"
+    """
+    from synthguard.audit import AuditLog  # noqa: PLC0415
+    from synthguard.media import file_sha256  # noqa: PLC0415
+    from synthguard.policy import load_policy  # noqa: PLC0415
+
+    if not file.is_file():
+        raise InputError(f"{file}: no such file")
+    loaded = load_policy(policy_path)
+    with AuditLog(_home().audit_path) as log:
+        entry = log.record_review(file=str(file), file_sha256=file_sha256(file), decision=decision, editor=editor,
+                                  note=note, policy=loaded.name, policy_sha256=loaded.sha256)
+    click.echo(f"recorded review #{entry}: {decision} by {editor.strip()} for {file}")
+
+
+@audit.command("show")
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--last", type=click.IntRange(1), help="Only the last N entries.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per entry.")
+@handle_errors
+def audit_show(file: Path | None, last: int | None, as_json: bool) -> None:
+    """Show audit entries, oldest first: all, or those of FILE (matched by its SHA-256, so a renamed copy counts).
+
+    \b
+    Example:
+      synthguard audit show photo.jpg
+    """
+    from synthguard.audit import AuditLog  # noqa: PLC0415
+    from synthguard.media import file_sha256  # noqa: PLC0415
+
+    home = _home()
+    if not home.audit_path.exists():
+        raise InputError(f"no audit log yet ({home.audit_path}); `synthguard verify` starts it")
+    digest = None
+    if file is not None:
+        if not file.is_file():
+            raise InputError(f"{file}: no such file")
+        digest = file_sha256(file)
+    with AuditLog(home.audit_path) as log:
+        entries = log.entries(digest, last)
+    for e in entries:
+        if as_json:
+            click.echo(json.dumps(e.to_dict()))
+        elif e.kind == "review":
+            click.echo(f"#{e.id} {e.time} review  {e.file}: {e.action} by {e.editor}" + (f" ({e.note})" if e.note
+                                                                                           else ""))
+        else:
+            click.echo(f"#{e.id} {e.time} verify  {e.file}: {e.verdict or 'error'} -> {e.action} (policy "
+                       f"{e.policy} {str(e.policy_sha256)[:12]}, synthguard {e.tool_version})")
 
 
 # ----------------------------------------------------------------------------------------------------- generate

@@ -5,6 +5,7 @@
     keys/       the signing identity: chain.pem (public), signing-key.pem (mode 0600)
     trust/      extra trust anchors (PEM) the user added, and roots of earlier local identities
     ledger.sqlite
+    audit.sqlite  the append-only audit log of verifications and human reviews
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ class Home:
     @property
     def ledger_path(self) -> Path:
         return self.root / "ledger.sqlite"
+
+    @property
+    def audit_path(self) -> Path:
+        return self.root / "audit.sqlite"
 
     def ensure(self) -> Home:
         """Create the folders (owner-only) if they are missing."""

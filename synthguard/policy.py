@@ -1,19 +1,40 @@
 """Policies: a desk's written rules as a YAML file, validated on load (unknown keys are errors, named).
 
-It covers trust (whose signatures count as *trusted*) and detection (which tests run, the classifier's
-threshold). Desk actions join it with the newsroom workflows. ``policies/default.yaml`` is the file form of :data:`DEFAULT_POLICY`.
+A policy says whose signatures count as *trusted* (anchors, and optionally which signers), which declared source
+types need an AI label, which detection tests run and at what thresholds, what each verdict means for the desk
+(``publish``, ``label-ai``, ``human-review``, ``reject``) and what the audit log records.
+``policies/default.yaml`` is the file form of :data:`DEFAULT_POLICY`; ``policies/newsroom-*.yaml`` and
+``platform-labeling.yaml`` are worked examples. ``synthguard policy check|explain FILE``.
 """
 
 from __future__ import annotations
 
+import fnmatch
+import hashlib
+import json
+from dataclasses import replace
+from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from synthguard.errors import InputError
 from synthguard.home import Home
 from synthguard.provenance.identity import TrustAnchors
+from synthguard.provenance.manifest import DigitalSourceType
+
+if TYPE_CHECKING:  # no import cycle at run time
+    from synthguard.detect.watermark_signal import WatermarkSignal
+    from synthguard.provenance.reading import ProvenanceSignal
+
+
+class DeskAction(str, Enum):
+    PUBLISH = "publish"
+    LABEL_AI = "label-ai"
+    HUMAN_REVIEW = "human-review"
+    REJECT = "reject"
 
 
 class TrustRules(BaseModel):
@@ -23,17 +44,58 @@ class TrustRules(BaseModel):
     home_anchors: bool = Field(True, description="trust the anchors added with `synthguard keys add-trust`")
     anchors: tuple[str, ...] = Field((), description="PEM files of root certificates to trust, relative to the "
                                                      "policy file")
+    signers: tuple[str, ...] = Field((), description="if not empty, only these signers count as trusted (the "
+                                                     "certificate's common name or organisation; * and ? wildcards)")
+
+
+class LabelingRules(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ai_source_types: tuple[str, ...] = Field(
+        ("trainedAlgorithmicMedia", "compositeWithTrainedAlgorithmicMedia"),
+        description="IPTC digital source types (terms or URIs) that make content AI-generated for this desk")
+
+    @field_validator("ai_source_types")
+    @classmethod
+    def _known_types(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(DigitalSourceType.parse(v).code for v in value)  # ValueError names the unknown type
 
 
 class DetectionRules(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     watermark: bool = Field(True, description="test images for SynthGuard's watermark")
+    watermark_max_p_value: float = Field(1e-6, gt=0.0, le=1e-6, description="a watermark counts as found only "
+                                                                           "below this p-value (1e-6 or stricter)")
     classifier: bool = Field(True, description="score images with the synthetic-image classifier")
     classifier_threshold: float | None = Field(
         None, gt=0.0, lt=1.0, description="P(synthetic) at or above which an image without trusted provenance is "
                                           "labelled likely-synthetic; null: the detector's calibrated threshold "
                                           "(about 1% false positives on held-out real images)")
+
+
+class ActionRules(BaseModel):
+    """What each verdict label (and an unreadable file) means for the desk."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    ai_generated: DeskAction = Field(DeskAction.LABEL_AI, alias="ai-generated")
+    likely_synthetic: DeskAction = Field(DeskAction.HUMAN_REVIEW, alias="likely-synthetic")
+    tampered: DeskAction = Field(DeskAction.REJECT)
+    authentic_capture: DeskAction = Field(DeskAction.PUBLISH, alias="authentic-capture")
+    edited: DeskAction = Field(DeskAction.HUMAN_REVIEW)
+    unknown: DeskAction = Field(DeskAction.HUMAN_REVIEW)
+    error: DeskAction = Field(DeskAction.REJECT, description="a file that cannot be read or verified")
+
+    def for_label(self, label: str) -> DeskAction:
+        return getattr(self, label.replace("-", "_"))
+
+
+class AuditRules(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    record: bool = Field(True, description="append every verification to the audit log")
+    reasons: bool = Field(True, description="store the verdict's reasons with each entry")
 
 
 class Policy(BaseModel):
@@ -43,7 +105,10 @@ class Policy(BaseModel):
     name: str = "default"
     description: str = ""
     trust: TrustRules = TrustRules()
+    labeling: LabelingRules = LabelingRules()
     detection: DetectionRules = DetectionRules()
+    actions: ActionRules = ActionRules()
+    audit: AuditRules = AuditRules()
     # Folder the policy was loaded from (relative anchor paths resolve against it); not part of the file.
     base_dir: Path | None = Field(None, exclude=True)
 
@@ -52,6 +117,82 @@ class Policy(BaseModel):
         files = tuple(base / a for a in self.trust.anchors) + tuple(extra)
         return TrustAnchors.from_home(home, include_own=self.trust.own_identity,
                                       include_added=self.trust.home_anchors, extra=files)
+
+
+    @property
+    def sha256(self) -> str:
+        """Hash of the policy's meaning (canonical JSON of every rule, comments and layout aside)."""
+        text = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def signer_allowed(self, signer: str | None, issuer: str | None) -> bool:
+        if not self.trust.signers:
+            return True
+        names = [n for n in (signer, issuer) if n]
+        return any(fnmatch.fnmatchcase(n.lower(), pattern.lower()) for n in names for pattern in self.trust.signers)
+
+    def apply_provenance(self, provenance: ProvenanceSignal) -> ProvenanceSignal:
+        """The provenance as this policy reads it: a trusted signer not on its list counts as untrusted, and the
+        AI flag follows its source types."""
+        from synthguard.provenance.reading import ProvenanceState  # noqa: PLC0415
+
+        p = provenance
+        if p.state is ProvenanceState.TRUSTED and not self.signer_allowed(p.signer, p.issuer):
+            p = replace(p, state=ProvenanceState.VALID, failures=(*p.failures, "policy.signerNotListed"))
+        declared = [t for t in (p.digital_source_type, *(a.digital_source_type for a in p.actions)) if t]
+        if declared:
+            codes = set()
+            for t in declared:
+                try:
+                    codes.add(DigitalSourceType.parse(t).code)
+                except ValueError:
+                    codes.add(t)
+            p = replace(p, ai_generated=bool(codes & set(self.labeling.ai_source_types)))
+        return p
+
+    def apply_watermark(self, watermark: WatermarkSignal | None) -> WatermarkSignal | None:
+        """A watermark whose p-value is not below this policy's bound counts as not found."""
+        w = watermark
+        if w is not None and w.detected and w.p_value >= self.detection.watermark_max_p_value:
+            w = replace(w, detected=False, payload=None, ai_declared=None, bit_errors=None)
+        return w
+
+    def explain(self) -> str:
+        """The policy in plain words."""
+        t, d, a = self.trust, self.detection, self.actions
+        anchors = []
+        if t.own_identity:
+            anchors.append("this machine's own SynthGuard identity")
+        if t.home_anchors:
+            anchors.append("the roots added with `synthguard keys add-trust`")
+        anchors += [f"the root certificate in {x}" for x in t.anchors]
+        lines = [f"Policy {self.name!r} (sha256 {self.sha256[:16]}...)" + (f": {self.description}" if
+                                                                           self.description else ""), "",
+                 "Trust: a manifest counts as trusted when it is intact and its signer chains to "
+                 + (", ".join(anchors) or "nothing (no manifest is ever trusted)") + "."]
+        if t.signers:
+            lines.append("Only these signers count as trusted: " + ", ".join(t.signers) + "; any other is read as "
+                         "an unverified claim.")
+        lines.append("A trusted manifest means AI-generated content when it declares: "
+                     + ", ".join(self.labeling.ai_source_types) + ".")
+        tests = []
+        if d.watermark:
+            tests.append(f"SynthGuard's watermark (counted when p < {d.watermark_max_p_value:g})")
+        if d.classifier:
+            tests.append("the synthetic-image classifier (threshold: "
+                         + ("the detector's calibrated one, about 1% false positives on real photos" if
+                            d.classifier_threshold is None else f"P(synthetic) >= {d.classifier_threshold:g}")
+                         + ")")
+        lines.append("Images are tested for " + (" and ".join(tests) if tests else "nothing beyond provenance") + ".")
+        lines.append("")
+        lines.append("Desk actions:")
+        for label in ("ai-generated", "likely-synthetic", "tampered", "authentic-capture", "edited", "unknown",
+                      "error"):
+            lines.append(f"  {label:18} -> {a.for_label(label).value}")
+        lines.append("")
+        lines.append("Audit: " + ("every verification is appended to the audit log" + (
+            ", with its reasons" if self.audit.reasons else "") if self.audit.record else "nothing is recorded") + ".")
+        return "\n".join(lines)
 
 
 DEFAULT_POLICY = Policy(description="Trust this machine's own SynthGuard identity and the anchors added with "

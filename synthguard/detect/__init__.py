@@ -12,6 +12,7 @@ from synthguard.detect.classifier_signal import ClassifierSignal, score_classifi
 from synthguard.detect.verdict import Verdict, VerdictLabel, decide
 from synthguard.detect.watermark_signal import WatermarkSignal, score_watermark
 from synthguard.media import MediaKind, MediaType, decode_image, sniff
+from synthguard.policy import Policy
 from synthguard.provenance.identity import TrustAnchors
 from synthguard.provenance.ledger import Ledger
 from synthguard.provenance.reading import (ProvenanceSignal, ProvenanceState, read_provenance,
@@ -65,10 +66,12 @@ def _recover_by_watermark(watermark: WatermarkSignal, content_sha256: str | None
 
 def inspect_file(path: Path, *, trust: TrustAnchors, ledger: Ledger | None = None,
                  watermarker: ImageWatermarker | None = None, detector: PatchDetector | None = None,
-                 classifier_threshold: float | None = None, keep_pixels: bool = False) -> Inspection:
+                 classifier_threshold: float | None = None, keep_pixels: bool = False,
+                 policy: Policy | None = None) -> Inspection:
     """All signals for one file and the verdict. ``watermarker=None`` skips the watermark test, ``detector=None``
     the classifier (``classifier_threshold``: a policy's threshold instead of the detector's calibrated one);
-    ``keep_pixels`` keeps the decoded image on the result (for a report's pictures)."""
+    ``keep_pixels`` keeps the decoded image on the result (for a report's pictures); ``policy`` reads the signals
+    by its rules (signers, AI source types, watermark p-value) before the verdict."""
     path = Path(path)
     media = sniff(path)
     content, watermark, classifier, pixels = None, None, None, None
@@ -79,11 +82,15 @@ def inspect_file(path: Path, *, trust: TrustAnchors, ledger: Ledger | None = Non
         pixels = decoded.rgb if keep_pixels else None
         if watermarker is not None:
             watermark = score_watermark(decoded.rgb, watermarker)
+            if policy is not None:
+                watermark = policy.apply_watermark(watermark)
         if detector is not None:
             classifier = score_classifier(decoded.rgb, detector, classifier_threshold)
     provenance = read_provenance(path, trust=trust, ledger=ledger, media=media, content_sha256=content)
     if (provenance.state is ProvenanceState.ABSENT and watermark is not None and watermark.detected
             and ledger is not None):
         provenance = _recover_by_watermark(watermark, content, ledger, trust) or provenance
+    if policy is not None:
+        provenance = policy.apply_provenance(provenance)
     return Inspection(path, media, provenance, watermark, decide(provenance, watermark, classifier), classifier,
                       pixels)

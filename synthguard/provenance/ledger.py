@@ -12,11 +12,11 @@ Records are only ever inserted.
 from __future__ import annotations
 
 import sqlite3
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from synthguard.errors import LedgerError
+from synthguard.sqlite_store import connect_wal, insert
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS assets (
@@ -60,22 +60,8 @@ class Ledger:
 
     def __init__(self, path: Path, *, timeout_s: float = 60.0):
         self.path = Path(path)
-        deadline = time.monotonic() + timeout_s
         try:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None)
-            while True:
-                try:
-                    # Switching to WAL and creating the schema can meet another process doing the same; SQLite
-                    # reports that as "locked" without waiting on the busy timeout, so wait here instead.
-                    self._db.execute("PRAGMA journal_mode=WAL")
-                    self._db.execute("PRAGMA synchronous=NORMAL")
-                    self._db.executescript(_SCHEMA)
-                    break
-                except sqlite3.OperationalError as exc:
-                    if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.02)
+            self._db = connect_wal(self.path, _SCHEMA, timeout_s=timeout_s)
         except (sqlite3.Error, OSError) as exc:
             raise LedgerError(f"cannot open the ledger {self.path}: {exc}") from None
 
@@ -89,16 +75,9 @@ class Ledger:
         self._db.close()
 
     def record(self, rec: LedgerRecord) -> None:
-        placeholders = ", ".join("?" for _ in _COLUMNS)
-        values = tuple(getattr(rec, c) for c in _COLUMNS)
         try:
-            # BEGIN IMMEDIATE takes the write lock up front: a concurrent writer waits (busy timeout), never fails.
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute(f"INSERT INTO assets ({', '.join(_COLUMNS)}) VALUES ({placeholders})", values)
-            self._db.execute("COMMIT")
+            insert(self._db, "assets", _COLUMNS, tuple(getattr(rec, c) for c in _COLUMNS))
         except sqlite3.Error as exc:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
             raise LedgerError(f"cannot write to the ledger {self.path}: {exc}") from None
 
     def _find(self, column: str, value) -> list[LedgerRecord]:
