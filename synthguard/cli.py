@@ -966,8 +966,8 @@ def _folder_images(folder: Path, limit: int | None) -> tuple[list, list[str]]:
               help="Folder of synthetic images, one generator family per folder (repeatable).")
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the detector (patch/, global/, calibration.json, training.json).")
-@click.option("--steps", default=900, show_default=True, type=click.IntRange(1), help="Patch-view optimiser steps.")
-@click.option("--global-epochs", default=8, show_default=True, type=click.IntRange(0),
+@click.option("--steps", default=1500, show_default=True, type=click.IntRange(1), help="Patch-view optimiser steps.")
+@click.option("--global-epochs", default=16, show_default=True, type=click.IntRange(0),
               help="Global-view epochs (0: patch view only).")
 @click.option("--holdout", default=0.2, show_default=True, type=click.FloatRange(0.05, 0.5),
               help="Share of each folder held out to calibrate probabilities and the threshold.")
@@ -1264,6 +1264,42 @@ def bench_detector(n, detector_path, threads, as_json) -> None:
         _print_json(result)
     else:
         click.echo(result["table"])
+
+
+@bench.command("verify")
+@click.option("-n", "n", default=1000, show_default=True, type=click.IntRange(1), help="Images in the folder.")
+@click.option("--workers", "worker_list", default="1,2", show_default=True, help="Comma-separated worker counts.")
+@click.option("--policy", "policy_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Policy YAML (default: the built-in default: watermark and classifier on).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def bench_verify(n, worker_list, policy_path, as_json) -> None:
+    """Throughput of `synthguard verify` on a folder of N 512 px images (written to a temp folder), with each
+    worker count, peak memory, and whether the JSONL is identical across worker counts.
+
+    \b
+    Examples:
+      synthguard bench verify
+      synthguard bench verify -n 200 --workers 1,2,4 --json
+    """
+    from synthguard.bench.verify_bench import run  # noqa: PLC0415
+    from synthguard.policy import load_policy  # noqa: PLC0415
+
+    try:
+        workers = [int(w) for w in worker_list.split(",") if w.strip()]
+    except ValueError:
+        raise InputError(f"--workers must be comma-separated integers, not {worker_list!r}") from None
+    if not workers or min(workers) < 1:
+        raise InputError("--workers needs at least one count >= 1")
+    result = run(n, workers, load_policy(policy_path), _home().root, log=lambda line: click.echo(line, err=True))
+    if as_json:
+        _print_json(result)
+        return
+    for r in result["runs"]:
+        click.echo(f"{r['workers']} worker(s): {r['files_per_second']:.1f} files/s ({r['seconds']:.1f} s for "
+                   f"{n} files), peak RSS main {r['peak_rss_mb_main']:.0f} MB, workers {r['peak_rss_mb_workers']:.0f} "
+                   f"MB, {r['errors']} error(s)")
+    click.echo(f"identical JSONL across worker counts: {result['identical_jsonl_across_workers']}")
 
 
 @bench.command("watermark")

@@ -106,3 +106,23 @@ def test_train_detector_command_and_detect_with_it(home, tmp_path):
     Image.fromarray(procedural_image(64, 64, seed=9)).save(few / "0.png")
     result = run("train", "detector", "--real", few, "--fake", fake, "-o", tmp_path / "det2")
     assert result.exit_code == 2 and "at least 2" in result.stderr
+
+
+def test_unstamped_gan_output_is_likely_synthetic_and_a_real_photo_unknown(home, tmp_path):
+    """The issue's check: a GAN output without manifest or watermark, and a real photograph, through `detect`."""
+    from synthguard.generators.builtin import builtin_generator
+
+    data = __import__("pytest").importorskip("skimage.data")
+    gan = tmp_path / "gan.png"
+    Image.fromarray(builtin_generator("gan", num_threads=1).generate(1, 4_000_000, device="cpu").images[0]).save(gan)
+    photo = tmp_path / "photo.png"
+    Image.fromarray(data.astronaut()).save(photo)
+    report = tmp_path / "r.html"
+    result = run("detect", gan, photo, "--json", "--report", report)
+    assert result.exit_code == 0
+    fake, real = (json.loads(line) for line in result.stdout.strip().splitlines())
+    assert fake["verdict"]["label"] == "likely-synthetic" and fake["watermark"]["detected"] is False
+    assert fake["verdict"]["confidence"] == fake["classifier"]["probability"]
+    assert real["verdict"]["label"] == "unknown"
+    page = report.read_text()
+    assert page.count("<figcaption>classifier heatmap</figcaption>") == 2 and "likely-synthetic" in page

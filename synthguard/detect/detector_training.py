@@ -251,15 +251,15 @@ def augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 class DetectorTrainConfig:
     patch_size: int = 64
     widths: tuple[int, ...] = (16, 32, 64, 64)
-    max_grid: int = 8
-    steps: int = 900  # optimiser steps, batch_size patches each
+    max_grid: int = 4  # patches per side when scoring (4x4: a 256 px image is covered; larger ones are sampled)
+    steps: int = 1500  # optimiser steps, batch_size patches each
     batch_size: int = 64  # half real, half fake
     lr: float = 2e-3
     refresh_every: int = 100  # steps between fresh augmentations of every training image
     target_fpr: float = 0.01
     global_size: int = 32  # thumbnail side of the global view (0: no global view)
     global_widths: tuple[int, ...] = (32, 64, 128, 128)
-    global_epochs: int = 8  # passes over every training image's thumbnail
+    global_epochs: int = 16  # passes over every training image's thumbnail
     global_batch_size: int = 64
     global_lr: float = 1e-3
     global_refresh_every: int = 2  # epochs between fresh augmentations

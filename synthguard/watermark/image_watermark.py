@@ -672,9 +672,13 @@ class TileMarkWatermarker(ImageWatermarker):
         chips = self._limit(chips)
         signed = chips * self._chip_sign
         soft = np.bincount(self._chip_bit, weights=signed, minlength=self._n)
+        norm = float(np.sqrt(np.sum(chips * chips))) + 1e-12
+        # No codeword can score more than every bit agreeing with its read sign: when even that falls short of a
+        # detection (the usual case on an unmarked image), skip the decoder. Exact, not a heuristic.
+        if float(np.sum(np.abs(soft))) / norm < self._z_enough:
+            return None
         hard = (soft > 0).astype(np.uint8)
         weak = np.argsort(np.abs(soft))[:_CHASE_BITS]
-        norm = float(np.sqrt(np.sum(chips * chips))) + 1e-12
         nbytes = self.payload_bytes
         pad = np.zeros(8 * (nbytes + self._bch.ecc_bytes) - self._n, np.uint8)
         best: tuple[bytes, int, float] | None = None
