@@ -168,7 +168,8 @@ def render_records_html(sections: Sequence[tuple[dict, dict[str, bytes]]], *, ti
         if group_by:
             body.append(f"<h2 class=group>{html.escape(group_by)}: {html.escape(key)} ({counts[key]})</h2>")
         body += [_section(r, f) for r, f in sections if str(r.get(group_by) if group_by else "all") == key]
-    return _document(title, len(sections), counts, (), body, subtitle)
+    unreadable = [(str(r.get("file")), str(r["error"])) for r, _ in sections if r.get("error")]
+    return _document(title, len(sections), counts, unreadable, body, subtitle)
 
 
 def _document(title: str, n: int, counts: dict[str, int], errors: Sequence[tuple[str, str]], body: list[str],

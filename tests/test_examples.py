@@ -9,3 +9,14 @@ def test_library_example_runs(tmp_path, home):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "render-signed.png: ai-generated (provenance trusted" in result.stdout
+
+
+def test_verify_folder_example_runs(tmp_path, home, png):
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    (folder / "note.txt").write_text("written by a person\n")
+    (folder / "broken.png").write_bytes(png.read_bytes()[:100])
+    result = subprocess.run([sys.executable, str(REPO / "examples" / "verify_folder.py"), str(folder)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "reject" in result.stdout and "human-review  unknown" in result.stdout

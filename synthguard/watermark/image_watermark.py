@@ -176,7 +176,10 @@ class _Spectrum:
         buf = np.zeros((q, q), np.float32)
         buf[:_N, :_N] = white
         self.pad = pad
-        self.g = np.fft.rfft2(np.roll(buf, (-(_N // 2), -(_N // 2)), (0, 1)))
+        # OpenCV's float32 DFT: several times faster than numpy's float64 FFT, and float32 is ample here.
+        planes = cv2.dft(np.roll(buf, (-(_N // 2), -(_N // 2)), (0, 1)), flags=cv2.DFT_COMPLEX_OUTPUT)
+        half = planes[:, : q // 2 + 1]
+        self.g = half[..., 0] + 1j * half[..., 1]
         ring, count = _rings(pad)
         power = self.g.real**2 + self.g.imag**2
         self.ring_rms = np.sqrt(np.bincount(ring, weights=power.ravel()) / count + 1e-12)
