@@ -9,14 +9,18 @@ for the log). Safety rules:
   text are accepted (415);
 - uploads are stored in the desk's own folder under their SHA-256 and the sniffed extension, never under the
   uploaded name, so no path from the client reaches the file system;
-- every page escapes what came from the file (names, manifest fields).
+- every page escapes what came from the file (names, manifest fields);
+- every form carries a random token made at start-up and checked on POST, so another web page open in the same
+  browser cannot submit uploads or record reviews on the desk's behalf (cross-site request forgery).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import html
 import os
+import secrets
 import tempfile
 import threading
 from pathlib import Path
@@ -44,6 +48,7 @@ form.drop{{border:2px dashed #999;padding:1.2em;margin:1em 0;background:#fafafa}
 </style></head><body><h1>SynthGuard verification desk</h1>
 <p>Policy <b>{policy}</b> (sha256 {policy_hash}). Files stay on this machine.</p>
 <form class=drop method=post action="/verify" enctype="multipart/form-data">
+<input type=hidden name=token value="{token}">
 <label>Drop or choose a file (image or text, up to {limit} MB): <input type=file name=file id=file required></label>
 <button type=submit id=check>Verify</button></form>
 {body}</body></html>"""
@@ -64,10 +69,15 @@ def create_app(settings: VerifySettings, *, storage: Path | None = None, max_upl
     lock = threading.Lock()  # one verification at a time: the verifier's models and ledger are not thread-safe
     policy = settings.policy
     app = FastAPI(title="SynthGuard desk", docs_url=None, redoc_url=None, openapi_url=None)
+    token = secrets.token_urlsafe(32)
+
+    def token_ok(value) -> bool:
+        return isinstance(value, str) and hmac.compare_digest(value, token)
 
     def page(body: str, status: int = 200) -> HTMLResponse:
         return HTMLResponse(_PAGE.format(style=_STYLE, policy=html.escape(policy.name),
-                                         policy_hash=policy.sha256[:16], limit=_mib(max_upload), body=body),
+                                         policy_hash=policy.sha256[:16], limit=_mib(max_upload), body=body,
+                                         token=token),
                             status_code=status)
 
     def flash(message: str, status: int) -> HTMLResponse:
@@ -98,6 +108,7 @@ def create_app(settings: VerifySettings, *, storage: Path | None = None, max_upl
         digest = line["sha256"]
         actions = "".join(f"<option value='{a.value}'>{a.value}</option>" for a in DeskAction)
         review = (f"<form method=post action='/review/{digest}' id=review><h3>Record a review</h3>"
+                  f"<input type=hidden name=token value='{token}'>"
                   f"<label>Decision <select name=decision id=decision>{actions}</select></label> "
                   "<label>Editor <input name=editor id=editor required></label> "
                   "<label>Note <input name=note id=note></label> <button type=submit id=save>Record</button></form>")
@@ -120,6 +131,8 @@ def create_app(settings: VerifySettings, *, storage: Path | None = None, max_upl
         if length and length.isdigit() and int(length) > max_upload + 64 * 1024:
             return flash(f"file too large: the limit is {_mib(max_upload)} MB", 413)
         form = await request.form(max_files=1, max_fields=4, max_part_size=max_upload + 1)
+        if not token_ok(form.get("token")):
+            return flash("this form is stale or did not come from the desk: reload the page", 403)
         upload = form.get("file")
         if upload is None or not hasattr(upload, "read"):
             return flash("no file in the upload", 400)
@@ -163,7 +176,10 @@ def create_app(settings: VerifySettings, *, storage: Path | None = None, max_upl
         return result_page(path) if path else flash("no such file on this desk", 404)
 
     @app.post("/review/{digest}", response_class=HTMLResponse)
-    def review(digest: str, decision: str = Form(...), editor: str = Form(...), note: str = Form("")) -> HTMLResponse:
+    def review(digest: str, decision: str = Form(...), editor: str = Form(...), note: str = Form(""),
+               token: str = Form("")) -> HTMLResponse:
+        if not token_ok(token):
+            return flash("this form is stale or did not come from the desk: reload the page", 403)
         path = stored(digest)
         if path is None:
             return flash("no such file on this desk", 404)

@@ -56,6 +56,11 @@ def client(home, tmp_path):
     return TestClient(app)
 
 
+def token(client) -> dict:
+    """The form token the desk's own page carries (another site cannot read it)."""
+    return {"token": re.search(r'name=token value="([^"]+)"', client.get("/").text).group(1)}
+
+
 def verdict_of(page: str) -> tuple[str, str]:
     m = re.search(r"data-verdict='([^']*)' data-action='([^']*)'", page)
     assert m, page[:500]
@@ -65,13 +70,18 @@ def verdict_of(page: str) -> tuple[str, str]:
 def test_upload_verdicts_and_review(home, client, files, tmp_path):
     expected = {"stamped": ("ai-generated", "label-ai"), "tampered": ("tampered", "reject")}
     for name, want in expected.items():
-        page = client.post("/verify", files={"file": (f"{name}.png", files[name].read_bytes(), "image/png")}).text
+        page = client.post("/verify", data=token(client),
+                           files={"file": (f"{name}.png", files[name].read_bytes(), "image/png")}).text
         assert verdict_of(page) == want, name
         assert "classifier heatmap" in page and "spectrum" in page
-    photo = client.post("/verify", files={"file": ("photo.jpg", files["photo"].read_bytes(), "image/jpeg")}).text
+    photo = client.post("/verify", data=token(client),
+                        files={"file": ("photo.jpg", files["photo"].read_bytes(), "image/jpeg")}).text
     assert verdict_of(photo)[0] in ("unknown", "likely-synthetic")  # never ai-generated without a declaration
     digest = re.search(r"/review/([0-9a-f]{64})", photo).group(1)
-    done = client.post(f"/review/{digest}", data={"decision": "publish", "editor": "A. Editor", "note": "agency"})
+    forged = client.post(f"/review/{digest}", data={"decision": "publish", "editor": "Mallory"})
+    assert forged.status_code == 403  # a form without the desk's token (another site posting) is refused
+    done = client.post(f"/review/{digest}", data={"decision": "publish", "editor": "A. Editor", "note": "agency",
+                                                  **token(client)})
     assert "Review recorded: publish by A. Editor" in done.text
     with AuditLog(home.audit_path) as log:
         kinds = [e.kind for e in log.entries(digest)]
@@ -81,14 +91,18 @@ def test_upload_verdicts_and_review(home, client, files, tmp_path):
 
 
 def test_refusals(client, tmp_path):
-    too_big = client.post("/verify", files={"file": ("big.png", b"\x89PNG" + b"0" * (2 * 1024 * 1024), "image/png")})
+    t = token(client)
+    no_token = client.post("/verify", files={"file": ("a.png", b"\x89PNG", "image/png")})
+    assert no_token.status_code == 403
+    too_big = client.post("/verify", data=t,
+                          files={"file": ("big.png", b"\x89PNG" + b"0" * (2 * 1024 * 1024), "image/png")})
     assert too_big.status_code == 413 and "too large" in too_big.text
-    exe = client.post("/verify", files={"file": ("photo.png", os.urandom(4096), "image/png")})  # lies about its type
+    exe = client.post("/verify", data=t, files={"file": ("photo.png", os.urandom(4096), "image/png")})  # lies
     assert exe.status_code == 415 and "not a file the desk checks" in exe.text and ".sg-up-" not in exe.text
-    empty = client.post("/verify", files={"file": ("e.png", b"", "image/png")})
+    empty = client.post("/verify", data=t, files={"file": ("e.png", b"", "image/png")})
     assert empty.status_code == 400
-    assert client.post("/review/" + "0" * 64, data={"decision": "publish", "editor": "E"}).status_code == 404
-    assert client.post("/review/..%2F..%2Fetc", data={"decision": "publish", "editor": "E"}).status_code == 404
+    assert client.post("/review/" + "0" * 64, data={"decision": "publish", "editor": "E", **t}).status_code == 404
+    assert client.post("/review/..%2F..%2Fetc", data={"decision": "publish", "editor": "E", **t}).status_code == 404
     assert not [p for p in (tmp_path / "store").iterdir()]
 
 
