@@ -503,11 +503,11 @@ def verify(paths, policy_path, jsonl_path, report_path, workers, resume, force, 
     from synthguard.policy import load_policy  # noqa: PLC0415
     from synthguard.verify import VerifySettings, verify as run_verify, write_batch_report  # noqa: PLC0415
 
+    from synthguard.fileio import check_output_path  # noqa: PLC0415
+
     policy = load_policy(policy_path)
     for path in (jsonl_path, report_path):
         if path is not None:
-            from synthguard.fileio import check_output_path  # noqa: PLC0415
-
             check_output_path(path, overwrite=True)
     settings = VerifySettings(policy=policy, home=_home().root, trust_extra=tuple(trust_paths),
                               detector=detector_path, use_ledger=not no_ledger)

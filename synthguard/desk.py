@@ -60,7 +60,7 @@ def _mib(n: int) -> str:
 
 def create_app(settings: VerifySettings, *, storage: Path | None = None, max_upload: int = DEFAULT_MAX_UPLOAD):
     """The FastAPI application. ``storage``: where uploads are kept (default: SYNTHGUARD_HOME/desk-uploads)."""
-    from synthguard.report import _STYLE, _section, pictures  # noqa: PLC0415
+    from synthguard.report import _STYLE, _section, file_pictures  # noqa: PLC0415
 
     home = Home(settings.home)
     store = Path(storage) if storage else home.root / "desk-uploads"
@@ -99,12 +99,7 @@ def create_app(settings: VerifySettings, *, storage: Path | None = None, max_upl
 
     def result_page(path: Path, note: str = "", line: dict | None = None) -> HTMLResponse:
         line = line or check(path)
-        figures = {}
-        if not line.get("error") and sniff(path).kind is MediaKind.IMAGE:
-            from synthguard.media import decode_image  # noqa: PLC0415
-
-            heatmap = (line.get("classifier") or {}).get("heatmap")
-            figures = pictures(decode_image(path, keep_rgb=True).rgb, heatmap)
+        figures = {} if line.get("error") else file_pictures(path, (line.get("classifier") or {}).get("heatmap"))
         digest = line["sha256"]
         actions = "".join(f"<option value='{a.value}'>{a.value}</option>" for a in DeskAction)
         review = (f"<form method=post action='/review/{digest}' id=review><h3>Record a review</h3>"

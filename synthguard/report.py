@@ -21,6 +21,7 @@ from synthguard.detect import Inspection
 from synthguard.detect import forensics
 from synthguard.errors import InputError
 from synthguard.fileio import write_atomic
+from synthguard.media import MediaKind, decode_image, sniff
 
 PREVIEW_SIDE = 384  # pictures are shown at most this many pixels on their long side
 
@@ -72,6 +73,13 @@ def pictures(pixels: np.ndarray | None, heatmap=None, *, preview_side: int = PRE
     except InputError:  # too small for forensic pictures: the section says so through their absence
         pass
     return out
+
+
+def file_pictures(path: Path, heatmap=None, **kwargs) -> dict[str, bytes]:
+    """``pictures`` of an image file, decoded again (empty for other media); ``kwargs`` as for ``pictures``."""
+    if sniff(path).kind is not MediaKind.IMAGE:
+        return {}
+    return pictures(decode_image(path, keep_rgb=True).rgb, None if heatmap is None else np.asarray(heatmap), **kwargs)
 
 
 def _img(name: str, data: bytes) -> str:

@@ -18,13 +18,12 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 
 from synthguard.audit import AuditLog
 from synthguard.errors import InputError, SynthGuardError
 from synthguard.fileio import write_atomic
 from synthguard.home import Home
-from synthguard.media import MediaKind, decode_image, file_sha256, sniff
+from synthguard.media import file_sha256
 from synthguard.policy import Policy
 
 SIDECAR_SUFFIX = ".c2pa"
@@ -228,19 +227,15 @@ def write_batch_report(path: Path, lines: list[dict], policy: Policy,
                        progress: Callable[[int, int], None] | None = None) -> None:
     """The HTML report of a run, grouped by desk action: each image re-decoded for its thumbnail, heatmap and
     forensic pictures (JPEG, 160 px, so a thousand files stay a few tens of MB); written atomically."""
-    from synthguard.report import pictures, render_records_html  # noqa: PLC0415
+    from synthguard.report import file_pictures, render_records_html  # noqa: PLC0415
 
     sections = []
     for i, line in enumerate(lines):
         figures: dict[str, bytes] = {}
         if not line.get("error"):
             try:
-                path_ = Path(line["file"])
-                if sniff(path_).kind is MediaKind.IMAGE:
-                    rgb = decode_image(path_, keep_rgb=True).rgb
-                    heatmap = (line.get("classifier") or {}).get("heatmap")
-                    figures = pictures(rgb, None if heatmap is None else np.asarray(heatmap), preview_side=160,
-                                       fmt=".jpg")
+                figures = file_pictures(Path(line["file"]), (line.get("classifier") or {}).get("heatmap"),
+                                        preview_side=160, fmt=".jpg")
             except SynthGuardError:  # changed or gone since it was verified: the section shows the line only
                 figures = {}
         sections.append((line, figures))

@@ -72,21 +72,18 @@ class BackboneDetector:
     ``PatchDetector`` (its heatmap is a single cell: the backbone sees the whole image)."""
 
     def __init__(self, source: str, probe_weight: np.ndarray, probe_bias: float, calibration: Calibration, *,
-                 name: str | None = None, num_threads: int | None = None) -> None:
+                 name: str | None = None, num_threads: int | None = None, backbone: tuple | None = None) -> None:
+        """``backbone``: what ``load_backbone(source)`` returned, when the caller has it loaded already."""
         self.source = source
-        self.model, self.size, self.mean, self.std = load_backbone(source, num_threads)
+        self.model, self.size, self.mean, self.std = backbone or load_backbone(source, num_threads)
         self.probe_weight = np.asarray(probe_weight, dtype=np.float64)
         self.probe_bias = float(probe_bias)
         self.calibration = calibration
         self.name = name or f"backbone:{source}"
         self.num_threads = num_threads
 
-    def pixels(self, image: np.ndarray) -> torch.Tensor:
-        """uint8 (H, W) grey or (H, W, 3) RGB -> (1, 3, S, S) normalised input."""
-        return preprocess(image, self.size, self.mean, self.std)
-
     def features(self, images: list[np.ndarray]) -> np.ndarray:
-        return embed(self.model, torch.cat([self.pixels(im) for im in images]), self.num_threads)
+        return backbone_features((self.model, self.size, self.mean, self.std), images, self.num_threads)
 
     def score(self, image: np.ndarray) -> ClassifierResult:
         feature = self.features([image])[0]
@@ -131,6 +128,12 @@ def preprocess(image: np.ndarray, size: int, mean, std) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]
 
 
+def backbone_features(backbone: tuple, images: list[np.ndarray], num_threads: int | None = None) -> np.ndarray:
+    """(N, D) features of uint8 images through a ``load_backbone`` result (model, size, mean, std)."""
+    model, size, mean, std = backbone
+    return embed(model, torch.cat([preprocess(im, size, mean, std) for im in images]), num_threads)
+
+
 def embed(model, pixels: torch.Tensor, num_threads: int | None = None, batch_size: int = 32) -> np.ndarray:
     """(N, 3, S, S) -> (N, D) image features: the model's projected image embedding when it has one (CLIP), else
     its pooled output, else the mean of its last hidden states."""
@@ -157,10 +160,10 @@ def train_backbone_detector(source: str, real: list[np.ndarray], fakes: list[np.
                             name: str | None = None) -> BackboneDetector:
     """Fit the linear probe (L2-regularised logistic regression on standardised-free raw features, LBFGS) on the
     training images' features, then the calibration and threshold on the held-out ones."""
-    model, size, mean, std = load_backbone(source, num_threads)
+    backbone = load_backbone(source, num_threads)
 
     def feats(images):
-        return embed(model, torch.cat([preprocess(im, size, mean, std) for im in images]), num_threads)
+        return backbone_features(backbone, images, num_threads)
 
     x = torch.from_numpy(np.concatenate([feats(real), feats(fakes)])).double()
     y = torch.cat([torch.zeros(len(real)), torch.ones(len(fakes))]).double()
@@ -181,8 +184,4 @@ def train_backbone_detector(source: str, real: list[np.ndarray], fakes: list[np.
     held = np.concatenate([feats(calibration_real), feats(calibration_fakes)]) @ weight + bias
     labels = np.r_[np.zeros(len(calibration_real)), np.ones(len(calibration_fakes))].astype(int)
     calibration = fit_calibration(held, labels, target_fpr=target_fpr)
-    detector = BackboneDetector.__new__(BackboneDetector)
-    detector.source, detector.model, detector.size, detector.mean, detector.std = source, model, size, mean, std
-    detector.probe_weight, detector.probe_bias, detector.calibration = weight, bias, calibration
-    detector.name, detector.num_threads = name or f"backbone:{source}", num_threads
-    return detector
+    return BackboneDetector(source, weight, bias, calibration, name=name, num_threads=num_threads, backbone=backbone)

@@ -331,18 +331,20 @@ class PatchDetector:
         with torch_threads(self.num_threads), torch.inference_mode():
             return float(self.global_model.cpu()(x)[0])
 
+    def _views(self, image: np.ndarray) -> tuple[np.ndarray, tuple[int, int], float | None, np.ndarray]:
+        """Patch logits, their grid, the global logit, and the calibration's input [mean patch logit(, global)]."""
+        logits, grid = self.patch_logits(image)
+        g = self.global_logit(image)
+        return logits, grid, g, np.array([logits.mean()] if g is None else [logits.mean(), g])
+
     def scores(self, image: np.ndarray) -> np.ndarray:
         """The calibration's input for one image: (views,) = [mean patch logit(, global logit)]."""
-        logits, _ = self.patch_logits(image)
-        g = self.global_logit(image)
-        return np.array([logits.mean()] if g is None else [logits.mean(), g])
+        return self._views(image)[3]
 
     def score(self, image: np.ndarray) -> ClassifierResult:
         """Score one uint8 (H, W) grey or (H, W, 3) RGB image of any size >= 32x32."""
-        logits, grid = self.patch_logits(image)
-        g = self.global_logit(image)
-        logit = float(logits.mean())
-        image_scores = np.array([logit] if g is None else [logit, g])
+        logits, grid, g, image_scores = self._views(image)
+        logit = float(image_scores[0])
         per_patch = logits[:, None] if g is None else np.stack([logits, np.full_like(logits, g)], axis=1)
         return ClassifierResult(
             probability=float(self.calibration.probability(image_scores)),
