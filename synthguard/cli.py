@@ -337,12 +337,22 @@ def _human_report(inspection) -> str:
         if p.failures:
             lines.append(f"  failures: {', '.join(p.failures)}")
     w = inspection.watermark
-    if w is not None:
+    d = (w.details or {}) if w is not None else {}
+    if d.get("kind") == "text" and not w.skipped:
+        where = f", characters {d['span'][0]}-{d['span'][1]}" if d.get("span") else ""
+        lines.append(f"  text watermark: {'found' if w.detected else 'not found'} ({w.algorithm}, z={d['z']:.2f}, "
+                     f"p={w.p_value:.1e}, {d['tokens_scored']} of {d['tokens']} tokens scored{where})")
+    elif w is not None:
         if w.detected:
             ai = {True: "declares AI", False: "does not declare AI", None: "unknown payload layout"}[w.ai_declared]
             lines.append(f"  watermark: found, payload {w.payload} ({ai}), p={w.p_value:.1e}, {w.algorithm}")
         else:
             lines.append(f"  watermark: {'not tested (' + w.skipped + ')' if w.skipped else 'none found'}")
+    m = inspection.machine_text
+    if m is not None:
+        lines.append(f"  machine-text score: not computed ({m.skipped})" if m.skipped else
+                     f"  machine-text score: {m.score:.2f} (threshold {m.threshold:.2f}, {100 * m.threshold_fpr:.1f}% "
+                     f"of held-out human text above it), {m.model}")
     c = inspection.classifier
     if c is not None:
         lines.append(f"  classifier: not run ({c.skipped})" if c.skipped else
@@ -369,13 +379,21 @@ def _human_report(inspection) -> str:
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write an HTML report: verdicts, reasons, classifier heatmap and forensic pictures.")
 @click.option("--threads", type=click.IntRange(1), default=lambda: min(4, os.cpu_count() or 1),
-              show_default="min(4, CPU count)", help="torch CPU threads for the classifier.")
+              show_default="min(4, CPU count)", help="torch CPU threads for the classifier and text models.")
+@click.option("--text-model", default="builtin", show_default=True,
+              help="Texts: the model that generated them (its tokenizer re-reads the text for the watermark test): "
+                   "'builtin', a model folder, a .gguf file or a hub id.")
+@click.option("--text-scorer", help="Texts: also compute the machine-text score (Fast-DetectGPT criterion) under "
+                                    "this model ('builtin', folder, .gguf or hub id); calibrated on human text.")
 @handle_errors
 def detect(files: tuple[Path, ...], as_json: bool, policy_path, trust_paths, no_ledger: bool,
            no_watermark: bool, no_classifier: bool, detector_path: Path | None, report_path: Path | None,
-           threads: int) -> None:
+           threads: int, text_model: str, text_scorer: str | None) -> None:
     """Verify FILES: C2PA provenance (embedded, sidecar, or recovered from the ledger), watermark, the
     synthetic-image classifier, and one verdict with its confidence and reasons.
+
+    Texts: the .c2pa sidecar, this identity's text watermarks (SynthID-Text and KGW, whole text and windows, so a
+    marked passage inside a longer document is found and located), and with --text-scorer the machine-text score.
 
     Verdicts: ai-generated, likely-synthetic (classifier only, nothing declared), tampered, authentic-capture,
     edited, unknown. Missing provenance alone is never evidence of fakery. Exit status is 0 when every file was
@@ -384,6 +402,8 @@ def detect(files: tuple[Path, ...], as_json: bool, policy_path, trust_paths, no_
     \b
     Examples:
       synthguard detect out.jpg
+      synthguard detect story.txt                            # sidecar + text watermark (built-in model)
+      synthguard detect news.txt --text-model ./SmolLM2.gguf --text-scorer ./SmolLM2.gguf
       synthguard detect *.png --json > results.jsonl
       synthguard detect wire-photo.jpg --trust agency-root.pem
       synthguard detect suspect.png --report suspect.html
@@ -409,12 +429,23 @@ def detect(files: tuple[Path, ...], as_json: bool, policy_path, trust_paths, no_
         check_output_path(report_path, inputs=files, overwrite=True)
     ledger = None if no_ledger or not home.ledger_path.exists() else Ledger(home.ledger_path)
     done, errors = [], []
+    text_checks = []
+
+    def checks_for(path: Path):
+        from synthguard.media import MediaKind, sniff  # noqa: PLC0415
+
+        if text_checks or not path.is_file() or sniff(path).kind is not MediaKind.TEXT:
+            return text_checks[0] if text_checks else None
+        text_checks.append(_text_checks(home, text_model, text_scorer, threads, no_watermark or not rules.watermark,
+                                        rules.text_watermark_max_p_value))
+        return text_checks[0]
 
     def work(path: Path):
         try:
             inspection = inspect_file(path, trust=trust, ledger=ledger, watermarker=watermarker, detector=detector,
                                       classifier_threshold=rules.classifier_threshold,
-                                      keep_pixels=report_path is not None, policy=policy)
+                                      keep_pixels=report_path is not None, policy=policy,
+                                      text_checks=checks_for(path))
         except InputError as exc:
             errors.append((str(path), str(exc)))
             raise
@@ -429,6 +460,17 @@ def detect(files: tuple[Path, ...], as_json: bool, policy_path, trust_paths, no_
     finally:
         if ledger is not None:
             ledger.close()
+
+
+def _text_checks(home: Home, text_model: str, text_scorer: str | None, threads: int, no_watermark: bool,
+                 max_p_value: float):
+    import torch  # noqa: PLC0415
+
+    from synthguard.detect.text_signal import text_checks_for_home  # noqa: PLC0415
+
+    torch.set_num_threads(threads)
+    return text_checks_for_home(home, text_model, scorer=text_scorer, watermark=not no_watermark,
+                                max_p_value=max_p_value)
 
 
 def _write_report(report_path: Path | None, done, errors, as_json: bool) -> None:
@@ -481,10 +523,12 @@ def _per_file(files, as_json: bool, work, as_dict, as_text, finish=None) -> None
               help="A detector folder from `synthguard train detector` instead of the built-in one.")
 @click.option("--no-ledger", is_flag=True, help="Do not look stripped copies up in the local ledger.")
 @click.option("--no-audit", is_flag=True, help="Do not append to the audit log (the policy's audit.record).")
+@click.option("--text-model", default="builtin", show_default=True,
+              help="Texts: the model whose tokenizer re-reads them for your identity's text watermark.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary at the end instead of text.")
 @handle_errors
 def verify(paths, policy_path, jsonl_path, report_path, workers, resume, force, trust_paths, detector_path, no_ledger,
-           no_audit, as_json) -> None:
+           no_audit, text_model, as_json) -> None:
     """Verify every file under PATHS (folders are walked) under a policy: verdict, desk action and evidence per
     file, one JSON line each; unreadable files are listed as errors with the policy's error action.
 
@@ -510,7 +554,7 @@ def verify(paths, policy_path, jsonl_path, report_path, workers, resume, force, 
         if path is not None:
             check_output_path(path, overwrite=True)
     settings = VerifySettings(policy=policy, home=_home().root, trust_extra=tuple(trust_paths),
-                              detector=detector_path, use_ledger=not no_ledger)
+                              detector=detector_path, use_ledger=not no_ledger, text_model=text_model)
     bar = tqdm(desc="verify", unit="file", file=sys.stderr, disable=None)
 
     def progress(done: int, total: int) -> None:
@@ -731,13 +775,15 @@ def _open_stamper(stack, home: Home, watermark: bool):
 
 
 @main.command()
-@click.option("--backend", type=click.Choice(["gan", "vae", "diffusion"]), default="gan", show_default=True,
-              help="Model family. gan and vae have built-in MNIST weights; diffusion needs --model.")
-@click.option("-n", "n", default=8, show_default=True, type=int, help="Number of images.")
+@click.option("--backend", type=click.Choice(["gan", "vae", "diffusion", "text"]), default="gan", show_default=True,
+              help="Model family. gan, vae and text have built-in weights; diffusion needs --model.")
+@click.option("-n", "n", type=click.IntRange(1), help="Images to make (default 8); texts: samples per prompt "
+                                                     "(default 1).")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0), help="Seed of image 0 (image i: seed+i).")
-@click.option("--model", help="A folder written by save_pretrained (or a diffusers pipeline folder / hub id).")
-@click.option("-o", "--output-dir", default="synthguard-out", show_default=True,
-              type=click.Path(file_okay=False, path_type=Path), help="Folder for the images.")
+@click.option("--model", help="A folder written by save_pretrained (or a diffusers pipeline folder / hub id); "
+                              "text: a causal LM folder, a .gguf file or a hub id.")
+@click.option("-o", "--output-dir", default="synthguard-out", show_default=True, type=click.Path(path_type=Path),
+              help="Folder for the outputs; text: a .txt file for a single text.")
 @click.option("--format", "fmt", type=click.Choice(["png", "jpeg", "webp"]), default="png", show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
@@ -753,15 +799,25 @@ def _open_stamper(stack, home: Home, watermark: bool):
 @click.option("--steps", default=8, show_default=True, type=click.IntRange(2, 1000), help="Frames of --interpolate.")
 @click.option("--inference-steps", type=click.IntRange(1), help="Diffusion: denoising steps (default: the "
                                                                  "pipeline's).")
-@click.option("--prompt", help="Diffusion: the prompt, for text-to-image pipelines.")
+@click.option("--prompt", help="Diffusion: the prompt, for text-to-image pipelines; text: the text to continue.")
+@click.option("--prompts-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Text: one prompt per line (a batch).")
+@click.option("--max-new-tokens", default=100, show_default=True, type=click.IntRange(1, 4096), help="Text.")
+@click.option("--temperature", default=1.0, show_default=True, type=click.FloatRange(0, min_open=True), help="Text.")
+@click.option("--top-p", default=0.95, show_default=True, type=click.FloatRange(0, 1, min_open=True), help="Text.")
+@click.option("--top-k", default=0, show_default=True, type=click.IntRange(0), help="Text (0: off).")
+@click.option("--text-watermark", type=click.Choice(["synthid", "kgw"]), default="synthid", show_default=True,
+              help="Text: the watermark scheme, keyed by your identity.")
 @click.option("--watermark/--no-watermark", default=True, show_default=True,
               help="Embed the invisible watermark (the manifest is signed and declares AI either way).")
 @click.option("--force", is_flag=True, help="Replace existing output files.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report (files, timings per stage).")
 @handle_errors
 def generate(backend, n, seed, model, output_dir, fmt, device, batch_size, size, native, threads, workers, interpolate,
-             steps, inference_steps, prompt, watermark, force, as_json) -> None:
-    """Generate images; every one is watermarked, signed as trainedAlgorithmicMedia and recorded in the ledger.
+             steps, inference_steps, prompt, prompts_file, max_new_tokens, temperature, top_p, top_k, text_watermark,
+             watermark, force, as_json) -> None:
+    """Generate images or text; every output is watermarked, signed as trainedAlgorithmicMedia and recorded in the
+    ledger (texts: a signed .c2pa sidecar beside each file).
 
     \b
     Examples:
@@ -769,15 +825,25 @@ def generate(backend, n, seed, model, output_dir, fmt, device, batch_size, size,
       synthguard generate --backend vae --interpolate 3 17 --steps 8 -o morph/
       synthguard generate --backend diffusion --model ./my-ddpm-pipeline -n 4 --device cuda
       synthguard generate --model ./my-gan --format jpeg --batch-size 256
+      synthguard generate --backend text --prompt "ROMEO:" -o romeo.txt   # built-in Shakespeare LM
+      synthguard generate --backend text --model ./SmolLM2-135M-Instruct.Q4_1.gguf --prompts-file prompts.txt \\
+          --max-new-tokens 200 -o texts/
     """
+    if backend == "text":
+        _generate_text(model, prompt, prompts_file, n or 1, seed, output_dir, device, batch_size, threads,
+                       max_new_tokens, temperature, top_p, top_k, text_watermark, watermark, force, as_json)
+        return
+    if prompts_file:
+        raise InputError("--prompts-file applies to --backend text only")
+    n = 8 if n is None else n
+    if output_dir.exists() and not output_dir.is_dir():
+        raise InputError(f"-o {output_dir} is a file; image backends write into a folder")
     import contextlib  # noqa: PLC0415
 
     from tqdm import tqdm  # noqa: PLC0415
 
     from synthguard.generation import generate_and_stamp, interpolate_and_stamp, load_generator  # noqa: PLC0415
 
-    if n <= 0:
-        raise InputError(f"-n must be a positive number of images, got {n}")
     if not watermark:
         click.echo("note: --no-watermark: images carry no invisible watermark; their signed manifests still declare "
                    "them AI-generated (trainedAlgorithmicMedia)", err=True)
@@ -809,6 +875,75 @@ def generate(backend, n, seed, model, output_dir, fmt, device, batch_size, size,
     click.echo("each is signed (trainedAlgorithmicMedia, model assertion)"
                + (" and watermarked, bound by c2pa.soft-binding" if watermark else "")
                + f"; verify with: synthguard detect {output_dir}/*")
+
+
+def _read_prompts(prompt: str | None, prompts_file: Path | None) -> list[str]:
+    if prompt is not None and prompts_file is not None:
+        raise InputError("give --prompt or --prompts-file, not both")
+    if prompts_file is not None:
+        from synthguard.media import read_text  # noqa: PLC0415
+
+        if not prompts_file.is_file():
+            raise InputError(f"{prompts_file}: no such file")
+        prompts = [line.strip() for line in read_text(prompts_file).splitlines() if line.strip()]
+        if not prompts:
+            raise InputError(f"{prompts_file}: no prompt in it (one per line)")
+        return prompts
+    return [prompt if prompt is not None else ""]
+
+
+def _generate_text(model, prompt, prompts_file, n, seed, output, device, batch_size, threads, max_new_tokens,
+                   temperature, top_p, top_k, scheme, watermark, force, as_json) -> None:
+    import contextlib  # noqa: PLC0415
+
+    import torch  # noqa: PLC0415
+    from tqdm import tqdm  # noqa: PLC0415
+
+    from synthguard.generators.text import load_text_model  # noqa: PLC0415
+    from synthguard.provenance.ledger import Ledger  # noqa: PLC0415
+    from synthguard.provenance.signing import SigningSession  # noqa: PLC0415
+    from synthguard.text_generation import generate_and_stamp_text  # noqa: PLC0415
+    from synthguard.watermark.text_watermark import make_watermarker  # noqa: PLC0415
+
+    if threads:
+        torch.set_num_threads(threads)
+    prompts = [p for p in _read_prompts(prompt, prompts_file) for _ in range(n)]
+    if not watermark:
+        click.echo("note: --no-watermark: the texts carry no text watermark; their signed sidecars still declare "
+                   "them AI-generated (trainedAlgorithmicMedia)", err=True)
+    tm = load_text_model(model, device=device)
+    home = _home()
+    identity = _identity(home)
+    wm = make_watermarker(scheme, identity.text_watermark_secret()) if watermark else None
+    streamer = None
+    if len(prompts) == 1 and not as_json and sys.stdout.isatty():
+        from transformers import TextStreamer  # noqa: PLC0415
+
+        streamer = TextStreamer(tm.tokenizer, skip_prompt=False, skip_special_tokens=True)
+    with contextlib.ExitStack() as stack:
+        ledger = stack.enter_context(Ledger(home.ledger_path))
+        session = stack.enter_context(SigningSession(identity, ledger))
+        bar = stack.enter_context(tqdm(total=len(prompts), desc="generate", unit="text", file=sys.stderr,
+                                       disable=None if len(prompts) > 1 else True))
+        report = generate_and_stamp_text(tm, prompts, output, session, wm, max_new_tokens=max_new_tokens,
+                                         temperature=temperature, top_p=top_p, top_k=top_k, seed=seed,
+                                         batch_size=min(batch_size, 64), overwrite=force,
+                                         progress=lambda done: bar.update(done - bar.n), streamer=streamer)
+    if as_json:
+        _print_json(report.to_dict())
+        return
+    for o in report.outputs:
+        if o.warning:
+            click.echo(f"warning: {o.file}: {o.warning}", err=True)
+    if streamer is None and len(report.outputs) == 1:
+        click.echo(Path(report.outputs[0].file).read_text(encoding="utf-8"))
+    count = len(report.outputs)
+    where = report.outputs[0].file if count == 1 else f"{output}/"
+    click.echo(f"wrote {count} text{'s' if count != 1 else ''} to {where} with {report.model} {report.version} "
+               f"({report.device}, {report.tokens_per_second:.1f} tokens/s)", err=True)
+    click.echo("each is signed (.c2pa sidecar: trainedAlgorithmicMedia, model assertion)"
+               + (f" and watermarked ({wm.algorithm_id}, key {wm.key_id})" if wm else "")
+               + f"; verify with: synthguard detect {where}", err=True)
 
 
 # -------------------------------------------------------------------------------------------------------- train
@@ -1064,6 +1199,59 @@ def _train_discriminator_detector(real_train, fakes_train, real_cal, fakes_cal, 
 
 
 # --------------------------------------------------------------------------------------------------------- eval
+@train.command("text")
+@click.option("--data", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="A UTF-8 plain-text file (the built-in model: ../shared/datasets/tinyshakespeare.txt).")
+@click.option("--steps", default=2000, show_default=True, type=click.IntRange(1))
+@click.option("--vocab-size", default=1024, show_default=True, type=click.IntRange(260, 65536),
+              help="Byte-level BPE vocabulary.")
+@click.option("--layers", default=4, show_default=True, type=click.IntRange(1))
+@click.option("--width", default=128, show_default=True, type=click.IntRange(16), help="Embedding width.")
+@click.option("--context", default=256, show_default=True, type=click.IntRange(16), help="Context in tokens.")
+@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1))
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0))
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--threads", type=click.IntRange(1), help="torch CPU threads.")
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the model, tokenizer and training.json.")
+@click.option("--force", is_flag=True, help="Write into an existing folder.")
+@handle_errors
+def train_text_cmd(data, steps, vocab_size, layers, width, context, batch_size, seed, device, threads, output,
+                   force) -> None:
+    """Train a small GPT-2 (byte-level BPE) from scratch on a text file; 5% is held out for perplexity.
+
+    \b
+    Examples:
+      synthguard train text --data ../shared/datasets/tinyshakespeare.txt -o my-lm/
+      synthguard generate --backend text --model my-lm/ --prompt "JULIET:" -o juliet.txt
+    """
+    import torch  # noqa: PLC0415
+    from tqdm import tqdm  # noqa: PLC0415
+
+    from synthguard.generators.base import resolve_device  # noqa: PLC0415
+    from synthguard.generators.text_training import TextTrainConfig, train_text_model  # noqa: PLC0415
+
+    _prepare_output(output, force)
+    if threads:
+        torch.set_num_threads(threads)
+    if not data.is_file():
+        raise InputError(f"{data}: no such file")
+    config = TextTrainConfig(vocab_size=vocab_size, n_layer=layers, n_embd=width, n_head=max(1, width // 32),
+                             context=context, steps=steps, batch_size=batch_size, seed=seed)
+    command = (f"synthguard train text --data {data.name} --steps {steps} --vocab-size {vocab_size} --layers {layers} "
+               f"--width {width} --context {context} --batch-size {batch_size} --seed {seed}")
+    with tqdm(total=steps, desc="train text", unit="step", file=sys.stderr) as bar:
+        def progress(step: int, loss: float) -> None:
+            bar.update(1)
+            if step % 50 == 0:
+                bar.set_postfix(loss=f"{loss:.3f}")
+        record = train_text_model(data, output, config, device=resolve_device(device), progress=progress,
+                                  command=command)
+    click.echo(f"saved to {output}/: {record['parameters']:,} parameters, held-out perplexity "
+               f"{record['heldout_perplexity_per_token']:.2f} per token ({record['heldout_bits_per_character']:.3f} "
+               f"bits/char) after {steps} steps in {record['seconds']:.0f} s")
+
+
 @main.group(name="eval")
 def eval_group() -> None:
     """Evaluate generative models (FID, KID, Inception Score, precision/recall).
@@ -1201,6 +1389,71 @@ def watermark_detect(files: tuple[Path, ...], as_json: bool) -> None:
 
 
 # -------------------------------------------------------------------------------------------------------- bench
+@eval_group.command("text")
+@click.option("--model", default="builtin", show_default=True,
+              help="The model to evaluate (and to generate with): 'builtin', folder, .gguf file or hub id.")
+@click.option("--data", type=click.Path(dir_okay=False, path_type=Path),
+              help="UTF-8 text to measure perplexity on (default: the Python standard library's docstrings).")
+@click.option("--windows", default=100, show_default=True, type=click.IntRange(1), help="Text windows to score.")
+@click.option("--window-words", default=150, show_default=True, type=click.IntRange(5))
+@click.option("--watermark-cost", is_flag=True,
+              help="Also generate unmarked and marked continuations (both schemes, same seeds) and compare their "
+                   "perplexity under the model.")
+@click.option("--prompts", "n_prompts", default=20, show_default=True, type=click.IntRange(1),
+              help="--watermark-cost: prompts (the built-in news prompts, repeated as needed).")
+@click.option("--max-new-tokens", default=100, show_default=True, type=click.IntRange(1, 4096))
+@click.option("--top-p", default=0.95, show_default=True, type=click.FloatRange(0, 1, min_open=True))
+@click.option("--threads", type=click.IntRange(1), help="torch CPU threads.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def eval_text(model, data, windows, window_words, watermark_cost, n_prompts, max_new_tokens, top_p, threads,
+              as_json) -> None:
+    """Perplexity of a causal LM on text, and with --watermark-cost the watermarks' perplexity cost.
+
+    \b
+    Examples:
+      synthguard eval text --data ../shared/datasets/tinyshakespeare.txt
+      synthguard eval text --model ./SmolLM2-135M-Instruct.Q4_1.gguf --watermark-cost --max-new-tokens 200
+    """
+    import torch  # noqa: PLC0415
+
+    from synthguard.bench.text_watermark_bench import default_prompts  # noqa: PLC0415
+    from synthguard.generators.text import generate_text, load_text_model, perplexity  # noqa: PLC0415
+    from synthguard.watermark.human_text import load_corpus  # noqa: PLC0415
+    from synthguard.watermark.text_watermark import SCHEMES, make_watermarker  # noqa: PLC0415
+
+    if threads:
+        torch.set_num_threads(threads)
+    tm = load_text_model(model, device="cpu")
+    texts = load_corpus(data if data is not None else "stdlib-docstrings", words=window_words, limit=windows)
+    ppl, tokens = perplexity(tm, [("", t) for t in texts])
+    result = {"model": tm.name, "data": str(data or "stdlib-docstrings"), "windows": len(texts), "tokens": tokens,
+              "perplexity": ppl}
+    if watermark_cost:
+        prompts = (default_prompts() * (n_prompts // 50 + 1))[:n_prompts]
+        secret = b"synthguard eval text watermark cost"  # a fixed measurement key, not anyone's identity
+        runs = {"unmarked": None, **{s: make_watermarker(s, secret) for s in SCHEMES}}
+        cost = {}
+        for name, wm in runs.items():
+            samples = generate_text(tm, prompts, max_new_tokens=max_new_tokens, top_p=top_p, seed=0, watermarker=wm,
+                                    batch_size=len(prompts))
+            value, count = perplexity(tm, [(tm.encode(s.prompt), s.token_ids) for s in samples])
+            cost[name] = {"perplexity": value, "tokens": count}
+        for name in SCHEMES:
+            cost[name]["increase"] = cost[name]["perplexity"] / cost["unmarked"]["perplexity"] - 1
+        result["watermark_cost"] = {"prompts": len(prompts), "max_new_tokens": max_new_tokens, "top_p": top_p,
+                                    **cost}
+    if as_json:
+        _print_json(result)
+        return
+    click.echo(f"{tm.name}: perplexity {ppl:.2f} on {tokens} tokens ({len(texts)} windows of {result['data']})")
+    if watermark_cost:
+        c = result["watermark_cost"]
+        click.echo(f"generations ({c['prompts']} prompts x {max_new_tokens} tokens, top-p {top_p}), perplexity "
+                   f"under {tm.name}: unmarked {c['unmarked']['perplexity']:.2f}"
+                   + "".join(f"; {s} {c[s]['perplexity']:.2f} ({100 * c[s]['increase']:+.1f}%)" for s in SCHEMES))
+
+
 @main.group()
 def bench() -> None:
     """Benchmarks that print figures, side by side with peers.
@@ -1264,6 +1517,79 @@ def bench_detector(n, detector_path, threads, as_json) -> None:
         _print_json(result)
     else:
         click.echo(result["table"])
+
+
+@bench.command("text-watermark")
+@click.option("--model", default="builtin", show_default=True,
+              help="Generating and scoring model: 'builtin', folder, .gguf file (e.g. SmolLM2) or hub id.")
+@click.option("--prompts", "n_prompts", default=50, show_default=True, type=click.IntRange(1),
+              help="Prompts (the built-in news prompts, repeated as needed).")
+@click.option("--max-new-tokens", default=300, show_default=True, type=click.IntRange(50, 4096))
+@click.option("--human", "human_sources", multiple=True,
+              help="Human text for the false-positive rates: stdlib-docstrings, python-help and/or text files (repeatable; "
+                   "default: stdlib-docstrings).")
+@click.option("--human-windows", default=1000, show_default=True, type=click.IntRange(30))
+@click.option("--scheme", "schemes", multiple=True, type=click.Choice(["synthid", "kgw"]),
+              help="Schemes to measure (repeatable; default both).")
+@click.option("--kgw-delta", default=2.0, show_default=True, type=click.FloatRange(0, min_open=True))
+@click.option("--synthid-depth", default=30, show_default=True, type=click.IntRange(1, 64))
+@click.option("--synthid-ngram", default=4, show_default=True, type=click.IntRange(2, 8))
+@click.option("--top-p", default=1.0, show_default=True, type=click.FloatRange(0, 1, min_open=True))
+@click.option("--batch-size", default=50, show_default=True, type=click.IntRange(1))
+@click.option("--key-seed", default=0, show_default=True, type=click.IntRange(0),
+              help="Seed of the measurement key (not anyone's identity).")
+@click.option("--attack-model", help="Model whose proposals replace words in the substitution attacks (default: the "
+                                     "generating model).")
+@click.option("--null-keys", default=5, show_default=True, type=click.IntRange(0),
+              help="Also measure the false-positive rate on human text for this many other keys.")
+@click.option("--threads", type=click.IntRange(1), help="torch CPU threads.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def bench_text_watermark(model, n_prompts, max_new_tokens, human_sources, human_windows, schemes, kgw_delta,
+                         synthid_depth, synthid_ngram, top_p, batch_size, key_seed, attack_model, null_keys, threads,
+                         as_json) -> None:
+    """TPR of the text watermarks at p <= 1e-2 / 1e-3 for 50-300 tokens, empirical FPR on human text at the same
+    thresholds, after attacks (word deletion, model or word-list substitution, insertion into human text), and
+    the perplexity and speed cost, in one run on one model.
+
+    \b
+    Examples:
+      synthguard bench text-watermark --prompts 10 --max-new-tokens 100 --human-windows 100   # built-in, quick
+      synthguard bench text-watermark --model ./SmolLM2-135M-Instruct.Q4_1.gguf \\
+          --human stdlib-docstrings --human ../shared/datasets/tinyshakespeare.txt
+    """
+    import torch  # noqa: PLC0415
+
+    from synthguard.bench import text_watermark_bench as tb  # noqa: PLC0415
+    from synthguard.generators.text import load_text_model  # noqa: PLC0415
+    from synthguard.watermark.text_watermark import KGWText, SynthIDText, derive_key  # noqa: PLC0415
+
+    if threads:
+        torch.set_num_threads(threads)
+    tm = load_text_model(model, device="auto")
+    secret = f"synthguard bench key {key_seed}".encode()
+    chosen = schemes or ("synthid", "kgw")
+    wms = {}
+    if "synthid" in chosen:
+        wms["synthid"] = SynthIDText(derive_key(secret, "synthid"), depth=synthid_depth, ngram_len=synthid_ngram)
+    if "kgw" in chosen:
+        wms["kgw"] = KGWText(derive_key(secret, "kgw"), delta=kgw_delta)
+    prompts = (tb.default_prompts() * (n_prompts // 50 + 1))[:n_prompts]
+
+    def other_key(scheme: str, k: int) -> bytes:
+        return derive_key(f"synthguard bench null key {k}".encode(), scheme)
+
+    makers = {"synthid": lambda k: SynthIDText(other_key("synthid", k), depth=synthid_depth, ngram_len=synthid_ngram),
+              "kgw": lambda k: KGWText(other_key("kgw", k), delta=kgw_delta)}
+    result = tb.run(tm, wms, prompts=prompts, human_source=list(human_sources) or ["stdlib-docstrings"],
+                    max_new_tokens=max_new_tokens, batch_size=batch_size, top_p=top_p, human_windows=human_windows,
+                    null_keys=makers, n_null_keys=null_keys,
+                    attack_model=load_text_model(attack_model, device="auto") if attack_model else None,
+                    progress=lambda msg: click.echo(f"[bench] {msg}", err=True))
+    if as_json:
+        _print_json(result)
+    else:
+        click.echo(tb.render(result))
 
 
 @bench.command("verify")

@@ -67,6 +67,8 @@ class DetectionRules(BaseModel):
     watermark: bool = Field(True, description="test images for SynthGuard's watermark")
     watermark_max_p_value: float = Field(1e-6, gt=0.0, le=1e-6, description="a watermark counts as found only "
                                                                            "below this p-value (1e-6 or stricter)")
+    text_watermark_max_p_value: float = Field(1e-3, gt=0.0, le=1e-2, description="a text watermark counts as found "
+                                                                                "only at or below this p-value")
     classifier: bool = Field(True, description="score images with the synthetic-image classifier")
     classifier_threshold: float | None = Field(
         None, gt=0.0, lt=1.0, description="P(synthetic) at or above which an image without trusted provenance is "
@@ -153,7 +155,10 @@ class Policy(BaseModel):
     def apply_watermark(self, watermark: WatermarkSignal | None) -> WatermarkSignal | None:
         """A watermark whose p-value is not below this policy's bound counts as not found."""
         w = watermark
-        if w is not None and w.detected and w.p_value >= self.detection.watermark_max_p_value:
+        text = w is not None and (w.details or {}).get("kind") == "text"
+        if text and w.detected and w.p_value > self.detection.text_watermark_max_p_value:
+            w = replace(w, detected=False, ai_declared=None)
+        elif not text and w is not None and w.detected and w.p_value >= self.detection.watermark_max_p_value:
             w = replace(w, detected=False, payload=None, ai_declared=None, bit_errors=None)
         return w
 
@@ -177,7 +182,8 @@ class Policy(BaseModel):
                      + ", ".join(self.labeling.ai_source_types) + ".")
         tests = []
         if d.watermark:
-            tests.append(f"SynthGuard's watermark (counted when p < {d.watermark_max_p_value:g})")
+            tests.append(f"SynthGuard's watermark (images: counted when p < {d.watermark_max_p_value:g}; texts: your "
+                         f"identity's text watermark, counted when p <= {d.text_watermark_max_p_value:g})")
         if d.classifier:
             tests.append("the synthetic-image classifier (threshold: "
                          + ("the detector's calibrated one, about 1% false positives on real photos" if

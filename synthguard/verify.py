@@ -58,6 +58,7 @@ class VerifySettings:
     trust_extra: tuple[Path, ...] = ()
     detector: Path | None = None  # None: the built-in one
     use_ledger: bool = True
+    text_model: str = "builtin"  # the tokenizer that re-reads texts for the identity's text watermark
 
 
 class Verifier:
@@ -76,6 +77,18 @@ class Verifier:
         self.watermarker = default_image_watermarker() if policy.detection.watermark else None
         # One torch thread: scores are then identical whatever the number of workers.
         self.detector = load_detector(settings.detector, num_threads=1) if policy.detection.classifier else None
+        self._text_checks = None  # built on the first text file (loads a language model)
+
+    def text_checks(self, path: Path):
+        from synthguard.detect.text_signal import text_checks_for_home  # noqa: PLC0415
+        from synthguard.media import MediaKind, sniff  # noqa: PLC0415
+
+        if self._text_checks is None and sniff(path).kind is MediaKind.TEXT:
+            rules = self.settings.policy.detection
+            self._text_checks = text_checks_for_home(Home(self.settings.home), self.settings.text_model,
+                                                     watermark=rules.watermark,
+                                                     max_p_value=rules.text_watermark_max_p_value)
+        return self._text_checks
 
     def check(self, path: Path) -> dict:
         """One JSON-ready line for ``path``; any unreadable input becomes an error line with the policy's action."""
@@ -89,7 +102,8 @@ class Verifier:
             digest = file_sha256(path)
             inspection = inspect_file(path, trust=self.trust, ledger=self.ledger, watermarker=self.watermarker,
                                       detector=self.detector,
-                                      classifier_threshold=policy.detection.classifier_threshold, policy=policy)
+                                      classifier_threshold=policy.detection.classifier_threshold, policy=policy,
+                                      text_checks=self.text_checks(path))
         except SynthGuardError as exc:
             return {"file": str(path), "sha256": digest, "mime": None, "verdict": None, "confidence": None,
                     "action": policy.actions.error.value, "reasons": [], "error": str(exc)}

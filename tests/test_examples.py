@@ -20,3 +20,11 @@ def test_verify_folder_example_runs(tmp_path, home, png):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "reject" in result.stdout and "human-review  unknown" in result.stdout
+
+
+def test_text_watermark_example_runs(home):
+    result = subprocess.run([sys.executable, str(REPO / "examples" / "text_watermark.py"), "JULIET:"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "whole text: detected=True" in result.stdout
+    assert "inside a human document: detected=True" in result.stdout

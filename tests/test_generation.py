@@ -80,7 +80,7 @@ def test_diffusion_backend_with_a_tiny_local_pipeline(home, tmp_path):
     (("--model", "/no/such/model"), "does not exist"),
     (("--device", "tpu"), "device"),
     (("--device", "cuda:7"), "cuda"),
-    (("-n", "0"), "positive"),
+    (("-n", "0"), "x>=1"),
     (("--backend", "diffusion"), "needs --model"),
 ])
 def test_generate_errors(home, tmp_path, args, fragment):

@@ -9,9 +9,11 @@ import numpy as np
 
 from synthguard.detect.classifier import PatchDetector
 from synthguard.detect.classifier_signal import ClassifierSignal, score_classifier
+from synthguard.detect.machine_text import MachineTextSignal
+from synthguard.detect.text_signal import TextChecks
 from synthguard.detect.verdict import Verdict, VerdictLabel, decide
 from synthguard.detect.watermark_signal import WatermarkSignal, score_watermark
-from synthguard.media import MediaKind, MediaType, decode_image, sniff
+from synthguard.media import MediaKind, MediaType, decode_image, read_text, sniff
 from synthguard.policy import Policy
 from synthguard.provenance.identity import TrustAnchors
 from synthguard.provenance.ledger import Ledger
@@ -30,12 +32,14 @@ class Inspection:
     watermark: WatermarkSignal | None
     verdict: Verdict
     classifier: ClassifierSignal | None = None
+    machine_text: MachineTextSignal | None = None
     pixels: np.ndarray | None = field(default=None, repr=False, compare=False)  # decoded RGB, when kept for a report
 
     def to_dict(self) -> dict:
         return {"file": str(self.file), "mime": self.media.mime, "provenance": self.provenance.to_dict(),
                 "watermark": self.watermark.to_dict() if self.watermark else None,
                 "classifier": self.classifier.to_dict() if self.classifier else None,
+                "machine_text": self.machine_text.to_dict() if self.machine_text else None,
                 "verdict": self.verdict.to_dict()}
 
 
@@ -67,14 +71,15 @@ def _recover_by_watermark(watermark: WatermarkSignal, content_sha256: str | None
 def inspect_file(path: Path, *, trust: TrustAnchors, ledger: Ledger | None = None,
                  watermarker: ImageWatermarker | None = None, detector: PatchDetector | None = None,
                  classifier_threshold: float | None = None, keep_pixels: bool = False,
-                 policy: Policy | None = None) -> Inspection:
+                 policy: Policy | None = None, text_checks: TextChecks | None = None) -> Inspection:
     """All signals for one file and the verdict. ``watermarker=None`` skips the watermark test, ``detector=None``
     the classifier (``classifier_threshold``: a policy's threshold instead of the detector's calibrated one);
     ``keep_pixels`` keeps the decoded image on the result (for a report's pictures); ``policy`` reads the signals
-    by its rules (signers, AI source types, watermark p-value) before the verdict."""
+    by its rules (signers, AI source types, watermark p-value) before the verdict; ``text_checks`` tests text files
+    (the identity's text watermarks, and the machine-text score when it has a scoring model)."""
     path = Path(path)
     media = sniff(path)
-    content, watermark, classifier, pixels = None, None, None, None
+    content, watermark, classifier, pixels, machine = None, None, None, None, None
     if media.kind is MediaKind.IMAGE:
         # A corrupt, truncated or oversized image is an input error, not something to give a verdict on.
         decoded = decode_image(path, keep_rgb=watermarker is not None or detector is not None or keep_pixels)
@@ -86,11 +91,15 @@ def inspect_file(path: Path, *, trust: TrustAnchors, ledger: Ledger | None = Non
                 watermark = policy.apply_watermark(watermark)
         if detector is not None:
             classifier = score_classifier(decoded.rgb, detector, classifier_threshold)
+    elif media.kind is MediaKind.TEXT and text_checks is not None:
+        watermark, machine = text_checks.score(read_text(path))
+        if policy is not None:
+            watermark = policy.apply_watermark(watermark)
     provenance = read_provenance(path, trust=trust, ledger=ledger, media=media, content_sha256=content)
     if (provenance.state is ProvenanceState.ABSENT and watermark is not None and watermark.detected
-            and ledger is not None):
+            and watermark.payload is not None and ledger is not None):
         provenance = _recover_by_watermark(watermark, content, ledger, trust) or provenance
     if policy is not None:
         provenance = policy.apply_provenance(provenance)
-    return Inspection(path, media, provenance, watermark, decide(provenance, watermark, classifier), classifier,
-                      pixels)
+    return Inspection(path, media, provenance, watermark, decide(provenance, watermark, classifier, machine),
+                      classifier, machine, pixels)

@@ -10,8 +10,9 @@ file; a manifest recovered through a watermark for different content is not abou
 | trusted manifest records edits | ``edited`` | 1.0 |
 | trusted manifest declares a capture (camera, scan, film) | ``authentic-capture`` | 1.0 |
 | trusted manifest declares another source type | ``unknown`` | none |
-| no trusted manifest; SynthGuard watermark found with its AI bit set | ``ai-generated`` | 1 - p-value |
+| no trusted manifest; SynthGuard watermark found with its AI bit set (images), or this identity's text watermark found | ``ai-generated`` | 1 - p-value |
 | no trusted manifest; classifier at or above its threshold | ``likely-synthetic`` | P(synthetic) |
+| no trusted manifest; machine-text score (texts) at or above its threshold | ``likely-synthetic`` | 1 - share of human reference text scoring that high |
 | anything else | ``unknown`` | none |
 
 A trusted manifest outranks the watermark and the classifier; when they disagree with it, the reasons say so.
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from synthguard.detect.classifier_signal import ClassifierSignal
+from synthguard.detect.machine_text import MachineTextSignal
 from synthguard.detect.watermark_signal import WatermarkSignal
 from synthguard.provenance.manifest import DigitalSourceType
 from synthguard.provenance.reading import ProvenanceSignal, ProvenanceState
@@ -76,6 +78,13 @@ def _watermark_reasons(p: ProvenanceSignal, w: WatermarkSignal | None) -> list[s
         return []
     if w.skipped:
         return [f"watermark not tested: {w.skipped}"]
+    d = w.details or {}
+    if d.get("kind") == "text":
+        where = f", characters {d['span'][0]}-{d['span'][1]}" if d.get("span") else ""
+        found = "found" if w.detected else "not found"
+        return [f"text watermark of this identity {found} (best of {', '.join(d['schemes_tested'])}: "
+                f"{d['tokens_scored']} tokens scored, z={d['z']:.2f}, p={w.p_value:.1e}, key {d['key_id']}{where}"
+                + (f"; {d['note']}" if d.get("note") else "") + ")"]
     if not w.detected:
         return [f"no SynthGuard watermark found ({w.algorithm})"]
     reasons = [f"SynthGuard watermark found ({w.algorithm}, payload {w.payload}, p={w.p_value:.1e})"
@@ -100,6 +109,19 @@ def _classifier_reasons(c: ClassifierSignal | None) -> list[str]:
             "synthesis it was trained to see (not evidence of authenticity)"]
 
 
+def _machine_text_reasons(m: MachineTextSignal | None) -> list[str]:
+    if m is None:
+        return []
+    if m.skipped:
+        return [f"machine-text score not computed: {m.skipped}"]
+    rate = f"{100 * m.threshold_fpr:.1f}% of held-out human reference windows score that high"
+    if m.flagged:
+        return [f"machine-text score (Fast-DetectGPT criterion under {m.model}) {m.score:.2f} >= threshold "
+                f"{m.threshold:.2f} ({rate}); a statistical signal, not proof"]
+    return [f"machine-text score (Fast-DetectGPT criterion under {m.model}) {m.score:.2f} < threshold "
+            f"{m.threshold:.2f}: not flagged (not evidence of human authorship)"]
+
+
 def _trusted_here(p: ProvenanceSignal) -> bool:
     """A trusted manifest that speaks about this file's content (not one recovered for a different asset)."""
     copied = p.recovered_from_ledger and p.ledger_match == "soft-binding" and p.ledger_content_match is not True
@@ -107,11 +129,14 @@ def _trusted_here(p: ProvenanceSignal) -> bool:
 
 
 def decide(provenance: ProvenanceSignal, watermark: WatermarkSignal | None = None,
-           classifier: ClassifierSignal | None = None) -> Verdict:
-    """The verdict from the provenance signal and, for images, the watermark and classifier signals."""
+           classifier: ClassifierSignal | None = None, machine_text: MachineTextSignal | None = None) -> Verdict:
+    """The verdict from the provenance signal and the watermark, classifier (images) and machine-text (texts)
+    signals."""
     label, reasons = _decide_provenance(provenance, watermark)
-    reasons = (*reasons, *_watermark_reasons(provenance, watermark), *_classifier_reasons(classifier))
+    reasons = (*reasons, *_watermark_reasons(provenance, watermark), *_classifier_reasons(classifier),
+               *_machine_text_reasons(machine_text))
     flagged = classifier is not None and classifier.synthetic and not classifier.skipped
+    text_flagged = machine_text is not None and machine_text.flagged and not machine_text.skipped
     confidence: float | None = None
     if label is VerdictLabel.TAMPERED or (_trusted_here(provenance) and label is not VerdictLabel.UNKNOWN):
         confidence = 1.0
@@ -122,6 +147,8 @@ def decide(provenance: ProvenanceSignal, watermark: WatermarkSignal | None = Non
         confidence = 1.0 - watermark.p_value
     elif label is VerdictLabel.UNKNOWN and flagged and not _trusted_here(provenance):
         label, confidence = VerdictLabel.LIKELY_SYNTHETIC, classifier.probability
+    elif label is VerdictLabel.UNKNOWN and text_flagged and not _trusted_here(provenance):
+        label, confidence = VerdictLabel.LIKELY_SYNTHETIC, 1.0 - machine_text.empirical_p
     return Verdict(label, reasons, confidence)
 
 

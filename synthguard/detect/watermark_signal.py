@@ -1,4 +1,5 @@
-"""The watermark signal: is SynthGuard's invisible watermark in this image, what does its payload say, how sure."""
+"""The watermark signal: is a SynthGuard watermark in this image (and what does its payload say) or this text (and
+where), how sure."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ class WatermarkSignal:
     p_value: float = 1.0  # chance that an unmarked image decodes this well (the detector's own union bound)
     bit_errors: int | None = None
     ai_declared: bool | None = None  # the payload's AI bit (SynthGuard payload layout)
-    skipped: str | None = None  # why the image could not be tested (too small...)
+    skipped: str | None = None  # why the content could not be tested (image too small, no key...)
+    details: dict | None = None  # text watermarks: z, tokens scored, key id, span of the marked passage...
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -16,6 +16,7 @@ import datetime as dt
 import fcntl
 import getpass
 import hashlib
+import hmac
 import io
 import socket
 from collections.abc import Iterator
@@ -180,6 +181,13 @@ class Identity:
 
     def sign(self, data: bytes) -> bytes:
         return _sign_bytes(self._key, self.algorithm, data)
+
+    def text_watermark_secret(self) -> bytes:
+        """32 bytes derived from the private key (HMAC-SHA256, domain separated) that key this identity's text
+        watermarks: only the key's holder can mark text as this identity, or test for the mark."""
+        der = self._key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption())
+        return hmac.new(b"synthguard/text-watermark-secret/1", der, hashlib.sha256).digest()
 
     def signer(self) -> c2pa.Signer:
         """A c2pa Signer that calls back into this process for each signature (the key never leaves it)."""

@@ -32,3 +32,27 @@ def digits() -> np.ndarray:
         image[r0 : r0 + rng.integers(8, 16), c0 : c0 + 3] = 255
         image[r0 : r0 + 3, c0 : c0 + rng.integers(5, 12)] = 200
     return images
+
+
+TEXT = ("The river rose in the night and the town woke to water in the streets. " * 3 +
+        "A council meeting was called; the mayor said help would come, and the people waited on the bridge. " * 3 +
+        "Farmers counted what was lost, children carried sandbags, and the radio repeated the warnings. " * 3)
+
+
+def tiny_text_model(folder):
+    """A random-weight GPT-2 (vocab ~300, one layer) with a byte-level BPE trained on a paragraph, saved to
+    ``folder`` and loaded the way users load models. Its next-token distributions are nearly flat: fine for
+    mechanics, useless for measuring a watermark's power (the SmolLM2 benchmark does that)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from synthguard.generators.text import load_text_model
+    from synthguard.generators.text_training import train_tokenizer
+
+    tokenizer = train_tokenizer(TEXT, 300)
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=256, n_embd=32, n_layer=1, n_head=2,
+                        eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.eos_token_id)
+    model = GPT2LMHeadModel(config)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return load_text_model(str(folder), device="cpu")

@@ -1,0 +1,143 @@
+"""The text signals of ``inspect``: the identity's text watermarks (every scheme, windowed) and, when a scoring model
+is named, the machine-text criterion. Calibrations are measured once per key, tokenizer and model, and cached in
+``$SYNTHGUARD_HOME/text-calibration/``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from synthguard.detect.machine_text import (MachineTextCalibration, MachineTextSignal, calibrate,
+                                            score_machine_text)
+from synthguard.detect.watermark_signal import WatermarkSignal
+from synthguard.errors import InputError
+from synthguard.fileio import write_atomic
+from synthguard.watermark.human_text import load_corpus
+from synthguard.watermark.text_watermark import (SCHEMES, KeyCalibration, TextWatermarker, detect_windows,
+                                                 make_watermarker)
+
+# Texts longer than this many tokens are tested on their first MAX_TOKENS tokens (bounded work; the signal says so).
+MAX_TOKENS = 1_000_000
+CALIBRATION_CORPUS = "stdlib-docstrings"
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    vocab = tokenizer.get_vocab()
+    text = json.dumps(sorted(vocab.items(), key=lambda kv: kv[1])[:: max(1, len(vocab) // 4096)])
+    return hashlib.sha256(f"{len(vocab)}:{text}".encode()).hexdigest()[:16]
+
+
+@dataclass
+class TextChecks:
+    """Everything needed to test texts: the tokenizing model, the identity's watermarkers, an optional scorer."""
+
+    tm: object  # TextModel whose tokenizer re-tokenises the text (the generating model's)
+    watermarkers: list[TextWatermarker]
+    max_p_value: float = 1e-3
+    scorer: object | None = None  # TextModel for the machine-text criterion
+    scorer_calibration: MachineTextCalibration | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def create(cls, tm, secret: bytes | None, cache: Path | None, *, scorer=None, max_p_value: float = 1e-3,
+               schemes: tuple[str, ...] = tuple(SCHEMES)) -> TextChecks:
+        watermarkers = []
+        if secret is not None:
+            for scheme in schemes:
+                wm = make_watermarker(scheme, secret, max_p_value=max_p_value)
+                if hasattr(wm, "bind_vocab"):
+                    wm.bind_vocab(tm.vocab_size)
+                _calibrate_key(wm, tm, cache)
+                watermarkers.append(wm)
+        checks = cls(tm, watermarkers, max_p_value, scorer)
+        if scorer is not None:
+            checks.scorer_calibration = _calibrate_scorer(scorer, cache)
+        return checks
+
+    def score(self, text: str) -> tuple[WatermarkSignal, MachineTextSignal | None]:
+        if not text.strip():
+            raise InputError("empty text: nothing to test")
+        if not self.watermarkers:
+            wm = WatermarkSignal(False, "text", skipped="no SynthGuard identity on this machine: no text watermark "
+                                                       "key to test with (`synthguard keys init`)")
+        else:
+            wm = self._watermark(text)
+        machine = None
+        if self.scorer is not None:
+            machine = score_machine_text(self.scorer, text, self.scorer_calibration)
+        return wm, machine
+
+    def _watermark(self, text: str) -> WatermarkSignal:
+        ids, offsets = self.tm.encode_with_offsets(text)
+        note = None
+        if len(ids) > MAX_TOKENS:
+            ids, offsets = ids[:MAX_TOKENS], offsets[:MAX_TOKENS] if offsets else None
+            note = f"only the first {MAX_TOKENS} tokens were tested"
+        results = [detect_windows(wm, ids, offsets) for wm in self.watermarkers]
+        best = min(results, key=lambda r: r.p_value)
+        # One test per scheme: a union bound over them.
+        p = min(1.0, best.p_value * len(results))
+        detected = p <= self.max_p_value
+        details = {"kind": "text", "tokenizer_model": self.tm.name, "key_id": best.key_id, "z": best.z,
+                   "score": best.score, "null_rate": best.null_rate, "tokens_scored": best.tokens_scored,
+                   "tokens": len(ids), "span": list(best.span) if best.span else None,
+                   "windows_tested": best.windows_tested, "schemes_tested": [w.algorithm_id for w in
+                                                                             self.watermarkers],
+                   "max_p_value": self.max_p_value, "note": "; ".join(x for x in (note, best.note) if x) or None}
+        return WatermarkSignal(detected, best.algorithm, None, p, None, True if detected else None, details=details)
+
+
+def _cache_file(cache: Path | None, name: str) -> Path | None:
+    return None if cache is None else cache / f"{name}.json"
+
+
+def _calibrate_key(wm: TextWatermarker, tm, cache: Path | None) -> None:
+    settings = json.dumps(wm.settings(), sort_keys=True)
+    name = hashlib.sha256(f"{settings}|{tokenizer_fingerprint(tm.tokenizer)}".encode()).hexdigest()[:24]
+    path = _cache_file(cache, f"key-{name}")
+    if path is not None and path.is_file():
+        try:
+            data = json.loads(path.read_text())
+            wm.calibration = KeyCalibration(**data)
+            return
+        except (OSError, ValueError, TypeError):
+            pass  # a damaged cache entry is measured again
+    windows = [tm.encode(w)[:200] for w in load_corpus(CALIBRATION_CORPUS, words=160, limit=400)]
+    calibration = wm.calibrate([w for w in windows if len(w) >= 50], corpus=CALIBRATION_CORPUS)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, json.dumps(calibration.__dict__).encode())
+
+
+def _calibrate_scorer(scorer, cache: Path | None) -> MachineTextCalibration:
+    name = hashlib.sha256(f"{scorer.name}|{tokenizer_fingerprint(scorer.tokenizer)}".encode()).hexdigest()[:24]
+    path = _cache_file(cache, f"scorer-{name}")
+    if path is not None and path.is_file():
+        try:
+            return MachineTextCalibration(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            pass
+    calibration = calibrate(scorer, load_corpus(CALIBRATION_CORPUS, words=120, limit=300), corpus=CALIBRATION_CORPUS)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, json.dumps(calibration.to_dict()).encode())
+    return calibration
+
+
+
+def text_checks_for_home(home, text_model: str = "builtin", *, scorer: str | None = None, watermark: bool = True,
+                         max_p_value: float = 1e-3) -> TextChecks:
+    """Text tests for this SynthGuard home: its identity's watermark keys (none without an identity: the signal then
+    says so) under ``text_model``'s tokenizer, and the machine-text score under ``scorer`` when named."""
+    from synthguard.generators.text import load_text_model  # noqa: PLC0415
+    from synthguard.provenance.identity import IdentityStore  # noqa: PLC0415
+
+    tm = load_text_model(text_model, device="cpu")
+    store = IdentityStore(home)
+    secret = store.load().text_watermark_secret() if watermark and store.exists() else None
+    scoring = None
+    if scorer:
+        scoring = tm if scorer == text_model else load_text_model(scorer, device="cpu")
+    return TextChecks.create(tm, secret, home.root / "text-calibration", scorer=scoring, max_p_value=max_p_value)

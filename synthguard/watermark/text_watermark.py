@@ -1,0 +1,505 @@
+"""Statistical text watermarks: SynthID-Text tournament sampling and the Kirchenbauer et al. green list.
+
+Both mark text while it is generated, through a transformers ``LogitsProcessor``, and are detected from token ids
+alone (text is re-tokenised with the generating model's tokenizer) by a one-sided exact binomial test:
+
+- **SynthID-Text** (``io.synthguard.synthid-text.1``, the default). At each step the candidate tokens meet in a
+  ``depth``-layer tournament decided by pseudo-random bits ``g_l(context, token)``. The closed form used here (the
+  same as transformers' ``SynthIDTextWatermarkLogitsProcessor``) reweights the next-token distribution layer by layer,
+  ``p <- p * (1 + g_l - E_p[g_l])``: averaged over keys the distribution is unchanged, so the watermark costs no
+  quality in expectation. The g-values are computed exactly as transformers computes them (same hash, same sampling
+  table), but only for the 512 likeliest tokens the sampler can still pick (after temperature / top-k / top-p; any
+  tail keeps its probabilities), not for the whole vocabulary at every layer: that is what keeps generation at the
+  unmarked speed.
+  Detection: over every scored position, the ``depth`` bits of the observed token; unmarked text gives
+  Binomial(n * depth, 1/2).
+- **KGW green list** (``io.synthguard.kgw.1``): transformers' own ``WatermarkLogitsProcessor`` ("lefthash": the
+  green list is seeded by the previous token and the key) adds ``bias`` to the logits of a ``gamma`` fraction of the
+  vocabulary. Detection: green tokens among n scored positions; unmarked text gives Binomial(n, gamma).
+
+Scored positions. Only the first occurrence of each context (the ``context`` tokens before the position) counts:
+repeated n-grams (boilerplate, refrains, copied lists) would otherwise repeat the same pseudo-random bits and inflate
+the score; generation leaves repeated contexts unmarked for the same reason.
+
+Key-dependent offset. Two causes, two remedies. (1) SynthID's bits come from a seeded table of 2^16 bits, which for
+a random seed holds ~0.2% more ones (or zeros) than half: every text's null mean moves with the key. The seed is
+chosen so the table is balanced. (2) For one fixed key, the bits of the commonest contexts of human language ("of
+the", ", and") are fixed, so a key's null mean still drifts a little. ``calibrate`` measures that drift on human
+reference text and detection then tests against the calibrated null rate ``p0`` (the measured rate plus three
+standard errors, never below the nominal one): the stated p-value stays honest for the key in use.
+
+Keys come from the user's SynthGuard identity (``text_key``), never from a library default.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import hmac
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from synthguard.errors import InputError
+
+_LCG_MULTIPLIER = 6364136223846793005
+# Detection threshold: a text is "detected" when its p-value is at most this.
+DEFAULT_MAX_P_VALUE = 1e-3
+# The tournament runs on at most this many of the likeliest tokens (the rest keep their probabilities).
+MAX_CANDIDATES = 512
+
+
+def derive_key(secret: bytes, scheme: str) -> bytes:
+    """32 key bytes for one scheme from the identity's secret (HMAC-SHA256, domain separated)."""
+    return hmac.new(secret, b"synthguard text watermark/" + scheme.encode(), hashlib.sha256).digest()
+
+
+def key_id(key: bytes) -> str:
+    """A public name for a key (16 hex digits): safe to print, log and put in a manifest."""
+    return hashlib.sha256(b"synthguard key id/" + key).hexdigest()[:16]
+
+
+def _int64s(key: bytes, label: str, n: int) -> list[int]:
+    out = []
+    counter = 0
+    while len(out) < n:
+        block = hmac.new(key, f"{label}/{counter}".encode(), hashlib.sha256).digest()
+        for i in range(0, 32, 8):
+            out.append(int.from_bytes(block[i:i + 8], "big", signed=True) & 0x7FFF_FFFF_FFFF_FFFF)
+        counter += 1
+    return out[:n]
+
+
+def accumulate_hash(current: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
+    """transformers' SynthID hash: an int64 linear congruential step per element of ``data``'s last axis
+    (wrapping arithmetic), folded into ``current`` (broadcast against ``data.shape[:-1]``)."""
+    for i in range(data.shape[-1]):
+        current = (current + data[..., i]) * _LCG_MULTIPLIER + 1
+    return current
+
+
+def binomial_sf(k: int, n: int, p: float) -> float:
+    """P[Binomial(n, p) >= k], exact (log-space sum of the pmf)."""
+    if k <= 0:
+        return 1.0
+    if k > n:
+        return 0.0
+    ks = torch.arange(k, n + 1, dtype=torch.float64)
+    n_t = torch.tensor(float(n), dtype=torch.float64)
+    logpmf = (torch.lgamma(n_t + 1) - torch.lgamma(ks + 1) - torch.lgamma(n_t - ks + 1)
+              + ks * math.log(p) + (n_t - ks) * math.log1p(-p))
+    return float(min(1.0, torch.logsumexp(logpmf, 0).exp()))
+
+
+@dataclass(frozen=True)
+class TextWatermarkResult:
+    """What one test of a text found.
+
+    ``score`` is the observed rate of hits (g-value ones, green tokens) over ``trials``; ``z`` its standard score
+    against the null rate ``null_rate``; ``p_value`` the exact binomial tail probability of a rate this high in
+    unmarked text (times the number of windows tried, for a windowed search); ``detected`` is ``p_value <=
+    max_p_value``. ``span`` is the character range of the best window when a search over windows was made.
+    """
+
+    detected: bool
+    algorithm: str
+    key_id: str
+    p_value: float
+    z: float
+    score: float
+    null_rate: float
+    tokens_scored: int
+    trials: int
+    max_p_value: float
+    span: tuple[int, int] | None = None
+    windows_tested: int = 1
+    note: str | None = None
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["span"] = list(self.span) if self.span else None
+        return data
+
+
+@dataclass
+class KeyCalibration:
+    """A key's null hit rate measured on human text (see the module docstring): the mean over windows of each
+    window's hit rate, with its standard error."""
+
+    rate: float
+    stderr: float
+    windows: int
+    corpus: str
+
+    def null_rate(self, nominal: float) -> float:
+        # The measured rate plus 3 standard errors, never below the nominal rate.
+        return max(nominal, self.rate + 3 * self.stderr)
+
+
+@dataclass
+class _Hits:
+    """Per-position test data of one token sequence: ``hits[i]`` ones among ``trials_per_position`` for the i-th
+    scored position, which is token ``positions[i]``."""
+
+    hits: np.ndarray
+    positions: np.ndarray
+    trials_per_position: int
+
+
+class TextWatermarker(abc.ABC):
+    """A text watermark keyed by the user's identity."""
+
+    name: str
+    version: str
+    context: int  # tokens of context the pseudo-random bits depend on
+    nominal_rate: float
+    # Which repeats are skipped: a repeated context (schemes that leave it unmarked at generation) or a repeated
+    # (context, token) n-gram (schemes that mark every position).
+    dedupe_with_token: bool = False
+
+    def __init__(self, key: bytes, *, max_p_value: float = DEFAULT_MAX_P_VALUE,
+                 calibration: KeyCalibration | None = None):
+        if len(key) < 16:
+            raise InputError("a text watermark key must have at least 16 bytes")
+        self.key = key
+        self.max_p_value = max_p_value
+        self.calibration = calibration
+
+    @property
+    def algorithm_id(self) -> str:
+        return f"io.synthguard.{self.name}.{self.version}"
+
+    @property
+    def key_id(self) -> str:
+        return key_id(self.key)
+
+    def settings(self) -> dict:
+        """Public settings, for a manifest's soft-binding record and for reports (no key material)."""
+        return {"algorithm": self.algorithm_id, "key_id": self.key_id, "context": self.context}
+
+    @abc.abstractmethod
+    def processor(self, vocab_size: int, device: torch.device | str = "cpu"):
+        """A transformers ``LogitsProcessor`` that marks generation (use a fresh one per ``generate`` call)."""
+
+    @abc.abstractmethod
+    def _position_hits(self, ids: torch.Tensor) -> torch.Tensor:
+        """Hits per position (len(ids) - context rows, aligned to tokens ``context..``)."""
+
+    @property
+    @abc.abstractmethod
+    def trials_per_position(self) -> int: ...
+
+    @property
+    def null_rate(self) -> float:
+        if self.calibration is None:
+            return self.nominal_rate
+        return self.calibration.null_rate(self.nominal_rate)
+
+    def hits(self, ids: Sequence[int] | torch.Tensor) -> _Hits:
+        """The test data of one token sequence, counting each context once (repeated contexts are skipped)."""
+        ids = torch.as_tensor(ids, dtype=torch.long).reshape(-1)
+        c = self.context
+        if ids.numel() <= c:
+            return _Hits(np.zeros(0, np.int64), np.zeros(0, np.int64), self.trials_per_position)
+        contexts = ids.unfold(0, c, 1)[:-1] if c > 0 else torch.zeros(ids.numel(), 0, dtype=torch.long)
+        key = accumulate_hash(torch.ones(contexts.shape[0], dtype=torch.long), contexts)
+        if self.dedupe_with_token:
+            key = accumulate_hash(key, ids[c:, None])
+        _, first = np.unique(key.numpy(), return_index=True)
+        keep = np.zeros(key.shape[0], bool)
+        keep[first] = True
+        per_position = self._position_hits(ids).numpy()
+        positions = np.arange(c, ids.numel())
+        return _Hits(per_position[keep].astype(np.int64), positions[keep], self.trials_per_position)
+
+    def _result(self, hits: int, trials: int, tokens: int, *, windows: int = 1, span=None, note=None
+                ) -> TextWatermarkResult:
+        p0 = self.null_rate
+        if trials == 0:
+            return TextWatermarkResult(False, self.algorithm_id, self.key_id, 1.0, 0.0, 0.0, p0, 0, 0,
+                                       self.max_p_value, span, windows, note or "no token to score")
+        p = min(1.0, binomial_sf(hits, trials, p0) * windows)
+        z = (hits - trials * p0) / math.sqrt(trials * p0 * (1 - p0))
+        return TextWatermarkResult(p <= self.max_p_value, self.algorithm_id, self.key_id, p, z, hits / trials, p0,
+                                   tokens, trials, self.max_p_value, span, windows, note)
+
+    def calibrate(self, windows: Sequence[Sequence[int]], corpus: str) -> KeyCalibration:
+        """Measure this key's null hit rate on token windows of human text and use it from now on."""
+        rates = []
+        for ids in windows:
+            h = self.hits(ids)
+            if len(h.hits):
+                rates.append(h.hits.sum() / (len(h.hits) * h.trials_per_position))
+        if len(rates) < 30:
+            raise InputError(f"calibration needs at least 30 windows of human text, got {len(rates)}")
+        rates = np.asarray(rates)
+        self.calibration = KeyCalibration(float(rates.mean()), float(rates.std(ddof=1) / math.sqrt(len(rates))),
+                                          len(rates), corpus)
+        return self.calibration
+
+    def detect(self, text_or_ids: str | Sequence[int] | torch.Tensor, tokenizer=None) -> TextWatermarkResult:
+        """Test a text (re-tokenised with ``tokenizer``, the generating model's) or token ids, as a whole."""
+        if isinstance(text_or_ids, str):
+            if tokenizer is None:
+                raise InputError("testing a text needs the generating model's tokenizer")
+            text_or_ids = tokenizer(text_or_ids, add_special_tokens=False)["input_ids"]
+        return self.detect_ids(text_or_ids)
+
+    def detect_ids(self, ids: Sequence[int] | torch.Tensor) -> TextWatermarkResult:
+        """Test one whole token sequence."""
+        h = self.hits(ids)
+        return self._result(int(h.hits.sum()), len(h.hits) * h.trials_per_position, len(h.hits))
+
+
+class SynthIDText(TextWatermarker):
+    """SynthID-Text tournament sampling (see the module docstring)."""
+
+    name = "synthid-text"
+    version = "1"
+    nominal_rate = 0.5
+
+    def __init__(self, key: bytes, *, depth: int = 30, ngram_len: int = 4, sampling_table_size: int = 2 ** 16,
+                 context_history_size: int = 1024, **kwargs):
+        super().__init__(key, **kwargs)
+        if depth < 1 or ngram_len < 2:
+            raise InputError("SynthID-Text needs depth >= 1 and ngram_len >= 2")
+        self.depth = depth
+        self.ngram_len = ngram_len
+        self.context = ngram_len - 1
+        self.keys = _int64s(key, "layer-keys", depth)
+        self.sampling_table_size = sampling_table_size
+        self.context_history_size = context_history_size
+        # The g-values are bits of a seeded table (transformers' construction). A random table of 2^16 bits has
+        # about 0.2% more ones or zeros than half, which shifts every text's null score the same way for a given
+        # key (z about +-0.3 at 200 tokens): a key-dependent offset. The first seed whose table is balanced to
+        # within 8 bits (a shift below 0.02 in z at 200 tokens) removes it; transformers builds the same table
+        # from that seed.
+        for attempt in range(100_000):
+            seed = _int64s(key, f"table-seed/{attempt}", 1)[0]
+            table = torch.randint(0, 2, (sampling_table_size,), generator=torch.Generator().manual_seed(seed))
+            if abs(2 * int(table.sum()) - sampling_table_size) <= 16:
+                break
+        self.sampling_table_seed, self.sampling_table = seed, table
+        self._keys_t = torch.tensor(self.keys, dtype=torch.long)
+
+    @property
+    def trials_per_position(self) -> int:
+        return self.depth
+
+    def settings(self) -> dict:
+        return {**super().settings(), "depth": self.depth, "ngram_len": self.ngram_len}
+
+    def transformers_config(self):
+        """The same watermark as transformers' ``SynthIDTextWatermarkingConfig`` (its processor hashes the whole
+        vocabulary at every layer, so it is slower; outputs are detected the same way)."""
+        from transformers import SynthIDTextWatermarkingConfig  # noqa: PLC0415
+
+        return SynthIDTextWatermarkingConfig(ngram_len=self.ngram_len, keys=self.keys,
+                                             sampling_table_size=self.sampling_table_size,
+                                             sampling_table_seed=self.sampling_table_seed,
+                                             context_history_size=self.context_history_size)
+
+    def g_values(self, context_hash: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Bits (..., depth) for ``tokens`` (...) after contexts whose hash is ``context_hash`` (broadcastable)."""
+        h = accumulate_hash(context_hash, tokens[..., None])
+        keyed = (h[..., None] + self._keys_t.to(h.device)) * _LCG_MULTIPLIER + 1
+        table = self.sampling_table.to(h.device)
+        return table[keyed % self.sampling_table_size]
+
+    def _position_hits(self, ids: torch.Tensor) -> torch.Tensor:
+        c = self.context
+        contexts = ids.unfold(0, c, 1)[:-1]
+        ctx_hash = accumulate_hash(torch.ones(contexts.shape[0], dtype=torch.long), contexts)
+        step = 65536  # bounded memory on long texts: (positions x depth) int64 per chunk
+        return torch.cat([self.g_values(ctx_hash[i:i + step], ids[c + i:c + i + step]).sum(-1)
+                          for i in range(0, len(ctx_hash), step)])
+
+    def processor(self, vocab_size: int, device: torch.device | str = "cpu"):
+        return _SynthIDProcessor(self, torch.device(device))
+
+
+class _SynthIDProcessor:
+    """Tournament reweighting on the sampler's candidate tokens only (a transformers LogitsProcessor)."""
+
+    def __init__(self, wm: SynthIDText, device: torch.device):
+        self.wm = wm
+        self.device = device
+        self.seen: list[set[int]] | None = None
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        batch, vocab = scores.shape
+        c = self.wm.context
+        if self.seen is None:
+            self.seen = [set() for _ in range(batch)]
+        if input_ids.shape[1] < c:
+            return scores
+        finite = torch.isfinite(scores).sum(1).max().item()
+        k = int(min(vocab, MAX_CANDIDATES, max(finite, 1)))
+        logp = torch.log_softmax(scores.double(), dim=1)
+        top_logp, top_ids = logp.topk(k, dim=1)
+        mass = top_logp.exp().sum(1, keepdim=True)  # below 1 only when more than k tokens are possible
+        probs = top_logp.exp() / mass
+        ctx_hash = accumulate_hash(torch.ones(batch, dtype=torch.long, device=input_ids.device),
+                                   input_ids[:, input_ids.shape[1] - c:])
+        g = self.wm.g_values(ctx_hash[:, None], top_ids).to(probs.dtype)  # (batch, k, depth)
+        for layer in range(g.shape[-1]):
+            g_layer = g[..., layer]
+            probs = probs * (1 + g_layer - (g_layer * probs).sum(1, keepdim=True))
+        probs = probs.clamp_min(0)  # rounding can leave -1e-8 where 1 + g - E[g] is exactly 0
+        # The tournament runs on the k likeliest tokens with their share of the mass; the tail keeps its own
+        # probabilities, so the distribution is still unchanged in expectation over keys.
+        out = logp.clone()
+        out.scatter_(1, top_ids, torch.log(probs * mass))  # -inf where a probability is 0
+        out = out.to(scores.dtype)
+        hashes = ctx_hash.tolist()
+        for row, h in enumerate(hashes):
+            seen = self.seen[row]
+            if h in seen:
+                out[row] = scores[row]  # repeated context: leave it unmarked (and unscored at detection)
+            else:
+                if len(seen) < self.wm.context_history_size:
+                    seen.add(h)
+        return out
+
+
+class KGWText(TextWatermarker):
+    """The green-list watermark through transformers' ``WatermarkLogitsProcessor`` (lefthash, one token of
+    context)."""
+
+    name = "kgw"
+    version = "1"
+    context = 1
+    dedupe_with_token = True
+
+    def __init__(self, key: bytes, *, gamma: float = 0.25, delta: float = 2.0, **kwargs):
+        super().__init__(key, **kwargs)
+        if not 0 < gamma < 1 or delta <= 0:
+            raise InputError("KGW needs 0 < gamma < 1 and delta > 0")
+        self.gamma = gamma
+        self.delta = delta
+        self.hashing_key = _int64s(key, "hashing-key", 1)[0] % (2 ** 31 - 1) + 1
+
+    nominal_rate = property(lambda self: self.gamma)  # type: ignore[assignment]
+
+    @property
+    def trials_per_position(self) -> int:
+        return 1
+
+    def settings(self) -> dict:
+        return {**super().settings(), "gamma": self.gamma, "delta": self.delta}
+
+    def transformers_config(self):
+        from transformers import WatermarkingConfig  # noqa: PLC0415
+
+        return WatermarkingConfig(greenlist_ratio=self.gamma, bias=self.delta, hashing_key=self.hashing_key,
+                                  seeding_scheme="lefthash", context_width=1)
+
+    def processor(self, vocab_size: int, device: torch.device | str = "cpu"):
+        from transformers.generation.logits_process import WatermarkLogitsProcessor  # noqa: PLC0415
+
+        return WatermarkLogitsProcessor(vocab_size=vocab_size, device=device, greenlist_ratio=self.gamma,
+                                        bias=self.delta, hashing_key=self.hashing_key, seeding_scheme="lefthash",
+                                        context_width=1)
+
+    def bind_vocab(self, vocab_size: int) -> None:
+        """Detection needs the generating model's vocabulary size (the green list is a permutation of it)."""
+        self.vocab_size = vocab_size
+
+    def _position_hits(self, ids: torch.Tensor) -> torch.Tensor:
+        vocab = getattr(self, "vocab_size", None)
+        if vocab is None:
+            raise InputError("KGW detection needs the model's vocabulary size (bind_vocab)")
+        prev, nxt = ids[:-1].tolist(), ids[1:].tolist()
+        out = torch.zeros(len(nxt), dtype=torch.long)
+        for i, (p, t) in enumerate(zip(prev, nxt, strict=True)):
+            if 0 <= t < vocab:
+                green = self._green(p, vocab)
+                out[i] = int((green[t >> 3] >> (7 - (t & 7))) & 1)
+        return out
+
+    def _green(self, prev: int, vocab: int) -> np.ndarray:
+        """The packed green-list bitset after token ``prev`` (cached: one permutation of the vocabulary each)."""
+        cache = self.__dict__.setdefault("_green_cache", {})
+        bits = cache.get(prev)
+        if bits is None:
+            generator = torch.Generator()
+            # transformers' lefthash seed, then its permutation of the vocabulary: green = the first green_size.
+            generator.manual_seed((self.hashing_key * prev) % (2 ** 64 - 1))
+            perm = torch.randperm(vocab, generator=generator)[:int(vocab * self.gamma)].numpy()
+            mask = np.zeros(vocab, bool)
+            mask[perm] = True
+            bits = np.packbits(mask)
+            if len(cache) >= 50_000:
+                cache.clear()
+            cache[prev] = bits
+        return bits
+
+
+SCHEMES = {"synthid": SynthIDText, "kgw": KGWText}
+
+
+def make_watermarker(scheme: str, secret: bytes, **kwargs) -> TextWatermarker:
+    """The named scheme ("synthid", the default, or "kgw") keyed from an identity secret."""
+    try:
+        cls = SCHEMES[scheme]
+    except KeyError:
+        raise InputError(f"unknown text watermark scheme {scheme!r}: choose from {sorted(SCHEMES)}") from None
+    return cls(derive_key(secret, scheme), **kwargs)
+
+
+@dataclass
+class WindowSearch:
+    """Window lengths (scored positions) for finding a marked passage inside a longer text."""
+
+    lengths: tuple[int, ...] = (50, 100, 200, 400, 800)
+    stride_fraction: float = 0.25
+
+
+def detect_windows(wm: TextWatermarker, ids: Sequence[int] | torch.Tensor, offsets: Sequence[tuple[int, int]] | None,
+                   search: WindowSearch | None = None) -> TextWatermarkResult:
+    """The whole-text test, plus a search over windows for a marked passage inside unmarked text.
+
+    Every window tried counts in a union bound: the best window's p-value is multiplied by the number of windows
+    (whole text included), so the reported p-value stays a valid bound. ``offsets`` (character span of each token)
+    turn the best window into a character ``span``.
+    """
+    search = search or WindowSearch()
+    h = wm.hits(ids)
+    n = len(h.hits)
+    t = h.trials_per_position
+    whole = wm._result(int(h.hits.sum()), n * t, n)
+    windows = [(0, n)]
+    for length in search.lengths:
+        if length >= n:
+            break
+        step = max(1, int(length * search.stride_fraction))
+        starts = range(0, n - length + 1, step)
+        windows.extend((s, s + length) for s in starts)
+    if len(windows) == 1:
+        return whole
+    cum = np.concatenate([[0], np.cumsum(h.hits)])
+    bounds = np.array(windows)
+    hits = cum[bounds[:, 1]] - cum[bounds[:, 0]]
+    trials = (bounds[:, 1] - bounds[:, 0]) * t
+    p0 = wm.null_rate
+    # Rank windows by z, then compute the exact tail for the best few.
+    z = (hits - trials * p0) / np.sqrt(trials * p0 * (1 - p0))
+    best = None
+    for i in np.argsort(-z)[:8]:
+        p = binomial_sf(int(hits[i]), int(trials[i]), p0)
+        if best is None or p < best[0]:
+            best = (p, int(i))
+    _, i = best
+    s, e = windows[i]
+    span = None
+    if offsets is not None and n:
+        first_tok, last_tok = int(h.positions[s]), int(h.positions[e - 1])
+        span = (int(offsets[first_tok][0]), int(offsets[last_tok][1]))
+    # Bonferroni with half the level on the whole text and half spread over the windows.
+    result = wm._result(int(hits[i]), int(trials[i]), e - s, windows=2 * len(windows), span=span,
+                        note=f"best of {len(windows)} windows")
+    whole = wm._result(int(h.hits.sum()), n * t, n, windows=2)
+    return result if result.p_value < whole.p_value else whole
