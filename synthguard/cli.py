@@ -1533,7 +1533,8 @@ def bench_detector(n, detector_path, threads, as_json) -> None:
               help="Schemes to measure (repeatable; default both).")
 @click.option("--kgw-delta", default=2.0, show_default=True, type=click.FloatRange(0, min_open=True))
 @click.option("--synthid-depth", default=30, show_default=True, type=click.IntRange(1, 64))
-@click.option("--synthid-ngram", default=4, show_default=True, type=click.IntRange(2, 8))
+@click.option("--synthid-ngram", "synthid_ngrams", multiple=True, type=click.IntRange(2, 8),
+              help="SynthID n-gram length (repeatable: one scheme each; default 4).")
 @click.option("--top-p", default=1.0, show_default=True, type=click.FloatRange(0, 1, min_open=True))
 @click.option("--batch-size", default=50, show_default=True, type=click.IntRange(1))
 @click.option("--key-seed", default=0, show_default=True, type=click.IntRange(0),
@@ -1546,7 +1547,7 @@ def bench_detector(n, detector_path, threads, as_json) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @handle_errors
 def bench_text_watermark(model, n_prompts, max_new_tokens, human_sources, human_windows, schemes, kgw_delta,
-                         synthid_depth, synthid_ngram, top_p, batch_size, key_seed, attack_model, null_keys, threads,
+                         synthid_depth, synthid_ngrams, top_p, batch_size, key_seed, attack_model, null_keys, threads,
                          as_json) -> None:
     """TPR of the text watermarks at p <= 1e-2 / 1e-3 for 50-300 tokens, empirical FPR on human text at the same
     thresholds, after attacks (word deletion, model or word-list substitution, insertion into human text), and
@@ -1570,8 +1571,11 @@ def bench_text_watermark(model, n_prompts, max_new_tokens, human_sources, human_
     secret = f"synthguard bench key {key_seed}".encode()
     chosen = schemes or ("synthid", "kgw")
     wms = {}
+    synthid_ngrams = synthid_ngrams or (4,)
     if "synthid" in chosen:
-        wms["synthid"] = SynthIDText(derive_key(secret, "synthid"), depth=synthid_depth, ngram_len=synthid_ngram)
+        for n in synthid_ngrams:
+            name = "synthid" if n == synthid_ngrams[0] else f"synthid-{n}gram"
+            wms[name] = SynthIDText(derive_key(secret, "synthid"), depth=synthid_depth, ngram_len=n)
     if "kgw" in chosen:
         wms["kgw"] = KGWText(derive_key(secret, "kgw"), delta=kgw_delta)
     prompts = (tb.default_prompts() * (n_prompts // 50 + 1))[:n_prompts]
@@ -1579,7 +1583,8 @@ def bench_text_watermark(model, n_prompts, max_new_tokens, human_sources, human_
     def other_key(scheme: str, k: int) -> bytes:
         return derive_key(f"synthguard bench null key {k}".encode(), scheme)
 
-    makers = {"synthid": lambda k: SynthIDText(other_key("synthid", k), depth=synthid_depth, ngram_len=synthid_ngram),
+    makers = {"synthid": lambda k: SynthIDText(other_key("synthid", k), depth=synthid_depth,
+                                               ngram_len=synthid_ngrams[0]),
               "kgw": lambda k: KGWText(other_key("kgw", k), delta=kgw_delta)}
     result = tb.run(tm, wms, prompts=prompts, human_source=list(human_sources) or ["stdlib-docstrings"],
                     max_new_tokens=max_new_tokens, batch_size=batch_size, top_p=top_p, human_windows=human_windows,

@@ -19,7 +19,7 @@ import numpy as np
 from synthguard.generators.text import TextModel, generate_text
 from synthguard.watermark.human_text import load_corpus
 from synthguard.watermark.text_attacks import (delete_words, insert_into, lm_proposer, substitute_words,
-                                               word_list_proposer)
+                                               word_list_proposer, words_changed)
 from synthguard.watermark.text_watermark import TextWatermarker, detect_windows
 
 PROMPTS_FILE = Path(__file__).parent / "data" / "news_prompts.txt"
@@ -106,13 +106,15 @@ def attack_table(tm: TextModel, wm: TextWatermarker, samples, attacks: dict[str,
                  length: int = 200) -> dict:
     out = {}
     for name, attack in attacks.items():
-        ps = []
+        ps, changed = [], []
         for i, s in enumerate(samples):
             if s.new_tokens < length:
                 continue
             text = tm.tokenizer.decode(s.token_ids[:length], skip_special_tokens=True)
-            ps.append(wm.detect_ids(tm.encode(attack(text, i))).p_value)
-        out[name] = {"n": len(ps), "tpr": _rates(ps)}
+            attacked = attack(text, i)
+            changed.append(words_changed(text, attacked))
+            ps.append(wm.detect_ids(tm.encode(attacked)).p_value)
+        out[name] = {"n": len(ps), "tpr": _rates(ps), "words_changed": float(np.mean(changed)) if changed else None}
     return out
 
 
@@ -262,12 +264,13 @@ def render(result: dict) -> str:
             h = e["human"].get(length, {"fpr": {"0.01": None, "0.001": None}, "n": 0})
             lines.append(f"| {length} | {_f(d['tpr']['0.01'])} | {_f(d['tpr']['0.001'])} | {_f(h['fpr']['0.01'])} "
                          f"| {_f(h['fpr']['0.001'])} | {d['n']} / {h['n']} |")
-        lines.append("| attack (200 tokens) | TPR p<=1e-2 | TPR p<=1e-3 | n |")
-        lines.append("|---|---|---|---|")
+        lines.append("| attack (200 tokens) | words changed | TPR p<=1e-2 | TPR p<=1e-3 | n |")
+        lines.append("|---|---|---|---|---|")
         for attack, d in e["attacks_200"].items():
-            lines.append(f"| {attack} | {_f(d['tpr']['0.01'], 3)} | {_f(d['tpr']['0.001'], 3)} | {d['n']} |")
+            lines.append(f"| {attack} | {_f(d.get('words_changed'), 3)} | {_f(d['tpr']['0.01'], 3)} | "
+                         f"{_f(d['tpr']['0.001'], 3)} | {d['n']} |")
         ins = e["inserted_200"]
-        lines.append(f"| inserted into human text (windowed) | {_f(ins['tpr']['0.01'], 3)} | "
+        lines.append(f"| inserted into human text (windowed) | - | {_f(ins['tpr']['0.01'], 3)} | "
                      f"{_f(ins['tpr']['0.001'], 3)} | {ins['n']} (span found {_f(ins['span_overlaps'], 2)}) |")
         if e.get("null_by_key_200"):
             lines.append("| key (200-token human windows) | n | null rate | mean z | FPR p<=1e-2 | FPR p<=1e-3 | "

@@ -65,14 +65,15 @@ def lm_proposer(tm) -> Callable[[list[str], list[int]], list[str]]:
         token_at = {}
         for t, (s, _) in enumerate(offsets or []):
             token_at.setdefault(s, t)
-            token_at.setdefault(s - 1, t)  # tokenizers that carry the leading space in the token
+            if text[s:s + 1] == " ":
+                token_at.setdefault(s + 1, t)  # the token carries the word's leading space (" city")
         out = []
         for pos in positions:
             original = words[pos]
             t = token_at.get(starts[pos])
             choice = original
             if t is not None and t < logits.shape[0]:
-                for token in logits[t].topk(20).indices.tolist():
+                for token in logits[t].topk(50).indices.tolist():
                     piece = tm.tokenizer.decode([token]).strip()
                     if piece and piece.isprintable() and piece.lower() != original.lower().strip(".,;:!?"):
                         choice = piece
@@ -81,6 +82,17 @@ def lm_proposer(tm) -> Callable[[list[str], list[int]], list[str]]:
         return out
 
     return propose
+
+
+def words_changed(original: str, attacked: str) -> float:
+    """The share of the original's words that an attack removed or replaced (position by position for
+    substitutions, by count for deletions)."""
+    a, b = original.split(), attacked.split()
+    if not a:
+        return 0.0
+    if len(a) == len(b):
+        return sum(x != y for x, y in zip(a, b, strict=True)) / len(a)
+    return 1 - len(b) / len(a)
 
 
 def insert_into(human_before: str, marked: str, human_after: str) -> tuple[str, tuple[int, int]]:
