@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from synthguard.generators.text import TextModel, generate_text
+from synthguard.generators.text import TextModel, continuation_nll, generate_text
 from synthguard.watermark.human_text import load_corpus
 from synthguard.watermark.text_attacks import (delete_words, insert_into, lm_proposer, substitute_words,
                                                word_list_proposer, words_changed)
@@ -53,9 +53,7 @@ def timed_generation(tm: TextModel, prompts: list[str], wm: TextWatermarker | No
 
 def sample_nll(tm: TextModel, samples) -> list[tuple[float, int]]:
     """(sum of token NLLs, tokens) of each sample's continuation given its prompt."""
-    from synthguard.generators.text import token_nll_ids  # noqa: PLC0415
-
-    return [(sum(v), len(v)) for v in (token_nll_ids(tm, tm.encode(s.prompt), s.token_ids) for s in samples)]
+    return continuation_nll(tm, [(tm.encode(s.prompt), s.token_ids) for s in samples])
 
 
 def perplexity_of(nll: list[tuple[float, int]]) -> float:

@@ -196,14 +196,21 @@ def token_nll_ids(tm: TextModel, prompt_ids: Sequence[int], ids: Sequence[int]) 
     return nll[-len(ids):].tolist()
 
 
+def continuation_nll(tm: TextModel, pairs: Sequence[tuple[str, str]] | Sequence[tuple[Sequence[int], Sequence[int]]]
+                     ) -> list[tuple[float, int]]:
+    """(sum of token NLLs in nats, tokens) of each continuation given its prompt (text or token ids)."""
+    out = []
+    for prompt, cont in pairs:
+        nll = token_nll(tm, prompt, cont) if isinstance(cont, str) else token_nll_ids(tm, prompt, cont)
+        out.append((sum(nll), len(nll)))
+    return out
+
+
 def perplexity(tm: TextModel, pairs: Sequence[tuple[str, str]] | Sequence[tuple[Sequence[int], Sequence[int]]]
                ) -> tuple[float, int]:
     """Token-weighted perplexity of continuations given their prompts, and the number of tokens scored."""
-    total, count = 0.0, 0
-    for prompt, cont in pairs:
-        nll = token_nll(tm, prompt, cont) if isinstance(cont, str) else token_nll_ids(tm, prompt, cont)
-        total += sum(nll)
-        count += len(nll)
+    nll = continuation_nll(tm, pairs)
+    count = sum(n for _, n in nll)
     if count == 0:
         raise InputError("no token to score")
-    return math.exp(total / count), count
+    return math.exp(sum(total for total, _ in nll) / count), count

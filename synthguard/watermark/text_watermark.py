@@ -185,8 +185,9 @@ class TextWatermarker(abc.ABC):
         """A transformers ``LogitsProcessor`` that marks generation (use a fresh one per ``generate`` call)."""
 
     @abc.abstractmethod
-    def _position_hits(self, ids: torch.Tensor) -> torch.Tensor:
-        """Hits per position (len(ids) - context rows, aligned to tokens ``context..``)."""
+    def _position_hits(self, ids: torch.Tensor, ctx_hash: torch.Tensor) -> torch.Tensor:
+        """Hits per position (len(ids) - context rows, aligned to tokens ``context..``); ``ctx_hash`` holds the
+        hash of each position's context (computed once in ``hits``)."""
 
     @property
     @abc.abstractmethod
@@ -205,13 +206,12 @@ class TextWatermarker(abc.ABC):
         if ids.numel() <= c:
             return _Hits(np.zeros(0, np.int64), np.zeros(0, np.int64), self.trials_per_position)
         contexts = ids.unfold(0, c, 1)[:-1] if c > 0 else torch.zeros(ids.numel(), 0, dtype=torch.long)
-        key = accumulate_hash(torch.ones(contexts.shape[0], dtype=torch.long), contexts)
-        if self.dedupe_with_token:
-            key = accumulate_hash(key, ids[c:, None])
+        ctx_hash = accumulate_hash(torch.ones(contexts.shape[0], dtype=torch.long), contexts)
+        key = accumulate_hash(ctx_hash, ids[c:, None]) if self.dedupe_with_token else ctx_hash
         _, first = np.unique(key.numpy(), return_index=True)
         keep = np.zeros(key.shape[0], bool)
         keep[first] = True
-        per_position = self._position_hits(ids).numpy()
+        per_position = self._position_hits(ids, ctx_hash).numpy()
         positions = np.arange(c, ids.numel())
         return _Hits(per_position[keep].astype(np.int64), positions[keep], self.trials_per_position)
 
@@ -309,10 +309,8 @@ class SynthIDText(TextWatermarker):
         table = self.sampling_table.to(h.device)
         return table[keyed % self.sampling_table_size]
 
-    def _position_hits(self, ids: torch.Tensor) -> torch.Tensor:
+    def _position_hits(self, ids: torch.Tensor, ctx_hash: torch.Tensor) -> torch.Tensor:
         c = self.context
-        contexts = ids.unfold(0, c, 1)[:-1]
-        ctx_hash = accumulate_hash(torch.ones(contexts.shape[0], dtype=torch.long), contexts)
         step = 65536  # bounded memory on long texts: (positions x depth) int64 per chunk
         return torch.cat([self.g_values(ctx_hash[i:i + step], ids[c + i:c + i + step]).sum(-1)
                           for i in range(0, len(ctx_hash), step)])
@@ -408,7 +406,7 @@ class KGWText(TextWatermarker):
         """Detection needs the generating model's vocabulary size (the green list is a permutation of it)."""
         self.vocab_size = vocab_size
 
-    def _position_hits(self, ids: torch.Tensor) -> torch.Tensor:
+    def _position_hits(self, ids: torch.Tensor, ctx_hash: torch.Tensor) -> torch.Tensor:
         vocab = getattr(self, "vocab_size", None)
         if vocab is None:
             raise InputError("KGW detection needs the model's vocabulary size (bind_vocab)")
@@ -470,7 +468,6 @@ def detect_windows(wm: TextWatermarker, ids: Sequence[int] | torch.Tensor, offse
     h = wm.hits(ids)
     n = len(h.hits)
     t = h.trials_per_position
-    whole = wm._result(int(h.hits.sum()), n * t, n)
     windows = [(0, n)]
     for length in search.lengths:
         if length >= n:
@@ -479,7 +476,7 @@ def detect_windows(wm: TextWatermarker, ids: Sequence[int] | torch.Tensor, offse
         starts = range(0, n - length + 1, step)
         windows.extend((s, s + length) for s in starts)
     if len(windows) == 1:
-        return whole
+        return wm._result(int(h.hits.sum()), n * t, n)
     cum = np.concatenate([[0], np.cumsum(h.hits)])
     bounds = np.array(windows)
     hits = cum[bounds[:, 1]] - cum[bounds[:, 0]]

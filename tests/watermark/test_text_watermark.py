@@ -92,7 +92,7 @@ def test_kgw_green_lists_are_transformers_own(tm):
         green = set(proc._get_greenlist_ids(torch.tensor([5, prev])).tolist())
         ours = np.unpackbits(wm._green(prev, tm.vocab_size))[:tm.vocab_size]
         assert set(np.flatnonzero(ours).tolist()) == green
-        hits = wm._position_hits(torch.tensor([prev, 3, prev, 4]))  # positions (prev, 3), (3, prev), (prev, 4)
+        hits = wm.hits([prev, 3, prev, 4]).hits  # positions (prev, 3), (3, prev), (prev, 4), all distinct
         assert hits[0] == (3 in green) and hits[2] == (4 in green)
 
 
