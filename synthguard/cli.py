@@ -1397,30 +1397,36 @@ def watermark_detect(files: tuple[Path, ...], as_json: bool) -> None:
 @click.option("--windows", default=100, show_default=True, type=click.IntRange(1), help="Text windows to score.")
 @click.option("--window-words", default=150, show_default=True, type=click.IntRange(5))
 @click.option("--watermark-cost", is_flag=True,
-              help="Also generate unmarked and marked continuations (both schemes, same seeds) and compare their "
-                   "perplexity under the model.")
+              help="Also generate unmarked and marked continuations (both schemes, same seeds), compare their "
+                   "perplexity under the model, and report the exact expected perplexity cost per marked token.")
 @click.option("--prompts", "n_prompts", default=20, show_default=True, type=click.IntRange(1),
               help="--watermark-cost: prompts (the built-in news prompts, repeated as needed).")
 @click.option("--max-new-tokens", default=100, show_default=True, type=click.IntRange(1, 4096))
 @click.option("--top-p", default=0.95, show_default=True, type=click.FloatRange(0, 1, min_open=True))
+@click.option("--keys", "n_keys", default=1, show_default=True, type=click.IntRange(1, 100),
+              help="--watermark-cost: measurement keys per scheme. A scheme that is distortion-free in expectation "
+                   "over keys can still cost (or gain) a little for one key; with 2 or more, the spread over keys "
+                   "and a 95%% interval of the mean are reported.")
+@click.option("--scheme", "schemes", multiple=True, type=click.Choice(["synthid", "kgw"]),
+              help="--watermark-cost: schemes to measure (repeatable; default both).")
 @click.option("--threads", type=click.IntRange(1), help="torch CPU threads.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @handle_errors
-def eval_text(model, data, windows, window_words, watermark_cost, n_prompts, max_new_tokens, top_p, threads,
-              as_json) -> None:
+def eval_text(model, data, windows, window_words, watermark_cost, n_prompts, max_new_tokens, top_p, n_keys, schemes,
+              threads, as_json) -> None:
     """Perplexity of a causal LM on text, and with --watermark-cost the watermarks' perplexity cost.
 
     \b
     Examples:
       synthguard eval text --data ../shared/datasets/tinyshakespeare.txt
       synthguard eval text --model ./SmolLM2-135M-Instruct.Q4_1.gguf --watermark-cost --max-new-tokens 200
+      synthguard eval text --model ./SmolLM2-135M-Instruct.Q4_1.gguf --watermark-cost --scheme synthid --keys 8
     """
     import torch  # noqa: PLC0415
 
     from synthguard.bench.text_watermark_bench import default_prompts  # noqa: PLC0415
-    from synthguard.generators.text import generate_text, load_text_model, perplexity  # noqa: PLC0415
+    from synthguard.generators.text import load_text_model, perplexity  # noqa: PLC0415
     from synthguard.watermark.human_text import load_corpus  # noqa: PLC0415
-    from synthguard.watermark.text_watermark import SCHEMES, make_watermarker  # noqa: PLC0415
 
     if threads:
         torch.set_num_threads(threads)
@@ -1431,27 +1437,70 @@ def eval_text(model, data, windows, window_words, watermark_cost, n_prompts, max
               "perplexity": ppl}
     if watermark_cost:
         prompts = (default_prompts() * (n_prompts // 50 + 1))[:n_prompts]
-        secret = b"synthguard eval text watermark cost"  # a fixed measurement key, not anyone's identity
-        runs = {"unmarked": None, **{s: make_watermarker(s, secret) for s in SCHEMES}}
-        cost = {}
-        for name, wm in runs.items():
-            samples = generate_text(tm, prompts, max_new_tokens=max_new_tokens, top_p=top_p, seed=0, watermarker=wm,
-                                    batch_size=len(prompts))
-            value, count = perplexity(tm, [(tm.encode(s.prompt), s.token_ids) for s in samples])
-            cost[name] = {"perplexity": value, "tokens": count}
-        for name in SCHEMES:
-            cost[name]["increase"] = cost[name]["perplexity"] / cost["unmarked"]["perplexity"] - 1
-        result["watermark_cost"] = {"prompts": len(prompts), "max_new_tokens": max_new_tokens, "top_p": top_p,
-                                    **cost}
+        result["watermark_cost"] = _watermark_cost(tm, prompts, max_new_tokens=max_new_tokens, top_p=top_p,
+                                                   n_keys=n_keys, schemes=schemes or ("synthid", "kgw"))
     if as_json:
         _print_json(result)
         return
     click.echo(f"{tm.name}: perplexity {ppl:.2f} on {tokens} tokens ({len(texts)} windows of {result['data']})")
     if watermark_cost:
         c = result["watermark_cost"]
-        click.echo(f"generations ({c['prompts']} prompts x {max_new_tokens} tokens, top-p {top_p}), perplexity "
-                   f"under {tm.name}: unmarked {c['unmarked']['perplexity']:.2f}"
-                   + "".join(f"; {s} {c[s]['perplexity']:.2f} ({100 * c[s]['increase']:+.1f}%)" for s in SCHEMES))
+        click.echo(f"generations ({c['prompts']} prompts x {max_new_tokens} tokens, top-p {top_p}, {n_keys} key(s) "
+                   f"per scheme), perplexity under {tm.name}: unmarked {c['unmarked']['perplexity']:.2f}"
+                   + "".join(f"; {s} {c[s]['perplexity']:.2f} ({100 * c[s]['increase']:+.1f}%)"
+                             for s in c["schemes"]))
+        for s in c["schemes"]:
+            x = c[s]["expected"]
+            lo, hi = x["perplexity_increase_95ci"]
+            click.echo(f"{s}: exact expected perplexity cost per marked token {100 * x['perplexity_increase']:+.2f}% "
+                       f"(95% CI over samples {100 * lo:+.2f}% to {100 * hi:+.2f}%)")
+            if "over_keys" in c[s]:
+                k = c[s]["over_keys"]
+                per_key = ", ".join(f"{100 * e['expected']['perplexity_increase']:+.2f}%" for e in c[s]["keys"])
+                click.echo(f"  over {n_keys} keys: mean {100 * k['mean']:+.2f}% (95% CI {100 * k['95ci'][0]:+.2f}% "
+                           f"to {100 * k['95ci'][1]:+.2f}%), per key {per_key}")
+
+
+def _watermark_cost(tm, prompts: list[str], *, max_new_tokens: int, top_p: float, n_keys: int,
+                    schemes: tuple[str, ...]) -> dict:
+    """Unmarked and marked continuations of the same prompts with the same seeds, for each scheme and measurement
+    key: the sampled perplexity under ``tm`` and the exact expected cost per marked token (``ExpectedCostMeter``)."""
+    import numpy as np  # noqa: PLC0415
+
+    from synthguard.bench.text_watermark_bench import expected_cost  # noqa: PLC0415
+    from synthguard.generators.text import ExpectedCostMeter, generate_text, perplexity  # noqa: PLC0415
+    from synthguard.watermark.text_watermark import make_watermarker  # noqa: PLC0415
+
+    def measure(wm) -> tuple[list, list]:
+        meter = ExpectedCostMeter()
+        samples = generate_text(tm, prompts, max_new_tokens=max_new_tokens, top_p=top_p, seed=0, watermarker=wm,
+                                batch_size=min(len(prompts), 50), cost_meter=meter)
+        return [(tm.encode(s.prompt), s.token_ids) for s in samples], meter.samples
+
+    plain, _ = measure(None)
+    plain_ppl, plain_tokens = perplexity(tm, plain)
+    out: dict = {"prompts": len(prompts), "max_new_tokens": max_new_tokens, "top_p": top_p, "keys": n_keys,
+                 "schemes": list(schemes), "unmarked": {"perplexity": plain_ppl, "tokens": plain_tokens}}
+    for scheme in schemes:
+        pairs, costs, per_key = [], [], []
+        for k in range(n_keys):
+            # Fixed measurement keys, not anyone's identity (key 0 is the one earlier releases used).
+            secret = b"synthguard eval text watermark cost" + (f" {k}".encode() if k else b"")
+            wm = make_watermarker(scheme, secret)
+            marked, cost = measure(wm)
+            pairs += marked
+            costs += cost
+            per_key.append({"key_id": wm.key_id, "expected": expected_cost(cost)})
+        value, count = perplexity(tm, pairs)
+        entry = {"perplexity": value, "tokens": count, "increase": value / plain_ppl - 1,
+                 "expected": expected_cost(costs), "keys": per_key}
+        if n_keys >= 2:
+            rises = np.array([e["expected"]["perplexity_increase"] for e in per_key])
+            se = rises.std(ddof=1) / np.sqrt(len(rises))
+            entry["over_keys"] = {"mean": float(rises.mean()), "sd": float(rises.std(ddof=1)),
+                                  "95ci": [float(rises.mean() - 1.96 * se), float(rises.mean() + 1.96 * se)]}
+        out[scheme] = entry
+    return out
 
 
 @main.group()
@@ -1534,7 +1583,7 @@ def bench_detector(n, detector_path, threads, as_json) -> None:
 @click.option("--kgw-delta", default=2.0, show_default=True, type=click.FloatRange(0, min_open=True))
 @click.option("--synthid-depth", default=30, show_default=True, type=click.IntRange(1, 64))
 @click.option("--synthid-ngram", "synthid_ngrams", multiple=True, type=click.IntRange(2, 8),
-              help="SynthID n-gram length (repeatable: one scheme each; default 4).")
+              help="SynthID n-gram length (repeatable: one scheme each; default 3, the generator's default).")
 @click.option("--top-p", default=1.0, show_default=True, type=click.FloatRange(0, 1, min_open=True))
 @click.option("--batch-size", default=50, show_default=True, type=click.IntRange(1))
 @click.option("--key-seed", default=0, show_default=True, type=click.IntRange(0),
@@ -1563,7 +1612,8 @@ def bench_text_watermark(model, n_prompts, max_new_tokens, human_sources, human_
 
     from synthguard.bench import text_watermark_bench as tb  # noqa: PLC0415
     from synthguard.generators.text import load_text_model  # noqa: PLC0415
-    from synthguard.watermark.text_watermark import KGWText, SynthIDText, derive_key  # noqa: PLC0415
+    from synthguard.watermark.text_watermark import (DEFAULT_SYNTHID_NGRAM, KGWText, SynthIDText,  # noqa: PLC0415
+                                                     derive_key)
 
     if threads:
         torch.set_num_threads(threads)
@@ -1571,7 +1621,7 @@ def bench_text_watermark(model, n_prompts, max_new_tokens, human_sources, human_
     secret = f"synthguard bench key {key_seed}".encode()
     chosen = schemes or ("synthid", "kgw")
     wms = {}
-    synthid_ngrams = synthid_ngrams or (4,)
+    synthid_ngrams = synthid_ngrams or (DEFAULT_SYNTHID_NGRAM,)
     if "synthid" in chosen:
         for n in synthid_ngrams:
             name = "synthid" if n == synthid_ngrams[0] else f"synthid-{n}gram"

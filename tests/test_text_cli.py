@@ -132,3 +132,25 @@ def test_five_megabytes_of_text_take_bounded_time(tmp_path, identity):
     assert result.exit_code == 0 and not data["watermark"]["detected"]
     assert "first 1000000 tokens" in data["watermark"]["details"]["note"]
     assert time.perf_counter() - start < 240
+
+
+def test_eval_text_reports_perplexity_and_the_exact_watermark_cost_over_keys():
+    result = run("eval", "text", "--windows", "5", "--watermark-cost", "--prompts", "4", "--max-new-tokens", "30",
+                 "--keys", "2", "--threads", "1", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["model"] == "builtin" and data["tokens"] > 100 and data["perplexity"] > 1
+    cost = data["watermark_cost"]
+    assert cost["schemes"] == ["synthid", "kgw"] and cost["unmarked"]["tokens"] > 0
+    for scheme in cost["schemes"]:
+        entry = cost[scheme]
+        assert len(entry["keys"]) == 2 and len({k["key_id"] for k in entry["keys"]}) == 2
+        lo, hi = entry["over_keys"]["95ci"]
+        assert lo <= entry["over_keys"]["mean"] <= hi
+    # KGW moves mass onto a random green list: its exact expected NLL rises for every key.
+    assert all(k["expected"]["nats_per_token"] > 0 for k in cost["kgw"]["keys"])
+
+
+def test_eval_text_refuses_bad_options():
+    assert run("eval", "text", "--keys", "0").exit_code == 2
+    assert run("eval", "text", "--scheme", "other").exit_code == 2

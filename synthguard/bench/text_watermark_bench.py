@@ -4,19 +4,21 @@ text watermarks, measured in one run on one model.
 For each scheme: the same prompts are continued unmarked and marked (same seeds, same sampler); the marked texts are
 cut to 50 / 100 / 200 / 300 tokens, decoded, re-tokenised and tested; human text windows of the same lengths give the
 empirical false-positive rate at the same p-value thresholds. Attacks run on the 200-token texts. The quality cost is
-the scoring model's perplexity on marked vs unmarked continuations.
+the scoring model's perplexity on marked vs unmarked continuations, and, without the sampling noise of comparing two
+sets of samples, the exact expected rise in NLL per marked token (``ExpectedCostMeter``; the meter runs in every
+arm, unmarked included, so it weighs on every arm's tokens/s alike).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from synthguard.generators.text import TextModel, continuation_nll, generate_text
+from synthguard.generators.text import ExpectedCostMeter, TextModel, continuation_nll, generate_text
 from synthguard.watermark.human_text import load_corpus
 from synthguard.watermark.text_attacks import (delete_words, insert_into, lm_proposer, substitute_words,
                                                word_list_proposer, words_changed)
@@ -36,6 +38,7 @@ class GenerationRun:
     samples: list
     seconds: float
     tokens: int
+    cost: list = field(default_factory=list)  # (sum of the expected NLL rise in nats, tokens) per sample
 
     @property
     def tokens_per_second(self) -> float:
@@ -44,11 +47,12 @@ class GenerationRun:
 
 def timed_generation(tm: TextModel, prompts: list[str], wm: TextWatermarker | None, *, max_new_tokens: int, seed: int,
                      batch_size: int, top_p: float, temperature: float) -> GenerationRun:
+    meter = ExpectedCostMeter()
     start = time.perf_counter()
     samples = generate_text(tm, prompts, max_new_tokens=max_new_tokens, seed=seed, watermarker=wm,
-                            batch_size=batch_size, top_p=top_p, temperature=temperature)
+                            batch_size=batch_size, top_p=top_p, temperature=temperature, cost_meter=meter)
     seconds = time.perf_counter() - start
-    return GenerationRun(samples, seconds, sum(s.new_tokens for s in samples))
+    return GenerationRun(samples, seconds, sum(s.new_tokens for s in samples), meter.samples)
 
 
 def sample_nll(tm: TextModel, samples) -> list[tuple[float, int]]:
@@ -70,6 +74,21 @@ def paired_ratio_interval(marked, plain, *, seed: int = 0, rounds: int = 2000) -
     ratios = np.exp(m[idx, 0].sum(1) / np.maximum(m[idx, 1].sum(1), 1) - p[idx, 0].sum(1) /
                     np.maximum(p[idx, 1].sum(1), 1))
     return float(np.quantile(ratios, 0.025)), float(np.quantile(ratios, 0.975))
+
+
+def expected_cost(cost: list[tuple[float, int]], *, seed: int = 0, rounds: int = 2000) -> dict:
+    """The exact expected NLL rise per token (``ExpectedCostMeter``) as a perplexity ratio, with a 95% bootstrap
+    interval over samples."""
+    c = np.asarray(cost, float).reshape(-1, 2)
+    if not len(c) or c[:, 1].sum() == 0:
+        return {"nats_per_token": None, "perplexity_increase": None, "perplexity_increase_95ci": [None, None]}
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(c), (rounds, len(c)))
+    means = c[idx, 0].sum(1) / np.maximum(c[idx, 1].sum(1), 1)
+    mean = c[:, 0].sum() / c[:, 1].sum()
+    return {"nats_per_token": float(mean), "perplexity_increase": float(np.expm1(mean)),
+            "perplexity_increase_95ci": [float(np.expm1(np.quantile(means, 0.025))),
+                                         float(np.expm1(np.quantile(means, 0.975)))]}
 
 
 def _rates(ps: list[float]) -> dict:
@@ -196,6 +215,7 @@ def run(tm: TextModel, schemes: dict[str, TextWatermarker], *, prompts: list[str
             run_.samples += part.samples
             run_.seconds += part.seconds
             run_.tokens += part.tokens
+            run_.cost += part.cost
     plain = runs["unmarked"]
     plain_nll = sample_nll(tm, plain.samples)
     ppl_plain = perplexity_of(plain_nll)
@@ -203,7 +223,10 @@ def run(tm: TextModel, schemes: dict[str, TextWatermarker], *, prompts: list[str
               "temperature": temperature, "batch_size": batch_size, "human_windows": len(windows),
               "calibration_windows": len(calibration_windows),
               "human_sources": list(map(str, human_source)),
-              "unmarked": {"tokens_per_second": plain.tokens_per_second, "perplexity": ppl_plain}, "schemes": {}}
+              "unmarked": {"tokens_per_second": plain.tokens_per_second, "perplexity": ppl_plain,
+                           # 0 up to rounding: the meter's own check
+                           "expected_cost_nats_per_token": expected_cost(plain.cost)["nats_per_token"]},
+              "schemes": {}}
     for name, wm in schemes.items():
         progress(f"{name}: calibration")
         if hasattr(wm, "bind_vocab"):
@@ -223,6 +246,7 @@ def run(tm: TextModel, schemes: dict[str, TextWatermarker], *, prompts: list[str
             "perplexity": ppl,
             "perplexity_increase": ppl / ppl_plain - 1,
             "perplexity_increase_95ci": [low - 1, high - 1],
+            "expected_cost": expected_cost(run_.cost, seed=seed),
             "detection": detection_table(tm, wm, run_.samples),
             "unmarked_generations": detection_table(tm, wm, plain.samples, lengths=(200,)),
             "human": null_table(tm, wm, windows),
@@ -256,6 +280,11 @@ def render(result: dict) -> str:
                      f"{100 * hi:+.1f}%); null rate "
                      f"{e['calibration']['null_rate']:.4f} (measured {e['calibration']['rate']:.4f} +- "
                      f"{e['calibration']['stderr']:.4f})")
+        x = e.get("expected_cost") or {}
+        if x.get("perplexity_increase") is not None:
+            xl, xh = x["perplexity_increase_95ci"]
+            lines.append(f"exact expected perplexity cost per marked token: {100 * x['perplexity_increase']:+.2f}% "
+                         f"(95% CI {100 * xl:+.2f}% to {100 * xh:+.2f}%, {x['nats_per_token']:+.5f} nats/token)")
         lines.append("| tokens | TPR p<=1e-2 | TPR p<=1e-3 | human FPR p<=1e-2 | human FPR p<=1e-3 | n marked / human |")
         lines.append("|---|---|---|---|---|---|")
         for length, d in e["detection"].items():

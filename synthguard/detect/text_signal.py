@@ -89,42 +89,38 @@ class TextChecks:
         return WatermarkSignal(detected, best.algorithm, None, p, None, True if detected else None, details=details)
 
 
-def _cache_file(cache: Path | None, name: str) -> Path | None:
-    return None if cache is None else cache / f"{name}.json"
+def _cached(cache: Path | None, name: str, load, measure, dump):
+    """A calibration read from ``cache/name.json`` when there and intact, else measured and written there."""
+    path = None if cache is None else cache / f"{name}.json"
+    if path is not None and path.is_file():
+        try:
+            return load(json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            pass  # a damaged cache entry is measured again
+    calibration = measure()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, json.dumps(dump(calibration)).encode())
+    return calibration
 
 
 def _calibrate_key(wm: TextWatermarker, tm, cache: Path | None) -> None:
     settings = json.dumps(wm.settings(), sort_keys=True)
     name = hashlib.sha256(f"{settings}|{tokenizer_fingerprint(tm.tokenizer)}".encode()).hexdigest()[:24]
-    path = _cache_file(cache, f"key-{name}")
-    if path is not None and path.is_file():
-        try:
-            data = json.loads(path.read_text())
-            wm.calibration = KeyCalibration(**data)
-            return
-        except (OSError, ValueError, TypeError):
-            pass  # a damaged cache entry is measured again
-    windows = [tm.encode(w)[:200] for w in load_corpus(CALIBRATION_CORPUS, words=160, limit=400)]
-    calibration = wm.calibrate([w for w in windows if len(w) >= 50], corpus=CALIBRATION_CORPUS)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, json.dumps(calibration.__dict__).encode())
+
+    def measure() -> KeyCalibration:
+        windows = [tm.encode(w)[:200] for w in load_corpus(CALIBRATION_CORPUS, words=160, limit=400)]
+        return wm.calibrate([w for w in windows if len(w) >= 50], corpus=CALIBRATION_CORPUS)
+
+    wm.calibration = _cached(cache, f"key-{name}", lambda d: KeyCalibration(**d), measure, lambda c: c.__dict__)
 
 
 def _calibrate_scorer(scorer, cache: Path | None) -> MachineTextCalibration:
     name = hashlib.sha256(f"{scorer.name}|{tokenizer_fingerprint(scorer.tokenizer)}".encode()).hexdigest()[:24]
-    path = _cache_file(cache, f"scorer-{name}")
-    if path is not None and path.is_file():
-        try:
-            return MachineTextCalibration(**json.loads(path.read_text()))
-        except (OSError, ValueError, TypeError):
-            pass
-    calibration = calibrate(scorer, load_corpus(CALIBRATION_CORPUS, words=120, limit=300), corpus=CALIBRATION_CORPUS)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, json.dumps(calibration.to_dict()).encode())
-    return calibration
-
+    return _cached(cache, f"scorer-{name}", lambda d: MachineTextCalibration(**d),
+                   lambda: calibrate(scorer, load_corpus(CALIBRATION_CORPUS, words=120, limit=300),
+                                     corpus=CALIBRATION_CORPUS),
+                   lambda c: c.to_dict())
 
 
 def text_checks_for_home(home, text_model: str = "builtin", *, scorer: str | None = None, watermark: bool = True,

@@ -115,6 +115,69 @@ class TextSample:
     token_ids: list[int]  # the continuation's token ids as generated
 
 
+class _Stash:
+    """A logits processor that keeps the scores it is handed (as log-probabilities) for the meter."""
+
+    def __init__(self, meter: ExpectedCostMeter, slot: str):
+        self.meter, self.slot = meter, slot
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        setattr(self.meter, self.slot, torch.log_softmax(scores.double(), dim=-1))
+        return scores
+
+
+class _Settle:
+    def __init__(self, meter: ExpectedCostMeter):
+        self.meter = meter
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        m = self.meter
+        q = torch.softmax(scores.double(), dim=-1)
+        diff = q - m._before.exp()
+        # Tokens the model rules out (-inf) that neither distribution can draw add nothing.
+        rise = torch.where(diff == 0, 0.0, diff * -m._model).sum(-1)
+        m._steps.append(rise.cpu())
+        return scores
+
+
+class ExpectedCostMeter:
+    """The watermark's exact cost in expected negative log-likelihood, per generated token.
+
+    At each step let m be the model's distribution, p the sampler's (after temperature, top-k, top-p) and q the
+    watermarked one actually sampled from. The expected NLL under m of the token drawn rises by
+    ``sum_x (q(x) - p(x)) * -log m(x)``. Summed over a sample's tokens and divided by their number, this is the
+    watermark's log-perplexity cost on that sample with the token draws averaged out exactly (Rao-Blackwellised):
+    only the contexts the marked run visits are random, so far fewer samples give a tight interval than comparing
+    the perplexity of two sets of samples. It is exactly 0 with no watermark, and 0 in expectation over keys for a
+    distribution-preserving scheme (SynthID-Text); a distorting one (KGW) shows a positive cost.
+
+    Pass it to ``generate_text(cost_meter=...)``; ``samples`` then holds (sum of the rise in nats, tokens) per
+    sample, in order.
+    """
+
+    def __init__(self):
+        self.samples: list[tuple[float, int]] = []
+        self._steps: list[torch.Tensor] = []
+        self._model: torch.Tensor | None = None
+        self._before: torch.Tensor | None = None
+
+    def wrap(self, sampler: list, watermark) -> list:
+        """The processor list: the model's scores, the sampler, the watermark, each seen by the meter."""
+        return [_Stash(self, "_model"), *sampler, _Stash(self, "_before"),
+                *([watermark] if watermark is not None else []), _Settle(self)]
+
+    def finish_batch(self, lengths: Sequence[int]) -> None:
+        steps = torch.stack(self._steps, 1) if self._steps else torch.zeros(len(lengths), 0, dtype=torch.float64)
+        self._steps = []
+        for row, n in enumerate(lengths):
+            self.samples.append((float(steps[row, :n].sum()), int(n)))
+
+    def mean_cost(self) -> float:
+        """Mean rise in NLL per token (nats) over all samples: the perplexity ratio is ``exp`` of it."""
+        tokens = sum(n for _, n in self.samples)
+        return sum(c for c, _ in self.samples) / tokens if tokens else 0.0
+
+
 def _batches(items: Sequence, size: int):
     for start in range(0, len(items), size):
         yield start, items[start:start + size]
@@ -122,8 +185,10 @@ def _batches(items: Sequence, size: int):
 
 def generate_text(tm: TextModel, prompts: Sequence[str], *, max_new_tokens: int = 100, temperature: float = 1.0,
                   top_p: float = 1.0, top_k: int = 0, seed: int = 0, watermarker=None, batch_size: int = 16,
-                  progress: Callable[[int], None] | None = None, streamer=None) -> list[TextSample]:
-    """Sample continuations of ``prompts``; ``watermarker`` (a ``TextWatermarker``) marks them while sampling."""
+                  progress: Callable[[int], None] | None = None, streamer=None,
+                  cost_meter: ExpectedCostMeter | None = None) -> list[TextSample]:
+    """Sample continuations of ``prompts``; ``watermarker`` (a ``TextWatermarker``) marks them while sampling;
+    ``cost_meter`` measures the watermark's exact expected cost in NLL on the way."""
     if not prompts:
         raise InputError("no prompt to generate from")
     if max_new_tokens < 1:
@@ -149,25 +214,32 @@ def generate_text(tm: TextModel, prompts: Sequence[str], *, max_new_tokens: int 
         enc = {k: v.to(tm.device) for k, v in enc.items()}
         # The sampler is built here, in this order, and transformers' own warpers are switched off: it applies
         # user processors *before* its warpers, and a watermark must see the distribution actually sampled from.
-        processors = LogitsProcessorList()
+        sampler = []
         if temperature != 1.0:
-            processors.append(TemperatureLogitsWarper(temperature))
+            sampler.append(TemperatureLogitsWarper(temperature))
         if top_k:
-            processors.append(TopKLogitsWarper(top_k))
+            sampler.append(TopKLogitsWarper(top_k))
         if top_p < 1.0:
-            processors.append(TopPLogitsWarper(top_p))
-        if watermarker is not None:
-            processors.append(watermarker.processor(tm.vocab_size, tm.device))
+            sampler.append(TopPLogitsWarper(top_p))
+        mark = watermarker.processor(tm.vocab_size, tm.device) if watermarker is not None else None
+        if cost_meter is not None:
+            processors = LogitsProcessorList(cost_meter.wrap(sampler, mark))
+        else:
+            processors = LogitsProcessorList(sampler + ([mark] if mark is not None else []))
         torch.manual_seed(seed + b)
         with torch.inference_mode():
             ids = tm.model.generate(**enc, do_sample=True, max_new_tokens=max_new_tokens, temperature=1.0,
                                     top_p=1.0, top_k=0, min_p=None, typical_p=1.0, logits_processor=processors,
                                     pad_token_id=tok.pad_token_id, streamer=streamer)
         new = ids[:, enc["input_ids"].shape[1]:].cpu()
-        for prompt, row in zip(batch, new, strict=True):
-            row = row.tolist()
+        rows = []
+        for row in new.tolist():
             if tok.eos_token_id is not None and tok.eos_token_id in row:
                 row = row[:row.index(tok.eos_token_id)]
+            rows.append(row)
+        if cost_meter is not None:
+            cost_meter.finish_batch([len(r) for r in rows])
+        for prompt, row in zip(batch, rows, strict=True):
             out.append(TextSample(prompt, tok.decode(row, skip_special_tokens=True), len(row), row))
         if progress is not None:
             progress(start + len(batch))

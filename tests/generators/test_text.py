@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from synthguard.errors import InputError
-from synthguard.generators.text import BUILTIN_TEXT_FOLDER, generate_text, load_text_model, perplexity
+from synthguard.generators.text import (BUILTIN_TEXT_FOLDER, ExpectedCostMeter, generate_text, load_text_model,
+                                        perplexity)
 from synthguard.generators.text_training import TextTrainConfig, train_text_model
 from synthguard.watermark.text_watermark import make_watermarker
 from generators.tiny_models import TEXT
@@ -57,6 +58,42 @@ def test_watermarked_builtin_text_is_detected_from_the_text_alone(builtin):
         assert r.detected and r.tokens_scored > 40, (s.text, r)
     plain = generate_text(builtin, ["ROMEO:", "First Citizen:", "KING HENRY:"], max_new_tokens=60, seed=1, top_p=0.95)
     assert not any(wm.detect_ids(builtin.encode(s.text)).detected for s in plain)
+
+
+def test_cost_meter_computes_the_expected_nll_rise_of_one_step():
+    """Model m, sampler p (top-2 of m), watermark q (all mass on token 1): the rise is sum (q - p) * -log m."""
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.2]]))
+
+    def top2(input_ids, scores):
+        return torch.where(scores >= scores.topk(2).values[:, -1:], scores, -torch.inf)
+
+    def to_token_1(input_ids, scores):
+        return torch.tensor([[-torch.inf, 0.0, -torch.inf]])
+
+    meter = ExpectedCostMeter()
+    scores = logits
+    for proc in meter.wrap([top2], to_token_1):
+        scores = proc(None, scores)
+    meter.finish_batch([1])
+    p = torch.tensor([0.5, 0.3]) / 0.8
+    expected = -math.log(0.3) - float((p * -torch.log(torch.tensor([0.5, 0.3]))).sum())
+    assert meter.samples == [(pytest.approx(expected, rel=1e-6), 1)]
+    assert meter.mean_cost() == pytest.approx(expected, rel=1e-6)
+
+
+def test_cost_meter_reads_zero_unmarked_and_leaves_samples_unchanged(builtin):
+    prompts = ["ROMEO:", "JULIET:", "KING:"]
+    plain = ExpectedCostMeter()
+    a = generate_text(builtin, prompts, max_new_tokens=40, seed=3, top_p=0.95, cost_meter=plain)
+    b = generate_text(builtin, prompts, max_new_tokens=40, seed=3, top_p=0.95)
+    assert [s.token_ids for s in a] == [s.token_ids for s in b]
+    assert [n for _, n in plain.samples] == [s.new_tokens for s in a]
+    assert abs(plain.mean_cost()) < 1e-12
+    # KGW moves mass onto a random green list: its expected NLL rises; SynthID's is zero in expectation over keys.
+    kgw = ExpectedCostMeter()
+    generate_text(builtin, prompts * 4, max_new_tokens=40, seed=3, top_p=0.95, cost_meter=kgw,
+                  watermarker=make_watermarker("kgw", b"the identity secret of this test"))
+    assert kgw.mean_cost() > 0.02
 
 
 def test_perplexity_prefers_the_training_domain(builtin):

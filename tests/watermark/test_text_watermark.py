@@ -12,7 +12,7 @@ from synthguard.errors import InputError
 from synthguard.generators.text import generate_text
 from synthguard.provenance.identity import IdentityStore
 from synthguard.watermark.text_watermark import (KGWText, SynthIDText, binomial_sf, derive_key, detect_windows,
-                                                 key_id, make_watermarker)
+                                                 key_id, lattice_sf, make_watermarker)
 from generators.tiny_models import tiny_text_model
 
 KEY = derive_key(b"test secret for the text watermark tests", "synthid")
@@ -30,6 +30,37 @@ def test_binomial_tail_is_exact():
         direct = sum(math.comb(n, j) * p ** j * (1 - p) ** (n - j) for j in range(k, n + 1))
         assert binomial_sf(k, n, p) == pytest.approx(direct, rel=1e-9)
     assert binomial_sf(31, 30, 0.5) == 0.0
+
+
+def test_lattice_tail_is_exact():
+    """The tilted-FFT tail against a direct convolution, from the bulk to tails far below 1e-16, and against the
+    binomial tail for a two-point score."""
+    pmf = np.array([0.5, 0.0, 0.2, 0.0, 0.0, 0.3])
+    n = 40
+    dist = np.array([1.0])
+    for _ in range(n):
+        dist = np.convolve(dist, pmf)
+    for s in (0, 50, 80, 120, 150, 190, 200):
+        assert lattice_sf(s, n, pmf) == pytest.approx(dist[s:].sum(), rel=1e-7, abs=1e-300)
+    assert lattice_sf(201, n, pmf) == 0.0
+    for k in (10, 60, 95):
+        assert lattice_sf(k, 100, np.array([0.7, 0.3])) == pytest.approx(binomial_sf(k, 100, 0.3), rel=1e-7)
+
+
+def test_synthid_score_p_values_are_exact_on_fair_bits():
+    """Fair coins through the mixture score: the empirical rate of p <= alpha stays at alpha."""
+    wm = SynthIDText(KEY)
+    rng = np.random.default_rng(0)
+    pmf = wm.null_pmf()
+    ps = []
+    for _ in range(4000):
+        k = rng.binomial(wm.depth, 0.5, size=60)
+        ps.append(lattice_sf(int(wm.score_table[k].sum()), 60, pmf))
+    ps = np.array(ps)
+    for alpha in (0.05, 0.01):
+        assert (ps <= alpha).mean() <= alpha * 1.3 + 0.003
+    assert (ps <= 0.05).mean() > 0.02  # not a test that never fires
+    assert list(wm.score_table) == sorted(wm.score_table) and wm.score_table[0] == 0
 
 
 def test_g_values_match_transformers_synthid():
