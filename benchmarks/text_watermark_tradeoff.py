@@ -34,11 +34,11 @@ def main() -> None:
     tm = load_text_model(args.model, device="auto")
     secret = b"synthguard trade-off key"
     settings = {
-        "synthid depth 10, 3-gram": SynthIDText(derive_key(secret, "s10"), depth=10, ngram_len=3),
-        "synthid depth 20, 3-gram": SynthIDText(derive_key(secret, "s20"), depth=20, ngram_len=3),
-        "synthid depth 30, 3-gram (default)": SynthIDText(derive_key(secret, "s30"), depth=30, ngram_len=3),
+        "synthid depth 10, 4-gram": SynthIDText(derive_key(secret, "s10"), depth=10, ngram_len=4),
+        "synthid depth 20, 4-gram": SynthIDText(derive_key(secret, "s20"), depth=20, ngram_len=4),
+        "synthid depth 30, 4-gram (default)": SynthIDText(derive_key(secret, "s30"), depth=30, ngram_len=4),
+        "synthid depth 30, 3-gram": SynthIDText(derive_key(secret, "s30n3"), depth=30, ngram_len=3),
         "synthid depth 30, 2-gram": SynthIDText(derive_key(secret, "s30n2"), depth=30, ngram_len=2),
-        "synthid depth 30, 4-gram": SynthIDText(derive_key(secret, "s30n4"), depth=30, ngram_len=4),
         "kgw delta 1": KGWText(derive_key(secret, "k1"), delta=1.0),
         "kgw delta 2 (default)": KGWText(derive_key(secret, "k2"), delta=2.0),
         "kgw delta 3": KGWText(derive_key(secret, "k3"), delta=3.0),

@@ -1583,7 +1583,7 @@ def bench_detector(n, detector_path, threads, as_json) -> None:
 @click.option("--kgw-delta", default=2.0, show_default=True, type=click.FloatRange(0, min_open=True))
 @click.option("--synthid-depth", default=30, show_default=True, type=click.IntRange(1, 64))
 @click.option("--synthid-ngram", "synthid_ngrams", multiple=True, type=click.IntRange(2, 8),
-              help="SynthID n-gram length (repeatable: one scheme each; default 3, the generator's default).")
+              help="SynthID n-gram length (repeatable: one scheme each; default 4, the generator's default).")
 @click.option("--top-p", default=1.0, show_default=True, type=click.FloatRange(0, 1, min_open=True))
 @click.option("--batch-size", default=50, show_default=True, type=click.IntRange(1))
 @click.option("--key-seed", default=0, show_default=True, type=click.IntRange(0),
