@@ -71,9 +71,13 @@ def paired_ratio_interval(marked, plain, *, seed: int = 0, rounds: int = 2000) -
     m = np.asarray(marked, float)
     p = np.asarray(plain, float)
     idx = rng.integers(0, len(m), (rounds, len(m)))
-    ratios = np.exp(m[idx, 0].sum(1) / np.maximum(m[idx, 1].sum(1), 1) - p[idx, 0].sum(1) /
-                    np.maximum(p[idx, 1].sum(1), 1))
+    ratios = np.exp(_per_token(m, idx) - _per_token(p, idx))
     return float(np.quantile(ratios, 0.025)), float(np.quantile(ratios, 0.975))
+
+
+def _per_token(pairs: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Per-token mean (sum of the first column over the second) of each bootstrap draw of rows ``idx``."""
+    return pairs[idx, 0].sum(1) / np.maximum(pairs[idx, 1].sum(1), 1)
 
 
 def expected_cost(cost: list[tuple[float, int]], *, seed: int = 0, rounds: int = 2000) -> dict:
@@ -83,8 +87,7 @@ def expected_cost(cost: list[tuple[float, int]], *, seed: int = 0, rounds: int =
     if not len(c) or c[:, 1].sum() == 0:
         return {"nats_per_token": None, "perplexity_increase": None, "perplexity_increase_95ci": [None, None]}
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(c), (rounds, len(c)))
-    means = c[idx, 0].sum(1) / np.maximum(c[idx, 1].sum(1), 1)
+    means = _per_token(c, rng.integers(0, len(c), (rounds, len(c))))
     mean = c[:, 0].sum() / c[:, 1].sum()
     return {"nats_per_token": float(mean), "perplexity_increase": float(np.expm1(mean)),
             "perplexity_increase_95ci": [float(np.expm1(np.quantile(means, 0.025))),
