@@ -151,8 +151,8 @@ class ExpectedCostMeter:
     the perplexity of two sets of samples. It is exactly 0 with no watermark, and 0 in expectation over keys for a
     distribution-preserving scheme (SynthID-Text); a distorting one (KGW) shows a positive cost.
 
-    Pass it to ``generate_text(cost_meter=...)``; ``samples`` then holds (sum of the rise in nats, tokens) per
-    sample, in order.
+    Pass it to ``generate_text(cost_meter=...)``; ``samples`` then holds (sum of the rise in nats, draws) per
+    sample, in order; the draws are the sample's tokens plus the end-of-text token when one ended it.
     """
 
     def __init__(self):
@@ -232,13 +232,19 @@ def generate_text(tm: TextModel, prompts: Sequence[str], *, max_new_tokens: int 
                                     top_p=1.0, top_k=0, min_p=None, typical_p=1.0, logits_processor=processors,
                                     pad_token_id=tok.pad_token_id, streamer=streamer)
         new = ids[:, enc["input_ids"].shape[1]:].cpu()
-        rows = []
+        rows, draws = [], []
         for row in new.tolist():
+            n = len(row)
             if tok.eos_token_id is not None and tok.eos_token_id in row:
-                row = row[:row.index(tok.eos_token_id)]
+                n = row.index(tok.eos_token_id) + 1
+                row = row[:n - 1]
             rows.append(row)
+            draws.append(n)
         if cost_meter is not None:
-            cost_meter.finish_batch([len(r) for r in rows])
+            # Every draw counts, the one that ended the text included: leaving that step out would select steps
+            # by their outcome (a marked step that drew the end token tends to have a negative rise) and bias
+            # the cost upwards.
+            cost_meter.finish_batch(draws)
         for prompt, row in zip(batch, rows, strict=True):
             out.append(TextSample(prompt, tok.decode(row, skip_special_tokens=True), len(row), row))
         if progress is not None:

@@ -96,6 +96,33 @@ def test_cost_meter_reads_zero_unmarked_and_leaves_samples_unchanged(builtin):
     assert kgw.mean_cost() > 0.02
 
 
+def test_cost_meter_counts_the_draw_that_ended_the_text(builtin):
+    """A 'watermark' that forces the end token at the third draw: the text keeps 2 tokens, the meter 3 draws, and
+    the rise of the ending draw (the only marked one) is in the sum; leaving it out would bias the cost."""
+    eos = builtin.tokenizer.eos_token_id
+    assert eos is not None
+
+    class EndAtThird:
+        def processor(self, vocab_size, device):
+            state = {}
+
+            def force(input_ids, scores):
+                prompt = state.setdefault("prompt", input_ids.shape[1])
+                if input_ids.shape[1] - prompt == 2:
+                    forced = torch.full_like(scores, -torch.inf)
+                    forced[:, eos] = 0.0
+                    return forced
+                return scores
+            return force
+
+    meter = ExpectedCostMeter()
+    [sample] = generate_text(builtin, ["ROMEO:"], max_new_tokens=10, seed=3, top_p=0.95, watermarker=EndAtThird(),
+                             cost_meter=meter)
+    assert sample.new_tokens == 2
+    [(rise, draws)] = meter.samples
+    assert draws == 3 and rise != 0
+
+
 def test_perplexity_prefers_the_training_domain(builtin):
     shakespeare = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
                    "First Citizen:\nYou are all resolved rather to die than to famish?")
