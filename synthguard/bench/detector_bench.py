@@ -2,7 +2,7 @@
 
 Per generator family: AUC against the real test images, detection rate at the stored threshold, balanced accuracy;
 the same after JPEG 75 and after a 0.5x resize (applied to both classes alike); FPR on real photos and real digits
-at the threshold; milliseconds per 512x512 image. Leave-one-family-out AUCs need retraining without each family,
+at the threshold, and apart from those on harder real photos (enlarged 2x, soft); milliseconds per 512x512 image. Leave-one-family-out AUCs need retraining without each family,
 so they are read from the detector's training record (``training.json``) and labelled as such.
 """
 
@@ -38,7 +38,8 @@ def run(n: int = 100, detector_path: Path | None = None, num_threads: int | None
     """Evaluate on ``n`` test images per family and per real domain; returns a JSON-ready dict with a table."""
     if importlib.util.find_spec("skimage") is None or importlib.util.find_spec("sklearn") is None:
         raise InputError(f"bench detector needs scikit-image and scikit-learn (the real photos): {INSTALL}")
-    from synthguard.detect.detector_training import build_dataset, evaluate_detector, table  # noqa: PLC0415
+    from synthguard.detect.detector_training import (build_dataset, evaluate_detector, photo_sources,  # noqa: PLC0415
+                                                     stress_real, table)
 
     if detector_path is None:
         detector = builtin_detector(num_threads=num_threads)
@@ -49,9 +50,11 @@ def run(n: int = 100, detector_path: Path | None = None, num_threads: int | None
         record = json.loads(path.read_text()) if path.is_file() else None
     ddpm = _builtin_ddpm(num_threads)
     log(f"building the test split ({n} per family{'' if ddpm is not None else '; no DDPM weights: family skipped'})")
-    data = build_dataset("test", n_photo=n, n_digit=n, n_per_family=n, ddpm=ddpm, num_threads=num_threads)
+    sources = photo_sources()
+    data = build_dataset("test", n_photo=n, n_digit=n, n_per_family=n, ddpm=ddpm, sources=sources,
+                         num_threads=num_threads)
     log("scoring")
-    evaluation = evaluate_detector(detector, data.real, data.fakes)
+    evaluation = evaluate_detector(detector, data.real, data.fakes, stress=stress_real("test", n=n, sources=sources))
     lofo = (record or {}).get("leave_one_family_out_auc")
     text = table(evaluation, lofo)
     if lofo:

@@ -24,6 +24,8 @@ from synthguard.detect.detector_training import (
     DetectorTrainConfig,
     augment,
     evaluate_detector,
+    stress_real,
+    table,
     train_detector,
     training_step,
 )
@@ -199,9 +201,40 @@ def test_train_detector_end_to_end_tiny(global_size):
     assert len(record.global_losses) == (2 if global_size else 0)
     assert len(detector.calibration.weights) == (2 if global_size else 1)
     assert detector.calibration.n_real == 8  # each held-out image as given and once augmented
-    evaluation = evaluate_detector(detector, {"photo": real}, fakes, perturbations=("none", "jpeg75"))
+    evaluation = evaluate_detector(detector, {"photo": real}, fakes, perturbations=("none", "jpeg75"),
+                                   stress={"soft": real[:3], "flat-as-real": fakes["flat"][:2]})
     assert {row.perturbation for row in evaluation.families} == {"none", "jpeg75"}
     assert evaluation.ms_per_512 > 0
+    # The stress domains get their own FPR and stay out of the pooled real set and the AUCs.
+    assert set(evaluation.stress_fpr) == {"none", "jpeg75"}
+    assert set(evaluation.stress_fpr["none"]) == {"soft", "flat-as-real"}
+    assert evaluation.n_real == len(real) and set(evaluation.fpr["none"]) == {"photo", "all"}
+    threshold = detector.calibration.threshold
+    expected = np.mean([detector.score(im).probability >= threshold for im in fakes["flat"][:2]])
+    assert evaluation.stress_fpr["none"]["flat-as-real"] == pytest.approx(expected)
+    assert "harder real photos" in table(evaluation)
+
+
+def test_stress_real_photos_are_real_crops_made_softer():
+    """Enlarged and soft real photos: crops of the split's own sources, each with less fine detail than the sharp
+    crop it was made from."""
+    from synthguard.detect.detector_training import _SEED_BASE, photo_crops, photo_sources, split_of_source
+
+    sources = {k: v for k, v in photo_sources().items() if split_of_source(k) == "test"}
+    stress = stress_real("test", n=4, sources=sources)
+    assert set(stress) == {"enlarged-2x", "soft"}
+
+    def detail(im):
+        return float(np.abs(np.diff(im.astype(float), axis=1)).mean())
+
+    for offset, name in ((11, "enlarged-2x"), (12, "soft")):
+        originals = photo_crops(sources, 4, _SEED_BASE["test"] + offset)
+        assert len(stress[name]) == 4
+        for im, original in zip(stress[name], originals, strict=True):
+            assert im.dtype == np.uint8 and im.shape == original.shape
+            assert detail(im) < detail(original)
+    with pytest.raises(InputError):
+        stress_real("nope", n=1, sources=sources)
 
 
 def test_builtin_detector_loads():
