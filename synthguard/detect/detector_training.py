@@ -238,6 +238,20 @@ def stress_real(split: str, *, n: int, sources: Mapping[str, np.ndarray] | None 
             "soft": [cv2.GaussianBlur(c, (0, 0), 1.0) for c in photo_crops(own, n, base + 1)]}
 
 
+def for_training(data: DetectorData, split: str, *, families: Sequence[str], soft_real: int = 0,
+                 sources: Mapping[str, np.ndarray] | None = None) -> DetectorData:
+    """A train or calibration split as the detector learns from it: only ``families`` among the fakes and, with
+    ``soft_real`` > 0, that many enlarged-2x and as many soft real photos (``stress_real``) added to the real class,
+    so that missing fine detail alone stops reading as synthetic."""
+    unknown = set(families) - set(data.fakes)
+    if unknown or not families:
+        raise InputError(f"fake families to train on must be some of {sorted(data.fakes)}, not {sorted(families)}")
+    real = dict(data.real)
+    if soft_real:
+        real.update(stress_real(split, n=soft_real, sources=sources))
+    return DetectorData(real=real, fakes={k: v for k, v in data.fakes.items() if k in families})
+
+
 # -------------------------------------------------------------------------------------------------- augmentation
 def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
     ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
@@ -611,7 +625,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-global", type=int, default=6000, help="extra real digits and GAN samples (and half "
                                                                    "as many VAE samples) for the global view")
     parser.add_argument("--lofo-global-epochs", type=int, default=3)
+    parser.add_argument("--families", default=",".join(FAMILIES),
+                        help="fake families to train and calibrate on, comma-separated (the test split keeps every "
+                             "family, so one left out here is measured as unseen)")
+    parser.add_argument("--soft-real", type=int, default=0,
+                        help="add this many enlarged-2x and as many soft real photos to the real class of the train "
+                             "split (n-test/n-train as many to calibration); 0: none")
     args = parser.parse_args(argv)
+    families = [f.strip() for f in args.families.split(",") if f.strip()]
+    if not families or set(families) - set(FAMILIES):
+        parser.error(f"--families: choose from {', '.join(FAMILIES)}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -627,6 +650,8 @@ def main(argv: list[str] | None = None) -> None:
     data = {split: build_dataset(split, n_photo=size, n_digit=size, n_per_family=size, ddpm=ddpm, sources=sources,
                                  num_threads=args.threads)
             for split, size in (("train", n), ("calibration", m), ("test", m))}
+    for split, soft in (("train", args.soft_real), ("calibration", args.soft_real * m // n)):
+        data[split] = for_training(data[split], split, families=families, soft_real=soft, sources=sources)
     extra = build_global_extra("train", n_digit=args.n_global, n_gan=args.n_global, n_vae=args.n_global // 2,
                                num_threads=args.threads)
     log("data built")

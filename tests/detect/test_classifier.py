@@ -21,9 +21,11 @@ from synthguard.detect.classifier import (
     thumbnail,
 )
 from synthguard.detect.detector_training import (
+    DetectorData,
     DetectorTrainConfig,
     augment,
     evaluate_detector,
+    for_training,
     stress_real,
     table,
     train_detector,
@@ -235,6 +237,21 @@ def test_stress_real_photos_are_real_crops_made_softer():
             assert detail(im) < detail(original)
     with pytest.raises(InputError):
         stress_real("nope", n=1, sources=sources)
+
+
+def test_for_training_keeps_the_named_families_and_adds_soft_real_photos():
+    from synthguard.detect.detector_training import photo_sources, split_of_source
+
+    sources = {k: v for k, v in photo_sources().items() if split_of_source(k) == "train"}
+    flat = [np.full((64, 64), 100, np.uint8)]
+    data = DetectorData(real={"photo": flat}, fakes={"gan": flat, "upsampled": flat * 2})
+    out = for_training(data, "train", families=["gan"], soft_real=3, sources=sources)
+    assert set(out.fakes) == {"gan"} and len(out.real_images) == 1 + 3 + 3
+    assert set(out.real) == {"photo", "enlarged-2x", "soft"} and set(data.real) == {"photo"}  # input untouched
+    assert set(for_training(data, "train", families=["gan", "upsampled"]).real) == {"photo"}
+    for families in ([], ["ddpm"]):
+        with pytest.raises(InputError):
+            for_training(data, "train", families=families)
 
 
 def test_builtin_detector_loads():
