@@ -241,15 +241,36 @@ def stress_real(split: str, *, n: int, sources: Mapping[str, np.ndarray] | None 
 def for_training(data: DetectorData, split: str, *, families: Sequence[str], soft_real: int = 0,
                  sources: Mapping[str, np.ndarray] | None = None) -> DetectorData:
     """A train or calibration split as the detector learns from it: only ``families`` among the fakes and, with
-    ``soft_real`` > 0, that many enlarged-2x and as many soft real photos (``stress_real``) added to the real class,
-    so that missing fine detail alone stops reading as synthetic."""
+    ``soft_real`` > 0, that many enlarged and as many soft real photos (``soft_real_photos``) added to the real
+    class, so that missing fine detail alone stops reading as synthetic."""
     unknown = set(families) - set(data.fakes)
     if unknown or not families:
         raise InputError(f"fake families to train on must be some of {sorted(data.fakes)}, not {sorted(families)}")
     real = dict(data.real)
     if soft_real:
-        real.update(stress_real(split, n=soft_real, sources=sources))
+        real.update(soft_real_photos(split, n=soft_real, sources=sources))
     return DetectorData(real=real, fakes={k: v for k, v in data.fakes.items() if k in families})
+
+
+def soft_real_photos(split: str, *, n: int, sources: Mapping[str, np.ndarray] | None = None
+                     ) -> dict[str, list[np.ndarray]]:
+    """Real photos to learn from that lack fine detail, at random strengths (so that no one blur or scale is the
+    cue): ``enlarged`` (area down by U(1.5, 4), bicubic back up) and ``soft`` (Gaussian blur, sigma U(0.5, 2)).
+    Crops of ``split``'s photo sources with seeds of their own, apart from ``stress_real``'s fixed-strength test
+    images."""
+    if split not in SPLITS:
+        raise InputError(f"split must be one of {SPLITS}, not {split!r}")
+    sources = photo_sources() if sources is None else sources
+    own = {k: v for k, v in sources.items() if split_of_source(k) == split}
+    base = _SEED_BASE[split] + 13
+    rng = np.random.default_rng(base)
+    enlarged = []
+    for c in photo_crops(own, n, base):
+        f = rng.uniform(1.5, 4.0)
+        small = (max(8, round(c.shape[0] / f)), max(8, round(c.shape[1] / f)))
+        enlarged.append(resize_image(resize_image(c, small), c.shape))
+    soft = [cv2.GaussianBlur(c, (0, 0), rng.uniform(0.5, 2.0)) for c in photo_crops(own, n, base + 1)]
+    return {"enlarged": enlarged, "soft": soft}
 
 
 # -------------------------------------------------------------------------------------------------- augmentation
@@ -629,8 +650,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="fake families to train and calibrate on, comma-separated (the test split keeps every "
                              "family, so one left out here is measured as unseen)")
     parser.add_argument("--soft-real", type=int, default=0,
-                        help="add this many enlarged-2x and as many soft real photos to the real class of the train "
-                             "split (n-test/n-train as many to calibration); 0: none")
+                        help="add this many enlarged and as many soft real photos, at random strengths, to the real "
+                             "class of the train split (n-test/n-train as many to calibration); 0: none")
     args = parser.parse_args(argv)
     families = [f.strip() for f in args.families.split(",") if f.strip()]
     if not families or set(families) - set(FAMILIES):

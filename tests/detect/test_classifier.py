@@ -247,7 +247,18 @@ def test_for_training_keeps_the_named_families_and_adds_soft_real_photos():
     data = DetectorData(real={"photo": flat}, fakes={"gan": flat, "upsampled": flat * 2})
     out = for_training(data, "train", families=["gan"], soft_real=3, sources=sources)
     assert set(out.fakes) == {"gan"} and len(out.real_images) == 1 + 3 + 3
-    assert set(out.real) == {"photo", "enlarged-2x", "soft"} and set(data.real) == {"photo"}  # input untouched
+    assert set(out.real) == {"photo", "enlarged", "soft"} and set(data.real) == {"photo"}  # input untouched
+    assert all(im.dtype == np.uint8 and im.ndim == 2 for im in out.real_images)
+    # Random strengths: the soft photos differ from the fixed-strength test images, and from each other in blur.
+    from synthguard.detect.detector_training import _SEED_BASE, photo_crops
+
+    originals = photo_crops(sources, 3, _SEED_BASE["train"] + 14)
+
+    def detail(im):
+        return float(np.abs(np.diff(im.astype(float), axis=1)).mean())
+
+    ratios = [detail(im) / detail(o) for im, o in zip(out.real["soft"], originals, strict=True)]
+    assert all(r < 1 for r in ratios) and max(ratios) - min(ratios) > 0.02
     assert set(for_training(data, "train", families=["gan", "upsampled"]).real) == {"photo"}
     for families in ([], ["ddpm"]):
         with pytest.raises(InputError):
