@@ -2,8 +2,9 @@
 
 Per generator family: AUC against the real test images, detection rate at the stored threshold, balanced accuracy;
 the same after JPEG 75 and after a 0.5x resize (applied to both classes alike); FPR on real photos and real digits
-at the threshold, and apart from those on harder real photos (enlarged 2x, soft); milliseconds per 512x512 image. Leave-one-family-out AUCs need retraining without each family,
-so they are read from the detector's training record (``training.json``) and labelled as such.
+at the threshold, and apart from those on harder real photos (enlarged 2x, soft); milliseconds per 512x512 image.
+Leave-one-family-out AUCs need retraining without each family, so they are read from the detector's training
+record (``training.json``) and labelled as such.
 """
 
 from __future__ import annotations

@@ -88,6 +88,14 @@ def split_of_source(name: str) -> str:
     return "test" if name in TEST_SOURCES else "calibration" if name in CALIBRATION_SOURCES else "train"
 
 
+def split_sources(split: str, sources: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """The photo sources of ``split`` (from ``sources``, default every offline photo)."""
+    if split not in SPLITS:
+        raise InputError(f"split must be one of {SPLITS}, not {split!r}")
+    sources = photo_sources() if sources is None else sources
+    return {k: v for k, v in sources.items() if split_of_source(k) == split}
+
+
 def photo_crops(sources: Mapping[str, np.ndarray], n: int, seed: int) -> list[np.ndarray]:
     """``n`` random square crops, side drawn log-uniformly from [256, min(1024, short side)], area-resized to 256
     (sources shorter than 256 give native crops of their short side: they are never upsampled)."""
@@ -178,11 +186,8 @@ def build_dataset(split: str, *, n_photo: int, n_digit: int, n_per_family: int, 
     "upsampled" family come only from that split's photo sources; digits from MNIST train (train, calibration)
     or test (test); generator seeds from a range of their own per split.
     """
-    if split not in SPLITS:
-        raise InputError(f"split must be one of {SPLITS}, not {split!r}")
+    own = split_sources(split, sources)
     base = _SEED_BASE[split]
-    sources = photo_sources() if sources is None else sources
-    own = {k: v for k, v in sources.items() if split_of_source(k) == split}
     mnist = load_mnist("test" if split == "test" else "train").images
     rng = np.random.default_rng(base)
     offset = 30_000 if split == "calibration" else 0  # calibration digits: the other half of MNIST train
@@ -228,10 +233,7 @@ def stress_real(split: str, *, n: int, sources: Mapping[str, np.ndarray] | None 
     the false-positive rate only: ``enlarged-2x`` (taken at half the resolution and enlarged: area down 2x, bicubic
     up) and ``soft`` (out of focus: Gaussian blur, sigma 1). Crops of ``split``'s photo sources, seeds of their own.
     A detector that has learned "less fine detail means synthetic" flags these; they are still captures."""
-    if split not in SPLITS:
-        raise InputError(f"split must be one of {SPLITS}, not {split!r}")
-    sources = photo_sources() if sources is None else sources
-    own = {k: v for k, v in sources.items() if split_of_source(k) == split}
+    own = split_sources(split, sources)
     base = _SEED_BASE[split] + 11
     return {"enlarged-2x": [resize_image(resize_image(c, (c.shape[0] // 2, c.shape[1] // 2)), c.shape)
                             for c in photo_crops(own, n, base)],
@@ -258,10 +260,7 @@ def soft_real_photos(split: str, *, n: int, sources: Mapping[str, np.ndarray] | 
     cue): ``enlarged`` (area down by U(1.5, 4), bicubic back up) and ``soft`` (Gaussian blur, sigma U(0.5, 2)).
     Crops of ``split``'s photo sources with seeds of their own, apart from ``stress_real``'s fixed-strength test
     images."""
-    if split not in SPLITS:
-        raise InputError(f"split must be one of {SPLITS}, not {split!r}")
-    sources = photo_sources() if sources is None else sources
-    own = {k: v for k, v in sources.items() if split_of_source(k) == split}
+    own = split_sources(split, sources)
     base = _SEED_BASE[split] + 13
     rng = np.random.default_rng(base)
     enlarged = []

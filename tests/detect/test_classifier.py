@@ -217,32 +217,34 @@ def test_train_detector_end_to_end_tiny(global_size):
     assert "harder real photos" in table(evaluation)
 
 
+def _detail(im):
+    """Mean absolute horizontal pixel difference: how much fine detail an image has."""
+    return float(np.abs(np.diff(im.astype(float), axis=1)).mean())
+
+
 def test_stress_real_photos_are_real_crops_made_softer():
     """Enlarged and soft real photos: crops of the split's own sources, each with less fine detail than the sharp
     crop it was made from."""
-    from synthguard.detect.detector_training import _SEED_BASE, photo_crops, photo_sources, split_of_source
+    from synthguard.detect.detector_training import _SEED_BASE, photo_crops, split_sources
 
-    sources = {k: v for k, v in photo_sources().items() if split_of_source(k) == "test"}
+    sources = split_sources("test")
     stress = stress_real("test", n=4, sources=sources)
     assert set(stress) == {"enlarged-2x", "soft"}
-
-    def detail(im):
-        return float(np.abs(np.diff(im.astype(float), axis=1)).mean())
 
     for offset, name in ((11, "enlarged-2x"), (12, "soft")):
         originals = photo_crops(sources, 4, _SEED_BASE["test"] + offset)
         assert len(stress[name]) == 4
         for im, original in zip(stress[name], originals, strict=True):
             assert im.dtype == np.uint8 and im.shape == original.shape
-            assert detail(im) < detail(original)
+            assert _detail(im) < _detail(original)
     with pytest.raises(InputError):
         stress_real("nope", n=1, sources=sources)
 
 
 def test_for_training_keeps_the_named_families_and_adds_soft_real_photos():
-    from synthguard.detect.detector_training import photo_sources, split_of_source
+    from synthguard.detect.detector_training import split_sources
 
-    sources = {k: v for k, v in photo_sources().items() if split_of_source(k) == "train"}
+    sources = split_sources("train")
     flat = [np.full((64, 64), 100, np.uint8)]
     data = DetectorData(real={"photo": flat}, fakes={"gan": flat, "upsampled": flat * 2})
     out = for_training(data, "train", families=["gan"], soft_real=3, sources=sources)
@@ -254,10 +256,7 @@ def test_for_training_keeps_the_named_families_and_adds_soft_real_photos():
 
     originals = photo_crops(sources, 3, _SEED_BASE["train"] + 14)
 
-    def detail(im):
-        return float(np.abs(np.diff(im.astype(float), axis=1)).mean())
-
-    ratios = [detail(im) / detail(o) for im, o in zip(out.real["soft"], originals, strict=True)]
+    ratios = [_detail(im) / _detail(o) for im, o in zip(out.real["soft"], originals, strict=True)]
     assert all(r < 1 for r in ratios) and max(ratios) - min(ratios) > 0.02
     assert set(for_training(data, "train", families=["gan", "upsampled"]).real) == {"photo"}
     for families in ([], ["ddpm"]):
