@@ -57,7 +57,7 @@ def run(n: int = 100, detector_path: Path | None = None, num_threads: int | None
     log("scoring")
     evaluation = evaluate_detector(detector, data.real, data.fakes, stress=stress_real("test", n=n, sources=sources))
     lofo = (record or {}).get("leave_one_family_out_auc")
-    text = table(evaluation, lofo)
+    text = table(evaluation, lofo, trained=((record or {}).get("training") or {}).get("families"))
     if lofo:
         text += "\n\n(AUC left out: from the detector's training record, a model retrained without that family)"
     return {"detector": detector.name, "calibration": asdict(detector.calibration), "evaluation": asdict(evaluation),

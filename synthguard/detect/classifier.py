@@ -150,8 +150,7 @@ class Calibration:
             x = x[..., None]
         if x.shape[-1] != len(self.weights):
             raise InputError(f"calibration expects {len(self.weights)} scores per image, got shape {x.shape}")
-        z = x @ np.asarray(self.weights) + self.bias
-        return 1.0 / (1.0 + np.exp(-z))
+        return _sigmoid(x @ np.asarray(self.weights) + self.bias)
 
     def save(self, folder: str | os.PathLike) -> None:
         (Path(folder) / CALIBRATION_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n")
@@ -163,6 +162,11 @@ class Calibration:
             return cls(**json.loads(path.read_text()))
         except (OSError, ValueError, TypeError) as exc:
             raise InputError(f"cannot read a calibration from {str(path)!r}: {' '.join(str(exc).split())}") from exc
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-z)) without overflow warnings for large negative scores."""
+    return np.exp(-np.logaddexp(0.0, -z))
 
 
 def fit_calibration(logits: np.ndarray, labels: np.ndarray, *, target_fpr: float = 0.01,
@@ -195,7 +199,7 @@ def fit_calibration(logits: np.ndarray, labels: np.ndarray, *, target_fpr: float
 
     optimizer.step(closure)
     weights, b = tuple(max(float(w), 1e-12) for w in log_w.detach().exp()), float(bias.detach())
-    real_p = np.sort(1.0 / (1.0 + np.exp(-(logits[labels == 0] @ np.asarray(weights) + b))))[::-1]  # descending
+    real_p = np.sort(_sigmoid(logits[labels == 0] @ np.asarray(weights) + b))[::-1]  # descending
     allowed = math.floor(target_fpr * len(real_p))  # real images that may score at or above the threshold
     # Just above the (allowed+1)-th highest real probability: that one and all below fall under the threshold.
     threshold = float(min(1.0, np.nextafter(real_p[allowed], np.inf)))

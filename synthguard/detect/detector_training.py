@@ -4,8 +4,10 @@ Real images: scikit-image and scikit-learn sample photographs, the photos of ``s
 random crops at several scales, and real MNIST digits upsampled 28 -> 256 by the very path the generators use
 (``synthguard.generators.base.resize_image``, OpenCV bicubic), so that interpolation is not the cue that separates
 real digits from fake ones. Fake families: the shipped GAN and VAE (samples, and VAE reconstructions of real
-digits), a tiny DDPM (Ho et al. 2020) trained here on MNIST with diffusers, naive 4x re-synthesis of photos
-(down-sampled, then bicubic up: what a cheap "enhancer" does) and the project's procedural images.
+digits), a tiny DDPM (Ho et al. 2020) trained here on MNIST with diffusers, and the project's procedural images.
+A sixth, "upsampled" (photos down-sampled 4x, then bicubic up: what a cheap "enhancer" does), is built for the
+test split only: trained on as fake, it made the detector flag every soft or enlarged real photo. Enlarged and
+soft real photos go into the real class instead (``--soft-real``).
 
 Shortcuts are the classic failure of such detectors (real JPEGs vs fake PNGs: see detection-peers.md), so every
 image of both classes goes through the same steps: luma, the same random resize and JPEG (quality 50-95)
@@ -59,6 +61,11 @@ TEST_SOURCES = ("coffee", "brick", "clock", "text", "hubble_deep_field", "flower
                 "c2pa:boxhash.jpg")
 SPLITS = ("train", "calibration", "test")
 FAMILIES = ("gan", "vae", "vae_recon", "ddpm", "upsampled", "procedural")
+# "upsampled" is a real photo resampled, not a generator's output: as a fake family it teaches "little fine detail
+# means synthetic", and the detector then flags soft and enlarged real photos (weights/README.md). It stays in the
+# test split, measured as a family the detector never saw.
+TRAINED_FAMILIES = tuple(f for f in FAMILIES if f != "upsampled")
+DEFAULT_SOFT_REAL = 125
 _SEED_BASE = {"train": 0, "calibration": 1_000_000, "test": 2_000_000}
 
 
@@ -180,7 +187,8 @@ class DetectorData:
 
 def build_dataset(split: str, *, n_photo: int, n_digit: int, n_per_family: int, ddpm=None,
                   sources: Mapping[str, np.ndarray] | None = None, num_threads: int | None = None) -> DetectorData:
-    """The ``split`` ("train", "calibration" or "test") of real photos, real digits and the six fake families.
+    """The ``split`` ("train", "calibration" or "test") of real photos, real digits and the six fake families
+    (``for_training`` picks the ones a detector learns from).
 
     ``ddpm`` is a ``UNet2DModel`` from ``train_tiny_ddpm`` (None leaves that family out). Photo crops and the
     "upsampled" family come only from that split's photo sources; digits from MNIST train (train, calibration)
@@ -231,13 +239,23 @@ def build_global_extra(split: str, *, n_digit: int, n_gan: int, n_vae: int,
 def stress_real(split: str, *, n: int, sources: Mapping[str, np.ndarray] | None = None) -> dict[str, list[np.ndarray]]:
     """Real photos a newsroom receives that look least like a sharp camera original, as their own domains, for
     the false-positive rate only: ``enlarged-2x`` (taken at half the resolution and enlarged: area down 2x, bicubic
-    up) and ``soft`` (out of focus: Gaussian blur, sigma 1). Crops of ``split``'s photo sources, seeds of their own.
-    A detector that has learned "less fine detail means synthetic" flags these; they are still captures."""
+    up), ``soft`` (out of focus: Gaussian blur, sigma 1), and two kinds that ``soft_real_photos`` never trains on:
+    ``enlarged-3x-bilinear`` (a third of the resolution, bilinear up) and ``denoised`` (3x3 median, as noise
+    reduction leaves it). Crops of ``split``'s photo sources, seeds of their own. A detector that has learned "less
+    fine detail means synthetic" flags these; they are still captures."""
     own = split_sources(split, sources)
     base = _SEED_BASE[split] + 11
+
+    def bilinear_3x(c: np.ndarray) -> np.ndarray:
+        small = cv2.resize(c, (c.shape[1] // 3, c.shape[0] // 3), interpolation=cv2.INTER_AREA)
+        return cv2.resize(small, (c.shape[1], c.shape[0]), interpolation=cv2.INTER_LINEAR)
+
     return {"enlarged-2x": [resize_image(resize_image(c, (c.shape[0] // 2, c.shape[1] // 2)), c.shape)
                             for c in photo_crops(own, n, base)],
-            "soft": [cv2.GaussianBlur(c, (0, 0), 1.0) for c in photo_crops(own, n, base + 1)]}
+            "soft": [cv2.GaussianBlur(c, (0, 0), 1.0) for c in photo_crops(own, n, base + 1)],
+            # seeds base + 2, + 3 are soft_real_photos' (training images)
+            "enlarged-3x-bilinear": [bilinear_3x(c) for c in photo_crops(own, n, base + 4)],
+            "denoised": [cv2.medianBlur(c, 3) for c in photo_crops(own, n, base + 5)]}
 
 
 def for_training(data: DetectorData, split: str, *, families: Sequence[str], soft_real: int = 0,
@@ -600,26 +618,36 @@ def leave_one_family_out(train: DetectorData, calibration: DetectorData, test: D
     return aucs
 
 
-def table(evaluation: DetectorEvaluation, lofo: Mapping[str, float] | None = None) -> str:
-    """The evaluation as a Markdown table: one row per family, AUC / detection rate per perturbation."""
+def table(evaluation: DetectorEvaluation, lofo: Mapping[str, float] | None = None,
+          trained: Sequence[str] | None = None) -> str:
+    """The evaluation as a Markdown table: one row per family, AUC / detection rate per perturbation.
+
+    ``trained``: the fake families the detector was trained on (default: all). A test family outside it is marked
+    "(not trained)": its row measures a generator the detector never saw, so its own AUC is a left-out figure."""
     names = list(dict.fromkeys(row.perturbation for row in evaluation.families))
     by = {(row.family, row.perturbation): row for row in evaluation.families}
+    unseen = [f for f in evaluation.n_per_family if trained is not None and f not in trained]
     header = ["family", "n"] + [f"AUC {p}" for p in names] + [f"TPR {p}" for p in names] + ["bal. acc"]
     if lofo is not None:
         header.append("AUC left out")
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for family, n in evaluation.n_per_family.items():
-        cells = [family, str(n)] + [f"{by[family, p].auc:.3f}" for p in names]
+        cells = [family + (" (not trained)" if family in unseen else ""), str(n)]
+        cells += [f"{by[family, p].auc:.3f}" for p in names]
         cells += [f"{by[family, p].tpr:.2f}" for p in names] + [f"{by[family, names[0]].accuracy:.3f}"]
         if lofo is not None:
-            cells.append(f"{lofo[family]:.3f}" if family in lofo else "-")
+            left_out = by[family, names[0]].auc if family in unseen else lofo.get(family)
+            cells.append("-" if left_out is None else f"{left_out:.3f}")
         lines.append("| " + " | ".join(cells) + " |")
+    if unseen:
+        lines.append(f"\n(not trained): not in this detector's training ({', '.join(unseen)}); every figure in such a "
+                     "row is for a family the detector never saw")
     for p in names:
         fpr = evaluation.fpr[p]
         lines.append(f"\nFPR on real test images at the threshold, {p}: "
                      + ", ".join(f"{d} {v:.3f}" for d, v in fpr.items()))
     for p, fpr in evaluation.stress_fpr.items():
-        lines.append(f"\nFPR on harder real photos (enlarged, soft; not in the AUCs) at the threshold, {p}: "
+        lines.append(f"\nFPR on harder real photos (enlarged, soft, denoised; not in the AUCs) at the threshold, {p}: "
                      + ", ".join(f"{d} {v:.3f}" for d, v in fpr.items()))
     lines.append(f"\n{evaluation.ms_per_512:.1f} ms per 512x512 image ({evaluation.n_real} real test images)")
     return "\n".join(lines)
@@ -645,12 +673,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-global", type=int, default=6000, help="extra real digits and GAN samples (and half "
                                                                    "as many VAE samples) for the global view")
     parser.add_argument("--lofo-global-epochs", type=int, default=3)
-    parser.add_argument("--families", default=",".join(FAMILIES),
-                        help="fake families to train and calibrate on, comma-separated (the test split keeps every "
-                             "family, so one left out here is measured as unseen)")
-    parser.add_argument("--soft-real", type=int, default=0,
+    parser.add_argument("--families", default=",".join(TRAINED_FAMILIES),
+                        help="fake families to train and calibrate on, comma-separated, from "
+                             f"{', '.join(FAMILIES)} (the test split keeps every family, so one left out here is "
+                             "measured as unseen; default: all but upsampled)")
+    parser.add_argument("--soft-real", type=int, default=DEFAULT_SOFT_REAL,
                         help="add this many enlarged and as many soft real photos, at random strengths, to the real "
-                             "class of the train split (n-test/n-train as many to calibration); 0: none")
+                             "class of the train split (n-test/n-train as many to calibration); 0: none "
+                             "(default: %(default)s)")
     args = parser.parse_args(argv)
     families = [f.strip() for f in args.families.split(",") if f.strip()]
     if not families or set(families) - set(FAMILIES):
@@ -701,7 +731,7 @@ def main(argv: list[str] | None = None) -> None:
         same_budget = {row.family: row.auc for row in
                        evaluate_detector(reference, data["test"].real, data["test"].fakes, perturbations=("none",)
                                          ).families}
-    text = table(evaluation, lofo)
+    text = table(evaluation, lofo, trained=families)
     if same_budget is not None:
         text += ("\n\nIn-family AUC of a model with the leave-one-out budget "
                  f"({args.lofo_steps} steps): " + ", ".join(f"{k} {v:.3f}" for k, v in same_budget.items()))

@@ -215,6 +215,13 @@ def test_train_detector_end_to_end_tiny(global_size):
     expected = np.mean([detector.score(im).probability >= threshold for im in fakes["flat"][:2]])
     assert evaluation.stress_fpr["none"]["flat-as-real"] == pytest.approx(expected)
     assert "harder real photos" in table(evaluation)
+    # A family the detector was not trained on is marked, and its own AUC is its left-out figure.
+    auc = next(row.auc for row in evaluation.families if row.perturbation == "none")
+    assert "| flat | 6 |" in table(evaluation, {"flat": 0.25}, trained=["flat"])
+    assert "0.250" in table(evaluation, {"flat": 0.25}, trained=["flat"])
+    marked = table(evaluation, {}, trained=["other"])
+    assert "| flat (not trained) | 6 |" in marked and "never saw" in marked
+    assert marked.splitlines()[2].endswith(f" {auc:.3f} |")
 
 
 def _detail(im):
@@ -223,15 +230,15 @@ def _detail(im):
 
 
 def test_stress_real_photos_are_real_crops_made_softer():
-    """Enlarged and soft real photos: crops of the split's own sources, each with less fine detail than the sharp
-    crop it was made from."""
+    """Enlarged, soft and denoised real photos: crops of the split's own sources, each with less fine detail than
+    the sharp crop it was made from."""
     from synthguard.detect.detector_training import _SEED_BASE, photo_crops, split_sources
 
     sources = split_sources("test")
     stress = stress_real("test", n=4, sources=sources)
-    assert set(stress) == {"enlarged-2x", "soft"}
+    assert set(stress) == {"enlarged-2x", "soft", "enlarged-3x-bilinear", "denoised"}
 
-    for offset, name in ((11, "enlarged-2x"), (12, "soft")):
+    for offset, name in ((11, "enlarged-2x"), (12, "soft"), (15, "enlarged-3x-bilinear"), (16, "denoised")):
         originals = photo_crops(sources, 4, _SEED_BASE["test"] + offset)
         assert len(stress[name]) == 4
         for im, original in zip(stress[name], originals, strict=True):
@@ -281,7 +288,7 @@ def test_builtin_flags_most_gan_samples_and_no_real_photo():
     detector = builtin_detector(num_threads=1)
     fakes = builtin_generator("gan", num_threads=1).generate(20, 4_000_000, device="cpu").images
     flagged = sum(detector.score(im).synthetic for im in fakes)
-    assert flagged >= 10, flagged  # measured TPR at the 1 % FPR threshold is about 0.6 (weights/README.md)
+    assert flagged >= 10, flagged  # measured TPR at the 1 % FPR threshold is 0.66 (weights/README.md)
     for name in ("astronaut", "coffee", "camera", "rocket", "chelsea", "moon", "page"):
         assert not detector.score(getattr(data, name)()).synthetic, name
 
@@ -301,3 +308,15 @@ def test_bench_detector_runs_small(home):
     families = {row["family"] for row in report["evaluation"]["families"]}
     assert families == {"gan", "vae", "vae_recon", "upsampled", "procedural", "ddpm"}
     assert "AUC left out" in report["table"] and report["evaluation"]["ms_per_512"] > 0
+
+
+def test_training_run_defaults_leave_out_resampled_photos_and_refuse_unknown_families(tmp_path, capsys):
+    """The shipped recipe is the default: every generator family but "upsampled" (resampled real photos), plus soft
+    and enlarged real photos; an unknown family stops the run before anything is trained."""
+    from synthguard.detect.detector_training import DEFAULT_SOFT_REAL, FAMILIES, TRAINED_FAMILIES, main
+
+    assert set(FAMILIES) - set(TRAINED_FAMILIES) == {"upsampled"} and DEFAULT_SOFT_REAL > 0
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--out", str(tmp_path / "run"), "--families", "gan,bogus"])
+    assert exit_info.value.code == 2 and "choose from" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
