@@ -65,7 +65,8 @@ FAMILIES = ("gan", "vae", "vae_recon", "ddpm", "upsampled", "procedural")
 # means synthetic", and the detector then flags soft and enlarged real photos (weights/README.md). It stays in the
 # test split, measured as a family the detector never saw.
 TRAINED_FAMILIES = tuple(f for f in FAMILIES if f != "upsampled")
-DEFAULT_SOFT_REAL = 125
+DEFAULT_SOFT_REAL = 250
+BUILTIN_GLOBAL_EPOCHS = 24  # the shipped weights' global view; `synthguard train detector` defaults to 16
 _SEED_BASE = {"train": 0, "calibration": 1_000_000, "test": 2_000_000}
 
 
@@ -239,9 +240,9 @@ def build_global_extra(split: str, *, n_digit: int, n_gan: int, n_vae: int,
 def stress_real(split: str, *, n: int, sources: Mapping[str, np.ndarray] | None = None) -> dict[str, list[np.ndarray]]:
     """Real photos a newsroom receives that look least like a sharp camera original, as their own domains, for
     the false-positive rate only: ``enlarged-2x`` (taken at half the resolution and enlarged: area down 2x, bicubic
-    up), ``soft`` (out of focus: Gaussian blur, sigma 1), and two kinds that ``soft_real_photos`` never trains on:
-    ``enlarged-3x-bilinear`` (a third of the resolution, bilinear up) and ``denoised`` (3x3 median, as noise
-    reduction leaves it). Crops of ``split``'s photo sources, seeds of their own. A detector that has learned "less
+    up), ``soft`` (out of focus: Gaussian blur, sigma 1), ``enlarged-3x-bilinear`` (a third of the resolution,
+    bilinear up) and ``denoised`` (3x3 median, as noise reduction leaves it: a kind ``soft_real_photos`` never
+    trains on). Crops of ``split``'s photo sources, seeds of their own. A detector that has learned "less
     fine detail means synthetic" flags these; they are still captures."""
     own = split_sources(split, sources)
     base = _SEED_BASE[split] + 11
@@ -272,10 +273,14 @@ def for_training(data: DetectorData, split: str, *, families: Sequence[str], sof
     return DetectorData(real=real, fakes={k: v for k, v in data.fakes.items() if k in families})
 
 
+_UPSCALERS = (cv2.INTER_LINEAR, cv2.INTER_CUBIC, cv2.INTER_LANCZOS4)  # how photo editors and browsers enlarge
+
+
 def soft_real_photos(split: str, *, n: int, sources: Mapping[str, np.ndarray] | None = None
                      ) -> dict[str, list[np.ndarray]]:
     """Real photos to learn from that lack fine detail, at random strengths (so that no one blur or scale is the
-    cue): ``enlarged`` (area down by U(1.5, 4), bicubic back up) and ``soft`` (Gaussian blur, sigma U(0.5, 2)).
+    cue): ``enlarged`` (area down by U(1.5, 4), back up bilinear, bicubic or Lanczos) and ``soft`` (Gaussian blur,
+    sigma U(0.5, 2)).
     Crops of ``split``'s photo sources with seeds of their own, apart from ``stress_real``'s fixed-strength test
     images."""
     own = split_sources(split, sources)
@@ -284,8 +289,8 @@ def soft_real_photos(split: str, *, n: int, sources: Mapping[str, np.ndarray] | 
     enlarged = []
     for c in photo_crops(own, n, base):
         f = rng.uniform(1.5, 4.0)
-        small = (max(8, round(c.shape[0] / f)), max(8, round(c.shape[1] / f)))
-        enlarged.append(resize_image(resize_image(c, small), c.shape))
+        small = resize_image(c, (max(8, round(c.shape[0] / f)), max(8, round(c.shape[1] / f))))
+        enlarged.append(cv2.resize(small, (c.shape[1], c.shape[0]), interpolation=_UPSCALERS[rng.integers(3)]))
     soft = [cv2.GaussianBlur(c, (0, 0), rng.uniform(0.5, 2.0)) for c in photo_crops(own, n, base + 1)]
     return {"enlarged": enlarged, "soft": soft}
 
@@ -669,7 +674,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ddpm-steps", type=int, default=400)
     parser.add_argument("--n-train", type=int, default=250, help="images per fake family and per real domain")
     parser.add_argument("--n-test", type=int, default=100)
-    parser.add_argument("--global-epochs", type=int, default=DetectorTrainConfig.global_epochs)
+    parser.add_argument("--global-epochs", type=int, default=BUILTIN_GLOBAL_EPOCHS)
     parser.add_argument("--n-global", type=int, default=6000, help="extra real digits and GAN samples (and half "
                                                                    "as many VAE samples) for the global view")
     parser.add_argument("--lofo-global-epochs", type=int, default=3)
@@ -734,7 +739,8 @@ def main(argv: list[str] | None = None) -> None:
     text = table(evaluation, lofo, trained=families)
     if same_budget is not None:
         text += ("\n\nIn-family AUC of a model with the leave-one-out budget "
-                 f"({args.lofo_steps} steps): " + ", ".join(f"{k} {v:.3f}" for k, v in same_budget.items()))
+                 f"({args.lofo_steps} steps): " + ", ".join(f"{k} {v:.3f}" for k, v in same_budget.items()
+                                                             if k in families))
     log("done\n" + text)
     (out / "evaluation.md").write_text(text + "\n")
     (out / "training.json").write_text(json.dumps({

@@ -288,7 +288,7 @@ def test_builtin_flags_most_gan_samples_and_no_real_photo():
     detector = builtin_detector(num_threads=1)
     fakes = builtin_generator("gan", num_threads=1).generate(20, 4_000_000, device="cpu").images
     flagged = sum(detector.score(im).synthetic for im in fakes)
-    assert flagged >= 10, flagged  # measured TPR at the 1 % FPR threshold is 0.66 (weights/README.md)
+    assert flagged >= 10, flagged  # measured TPR at the 1 % FPR threshold is 0.78 (weights/README.md)
     for name in ("astronaut", "coffee", "camera", "rocket", "chelsea", "moon", "page"):
         assert not detector.score(getattr(data, name)()).synthetic, name
 
