@@ -1547,10 +1547,13 @@ def bench_sign(repeat: int, as_json: bool) -> None:
               help="Test images per generator family and per real domain (photos, digits).")
 @click.option("--detector", "detector_path", type=click.Path(file_okay=False, path_type=Path),
               help="A detector folder from `synthguard train detector` (default: the built-in one).")
+@click.option("--threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Measure detection and false-positive rates at this P(synthetic) instead of the calibrated "
+                   "threshold (e.g. a policy's classifier_threshold).")
 @click.option("--threads", type=click.IntRange(1), default=1, show_default=True, help="torch CPU threads.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @handle_errors
-def bench_detector(n, detector_path, threads, as_json) -> None:
+def bench_detector(n, detector_path, threshold, threads, as_json) -> None:
     """AUC, detection rate at the threshold, FPR on real images and time per image of the synthetic-image
     detector, per generator family, clean and after JPEG 75 / resize 0.5, on held-out test data.
 
@@ -1558,10 +1561,11 @@ def bench_detector(n, detector_path, threads, as_json) -> None:
     Examples:
       synthguard bench detector
       synthguard bench detector -n 200 --json > detector.json
+      synthguard bench detector --threshold 0.5   # the rates under policies/newsroom-strict.yaml
     """
     from synthguard.bench.detector_bench import run  # noqa: PLC0415
 
-    result = run(n, detector_path, threads, log=lambda line: click.echo(line, err=True))
+    result = run(n, detector_path, threads, log=lambda line: click.echo(line, err=True), threshold=threshold)
     if as_json:
         _print_json(result)
     else:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from importlib.resources import as_file, files
 from pathlib import Path
 
@@ -35,8 +35,14 @@ def _builtin_ddpm(num_threads: int | None):
         return load_model(UNet2DModel, folder) if Path(folder).is_dir() else None
 
 
-def run(n: int = 100, detector_path: Path | None = None, num_threads: int | None = None, log=print) -> dict:
-    """Evaluate on ``n`` test images per family and per real domain; returns a JSON-ready dict with a table."""
+def run(n: int = 100, detector_path: Path | None = None, num_threads: int | None = None, log=print,
+        threshold: float | None = None) -> dict:
+    """Evaluate on ``n`` test images per family and per real domain; returns a JSON-ready dict with a table.
+
+    ``threshold``: measure the detection and false-positive rates at this P(synthetic) instead of the detector's
+    calibrated threshold (what a policy's ``classifier_threshold`` would do); the AUCs do not depend on it."""
+    if threshold is not None and not 0 < threshold < 1:
+        raise InputError(f"threshold must be between 0 and 1, not {threshold!r}")
     if importlib.util.find_spec("skimage") is None or importlib.util.find_spec("sklearn") is None:
         raise InputError(f"bench detector needs scikit-image and scikit-learn (the real photos): {INSTALL}")
     from synthguard.detect.detector_training import (build_dataset, evaluate_detector, photo_sources,  # noqa: PLC0415
@@ -49,6 +55,9 @@ def run(n: int = 100, detector_path: Path | None = None, num_threads: int | None
         detector = PatchDetector.from_pretrained(detector_path, name=str(detector_path), num_threads=num_threads)
         path = Path(detector_path) / "training.json"
         record = json.loads(path.read_text()) if path.is_file() else None
+    calibrated = detector.calibration.threshold
+    if threshold is not None:
+        detector.calibration = replace(detector.calibration, threshold=threshold)
     ddpm = _builtin_ddpm(num_threads)
     log(f"building the test split ({n} per family{'' if ddpm is not None else '; no DDPM weights: family skipped'})")
     sources = photo_sources()
@@ -60,5 +69,7 @@ def run(n: int = 100, detector_path: Path | None = None, num_threads: int | None
     text = table(evaluation, lofo, trained=((record or {}).get("training") or {}).get("families"))
     if lofo:
         text += "\n\n(AUC left out: from the detector's training record, a model retrained without that family)"
-    return {"detector": detector.name, "calibration": asdict(detector.calibration), "evaluation": asdict(evaluation),
+    if threshold is not None:
+        text += f"\n\nRates at the threshold {threshold:g} given by --threshold (calibrated: {calibrated:.4f})"
+    return {"detector": detector.name, "calibration": asdict(detector.calibration), "calibrated_threshold": calibrated, "evaluation": asdict(evaluation),
             "leave_one_family_out_auc": lofo, "table": text}

@@ -308,6 +308,18 @@ def test_bench_detector_runs_small(home):
     families = {row["family"] for row in report["evaluation"]["families"]}
     assert families == {"gan", "vae", "vae_recon", "upsampled", "procedural", "ddpm"}
     assert "AUC left out" in report["table"] and report["evaluation"]["ms_per_512"] > 0
+    # A lower threshold (as a policy may set) flags at least as much of everything; the AUCs do not move.
+    low = json.loads(CliRunner().invoke(main, ["bench", "detector", "-n", "5", "--threshold", "0.01", "--json"]).stdout)
+    assert low["calibration"]["threshold"] == 0.01
+    assert low["calibrated_threshold"] == report["calibration"]["threshold"] == builtin_detector().calibration.threshold
+    assert "--threshold" in low["table"]
+    rows = {(r["family"], r["perturbation"]): r for r in report["evaluation"]["families"]}
+    for row in low["evaluation"]["families"]:
+        assert row["auc"] == rows[row["family"], row["perturbation"]]["auc"]
+        assert row["tpr"] >= rows[row["family"], row["perturbation"]]["tpr"]
+    assert low["evaluation"]["fpr"]["none"]["all"] >= report["evaluation"]["fpr"]["none"]["all"]
+    refused = CliRunner().invoke(main, ["bench", "detector", "--threshold", "1.5"])
+    assert refused.exit_code == 2 and "Traceback" not in refused.output
 
 
 def test_training_run_defaults_leave_out_resampled_photos_and_refuse_unknown_families(tmp_path, capsys):
