@@ -2,7 +2,8 @@
 
 Per generator family: AUC against the real test images, detection rate at the stored threshold, balanced accuracy;
 the same after JPEG 75 and after a 0.5x resize (applied to both classes alike); FPR on real photos and real digits
-at the threshold, and apart from those on harder real photos (enlarged 2x, soft); milliseconds per 512x512 image.
+at the threshold, and apart from those on harder real photos (``stress_real``: enlarged, soft, denoised);
+milliseconds per 512x512 image; with ``threshold``, the rates at a threshold of the caller's choosing.
 Leave-one-family-out AUCs need retraining without each family, so they are read from the detector's training
 record (``training.json``) and labelled as such.
 """
@@ -71,5 +72,6 @@ def run(n: int = 100, detector_path: Path | None = None, num_threads: int | None
         text += "\n\n(AUC left out: from the detector's training record, a model retrained without that family)"
     if threshold is not None:
         text += f"\n\nRates at the threshold {threshold:g} given by --threshold (calibrated: {calibrated:.4f})"
-    return {"detector": detector.name, "calibration": asdict(detector.calibration), "calibrated_threshold": calibrated, "evaluation": asdict(evaluation),
-            "leave_one_family_out_auc": lofo, "table": text}
+    return {"detector": detector.name, "calibration": asdict(detector.calibration),
+            "calibrated_threshold": calibrated, "evaluation": asdict(evaluation), "leave_one_family_out_auc": lofo,
+            "table": text}

@@ -119,6 +119,12 @@ def photo_crops(sources: Mapping[str, np.ndarray], n: int, seed: int) -> list[np
     return crops
 
 
+def enlarged(image: np.ndarray, small: tuple[int, int], interpolation: int) -> np.ndarray:
+    """``image`` as if taken at the lower resolution ``small`` (height, width: area down) and enlarged back to its
+    own size with the OpenCV ``interpolation``."""
+    return cv2.resize(resize_image(image, small), (image.shape[1], image.shape[0]), interpolation=interpolation)
+
+
 def upsample_digits(digits: np.ndarray) -> list[np.ndarray]:
     """(N, 28, 28) uint8 -> N x (256, 256) by the generators' own resampling (OpenCV bicubic, saturated)."""
     return [resize_image(d, (IMAGE_SIZE, IMAGE_SIZE)) for d in digits]
@@ -209,7 +215,7 @@ def build_dataset(split: str, *, n_photo: int, n_digit: int, n_per_family: int, 
         "gan": gan.generate(n_per_family, base, device="cpu").images,
         "vae": vae.generate(n_per_family, base, device="cpu").images,
         "vae_recon": [vae.reconstruct(d) for d in recon_sources],
-        "upsampled": [resize_image(resize_image(c, (c.shape[0] // 4, c.shape[1] // 4)), c.shape)
+        "upsampled": [enlarged(c, (c.shape[0] // 4, c.shape[1] // 4), cv2.INTER_CUBIC)
                       for c in photo_crops(own, n_per_family, base + 7)],
         "procedural": [to_luma(procedural_image(IMAGE_SIZE, IMAGE_SIZE, seed=base + i)) for i in range(n_per_family)],
     }
@@ -246,16 +252,12 @@ def stress_real(split: str, *, n: int, sources: Mapping[str, np.ndarray] | None 
     fine detail means synthetic" flags these; they are still captures."""
     own = split_sources(split, sources)
     base = _SEED_BASE[split] + 11
-
-    def bilinear_3x(c: np.ndarray) -> np.ndarray:
-        small = cv2.resize(c, (c.shape[1] // 3, c.shape[0] // 3), interpolation=cv2.INTER_AREA)
-        return cv2.resize(small, (c.shape[1], c.shape[0]), interpolation=cv2.INTER_LINEAR)
-
-    return {"enlarged-2x": [resize_image(resize_image(c, (c.shape[0] // 2, c.shape[1] // 2)), c.shape)
+    return {"enlarged-2x": [enlarged(c, (c.shape[0] // 2, c.shape[1] // 2), cv2.INTER_CUBIC)
                             for c in photo_crops(own, n, base)],
             "soft": [cv2.GaussianBlur(c, (0, 0), 1.0) for c in photo_crops(own, n, base + 1)],
             # seeds base + 2, + 3 are soft_real_photos' (training images)
-            "enlarged-3x-bilinear": [bilinear_3x(c) for c in photo_crops(own, n, base + 4)],
+            "enlarged-3x-bilinear": [enlarged(c, (c.shape[0] // 3, c.shape[1] // 3), cv2.INTER_LINEAR)
+                                     for c in photo_crops(own, n, base + 4)],
             "denoised": [cv2.medianBlur(c, 3) for c in photo_crops(own, n, base + 5)]}
 
 
@@ -286,13 +288,13 @@ def soft_real_photos(split: str, *, n: int, sources: Mapping[str, np.ndarray] | 
     own = split_sources(split, sources)
     base = _SEED_BASE[split] + 13
     rng = np.random.default_rng(base)
-    enlarged = []
+    larger = []
     for c in photo_crops(own, n, base):
         f = rng.uniform(1.5, 4.0)
-        small = resize_image(c, (max(8, round(c.shape[0] / f)), max(8, round(c.shape[1] / f))))
-        enlarged.append(cv2.resize(small, (c.shape[1], c.shape[0]), interpolation=_UPSCALERS[rng.integers(3)]))
+        small = (max(8, round(c.shape[0] / f)), max(8, round(c.shape[1] / f)))
+        larger.append(enlarged(c, small, _UPSCALERS[rng.integers(3)]))
     soft = [cv2.GaussianBlur(c, (0, 0), rng.uniform(0.5, 2.0)) for c in photo_crops(own, n, base + 1)]
-    return {"enlarged": enlarged, "soft": soft}
+    return {"enlarged": larger, "soft": soft}
 
 
 # -------------------------------------------------------------------------------------------------- augmentation
