@@ -17,8 +17,8 @@ import sys
 import torch
 
 from synthguard.bench import text_watermark_bench as tb
-from synthguard.generators.text import load_text_model
-from synthguard.watermark.text_watermark import KGWText, SynthIDText, derive_key
+from synthguard.models.text import load_text_model
+from synthguard.watermark.text.schemes import KGWText, SynthIDText, derive_key
 
 
 def main() -> None:

@@ -9,14 +9,14 @@ from pathlib import Path
 
 from PIL import Image
 
+from synthguard.core.home import Home
+from synthguard.core.samples import procedural_image
 from synthguard.detect import inspect_file
-from synthguard.home import Home
 from synthguard.policy import DEFAULT_POLICY
 from synthguard.provenance.identity import IdentityStore
 from synthguard.provenance.ledger import Ledger
 from synthguard.provenance.manifest import DigitalSourceType, ManifestSpec, ModelInfo
 from synthguard.provenance.signing import SigningSession
-from synthguard.samples import procedural_image
 
 
 def main(folder: Path) -> None:

@@ -13,10 +13,10 @@ import sys
 
 import torch
 
-from synthguard.generators.text import generate_text, load_text_model
-from synthguard.home import Home
+from synthguard.core.home import Home
+from synthguard.models.text import generate_text, load_text_model
 from synthguard.provenance.identity import IdentityStore
-from synthguard.watermark.text_watermark import detect_windows, make_watermarker
+from synthguard.watermark.text.schemes import detect_windows, make_watermarker
 
 
 def main(prompt: str) -> None:

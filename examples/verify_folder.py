@@ -12,9 +12,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from synthguard.home import Home
+from synthguard.core.home import Home
+from synthguard.desk.batch import VerifySettings, verify
 from synthguard.policy import load_policy
-from synthguard.verify import VerifySettings, verify
 
 REPO = Path(__file__).resolve().parents[1]
 

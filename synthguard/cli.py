@@ -15,8 +15,8 @@ from pathlib import Path
 import click
 
 from synthguard import __version__
+from synthguard.core.home import Home
 from synthguard.errors import InputError, SynthGuardError
-from synthguard.home import Home
 
 EXIT_INTERNAL = 1
 EXIT_INTERRUPTED = 130
@@ -198,7 +198,7 @@ def keys_export_trust(output: Path | None, force: bool) -> None:
     """
     from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
 
-    from synthguard.fileio import check_output_path, write_atomic  # noqa: PLC0415
+    from synthguard.core.fileio import check_output_path, write_atomic  # noqa: PLC0415
     from synthguard.provenance.identity import IdentityStore  # noqa: PLC0415
 
     pem = IdentityStore(_home()).load().anchor.public_bytes(serialization.Encoding.PEM)
@@ -281,12 +281,11 @@ def sign(file: Path, output: Path, title, source_type, model_name, model_version
       synthguard sign article.md -o out/article.md        # writes out/article.md + out/article.md.c2pa
       synthguard sign chart.png -o chart-signed.png --no-watermark
     """
-    from synthguard.fileio import check_output_path  # noqa: PLC0415
-    from synthguard.media import MediaKind, decode_image, sniff  # noqa: PLC0415
+    from synthguard.core.fileio import check_output_path  # noqa: PLC0415
+    from synthguard.core.media import MediaKind, decode_image, sniff  # noqa: PLC0415
     from synthguard.provenance.identity import IdentityStore  # noqa: PLC0415
     from synthguard.provenance.ledger import Ledger  # noqa: PLC0415
-    from synthguard.provenance.manifest import (DigitalSourceType, ManifestSpec, ModelInfo,  # noqa: PLC0415
-                                                TrainingMining)
+    from synthguard.provenance.manifest import DigitalSourceType, ManifestSpec, ModelInfo, TrainingMining  # noqa: PLC0415
     from synthguard.provenance.signing import SigningSession  # noqa: PLC0415
     from synthguard.stamp import Stamper  # noqa: PLC0415
     from synthguard.watermark import default_image_watermarker  # noqa: PLC0415
@@ -424,7 +423,7 @@ def detect(files: tuple[Path, ...], as_json: bool, policy_path, trust_paths, no_
         detector = load_detector(detector_path, num_threads=threads)
     trust = policy.trust_anchors(home, extra=tuple(trust_paths))
     if report_path is not None:
-        from synthguard.fileio import check_output_path  # noqa: PLC0415
+        from synthguard.core.fileio import check_output_path  # noqa: PLC0415
 
         check_output_path(report_path, inputs=files, overwrite=True)
     ledger = None if no_ledger or not home.ledger_path.exists() else Ledger(home.ledger_path)
@@ -432,7 +431,7 @@ def detect(files: tuple[Path, ...], as_json: bool, policy_path, trust_paths, no_
     text_checks = []
 
     def checks_for(path: Path):
-        from synthguard.media import MediaKind, sniff  # noqa: PLC0415
+        from synthguard.core.media import MediaKind, sniff  # noqa: PLC0415
 
         if text_checks or not path.is_file() or sniff(path).kind is not MediaKind.TEXT:
             return text_checks[0] if text_checks else None
@@ -476,7 +475,7 @@ def _text_checks(home: Home, text_model: str, text_scorer: str | None, threads: 
 def _write_report(report_path: Path | None, done, errors, as_json: bool) -> None:
     if report_path is None:
         return
-    from synthguard.report import write_report  # noqa: PLC0415
+    from synthguard.desk.report import write_report  # noqa: PLC0415
 
     write_report(report_path, done, errors)
     if not as_json:
@@ -544,10 +543,10 @@ def verify(paths, policy_path, jsonl_path, report_path, workers, resume, force, 
     """
     from tqdm import tqdm  # noqa: PLC0415
 
+    from synthguard.core.fileio import check_output_path  # noqa: PLC0415
+    from synthguard.desk.batch import VerifySettings, write_batch_report  # noqa: PLC0415
+    from synthguard.desk.batch import verify as run_verify
     from synthguard.policy import load_policy  # noqa: PLC0415
-    from synthguard.verify import VerifySettings, verify as run_verify, write_batch_report  # noqa: PLC0415
-
-    from synthguard.fileio import check_output_path  # noqa: PLC0415
 
     policy = load_policy(policy_path)
     for path in (jsonl_path, report_path):
@@ -620,9 +619,9 @@ def serve(host: str, port: int, policy_path, max_upload_mb: int, storage) -> Non
         import uvicorn  # noqa: PLC0415
     except ImportError:
         raise InputError("the desk needs its web extras: pip install -c constraints.txt -e '.[desk]'") from None
-    from synthguard.desk import create_app  # noqa: PLC0415
+    from synthguard.desk.batch import VerifySettings  # noqa: PLC0415
+    from synthguard.desk.web import create_app  # noqa: PLC0415
     from synthguard.policy import load_policy  # noqa: PLC0415
-    from synthguard.verify import VerifySettings  # noqa: PLC0415
 
     if host not in ("127.0.0.1", "localhost", "::1"):
         click.echo(f"warning: binding to {host}: other machines on that network can reach the desk and its "
@@ -711,8 +710,8 @@ def audit_review(file: Path, decision: str, editor: str, note: str, policy_path)
     Example:
       synthguard audit review photo.jpg --decision label-ai --editor "A. Editor" --note "AI illustration"
     """
-    from synthguard.audit import AuditLog  # noqa: PLC0415
-    from synthguard.media import file_sha256  # noqa: PLC0415
+    from synthguard.core.media import file_sha256  # noqa: PLC0415
+    from synthguard.desk.audit import AuditLog  # noqa: PLC0415
     from synthguard.policy import load_policy  # noqa: PLC0415
 
     if not file.is_file():
@@ -736,8 +735,8 @@ def audit_show(file: Path | None, last: int | None, as_json: bool) -> None:
     Example:
       synthguard audit show photo.jpg
     """
-    from synthguard.audit import AuditLog  # noqa: PLC0415
-    from synthguard.media import file_sha256  # noqa: PLC0415
+    from synthguard.core.media import file_sha256  # noqa: PLC0415
+    from synthguard.desk.audit import AuditLog  # noqa: PLC0415
 
     home = _home()
     if not home.audit_path.exists():
@@ -842,7 +841,8 @@ def generate(backend, n, seed, model, output_dir, fmt, device, batch_size, size,
 
     from tqdm import tqdm  # noqa: PLC0415
 
-    from synthguard.generation import generate_and_stamp, interpolate_and_stamp, load_generator  # noqa: PLC0415
+    from synthguard.generate.backends import load_generator  # noqa: PLC0415
+    from synthguard.generate.runs import generate_and_stamp, interpolate_and_stamp  # noqa: PLC0415
 
     if not watermark:
         click.echo("note: --no-watermark: images carry no invisible watermark; their signed manifests still declare "
@@ -881,7 +881,7 @@ def _read_prompts(prompt: str | None, prompts_file: Path | None) -> list[str]:
     if prompt is not None and prompts_file is not None:
         raise InputError("give --prompt or --prompts-file, not both")
     if prompts_file is not None:
-        from synthguard.media import read_text  # noqa: PLC0415
+        from synthguard.core.media import read_text  # noqa: PLC0415
 
         if not prompts_file.is_file():
             raise InputError(f"{prompts_file}: no such file")
@@ -899,11 +899,11 @@ def _generate_text(model, prompt, prompts_file, n, seed, output, device, batch_s
     import torch  # noqa: PLC0415
     from tqdm import tqdm  # noqa: PLC0415
 
-    from synthguard.generators.text import load_text_model  # noqa: PLC0415
+    from synthguard.generate.text_runs import generate_and_stamp_text  # noqa: PLC0415
+    from synthguard.models.text import load_text_model  # noqa: PLC0415
     from synthguard.provenance.ledger import Ledger  # noqa: PLC0415
     from synthguard.provenance.signing import SigningSession  # noqa: PLC0415
-    from synthguard.text_generation import generate_and_stamp_text  # noqa: PLC0415
-    from synthguard.watermark.text_watermark import make_watermarker  # noqa: PLC0415
+    from synthguard.watermark.text.schemes import make_watermarker  # noqa: PLC0415
 
     if threads:
         torch.set_num_threads(threads)
@@ -983,7 +983,7 @@ def _prepare_output(output: Path, force: bool) -> None:
 
 
 def _training_record(output: Path, record: dict) -> None:
-    from synthguard.fileio import write_atomic  # noqa: PLC0415
+    from synthguard.core.fileio import write_atomic  # noqa: PLC0415
 
     output.mkdir(parents=True, exist_ok=True)
     write_atomic(output / "training.json", (json.dumps(record, indent=2, default=str) + "\n").encode())
@@ -1008,9 +1008,9 @@ def train_gan_cmd(data, epochs, batch_size, seed, device, threads, limit, output
     Example:
       synthguard train gan --data mnist --epochs 25 --device cuda -o my-gan/
     """
-    from synthguard.generators.builtin import builtin_feature_extractor  # noqa: PLC0415
-    from synthguard.generators.data import load_images  # noqa: PLC0415
-    from synthguard.generators.gan import GANTrainConfig, train_gan  # noqa: PLC0415
+    from synthguard.training.data import load_images  # noqa: PLC0415
+    from synthguard.training.evaluation import builtin_feature_extractor  # noqa: PLC0415
+    from synthguard.training.gan import GANTrainConfig, train_gan  # noqa: PLC0415
 
     _prepare_output(output, force)
     images = load_images(data, limit=limit)
@@ -1033,8 +1033,8 @@ def train_vae_cmd(data, epochs, batch_size, seed, device, threads, limit, output
     Example:
       synthguard train vae --data mnist --epochs 25 -o my-vae/
     """
-    from synthguard.generators.data import load_images  # noqa: PLC0415
-    from synthguard.generators.vae import VAETrainConfig, train_vae  # noqa: PLC0415
+    from synthguard.training.data import load_images  # noqa: PLC0415
+    from synthguard.training.vae import VAETrainConfig, train_vae  # noqa: PLC0415
 
     _prepare_output(output, force)
     images = load_images(data, limit=limit)
@@ -1056,8 +1056,8 @@ def train_classifier_cmd(data, epochs, batch_size, seed, device, threads, limit,
     Example:
       synthguard train classifier --epochs 4 -o my-classifier/
     """
-    from synthguard.generators.data import load_mnist  # noqa: PLC0415
-    from synthguard.generators.evaluation import train_mnist_classifier  # noqa: PLC0415
+    from synthguard.training.data import load_mnist  # noqa: PLC0415
+    from synthguard.training.evaluation import train_mnist_classifier  # noqa: PLC0415
 
     if data != "mnist":
         raise InputError("the classifier trains on labelled MNIST only (--data mnist)")
@@ -1074,7 +1074,7 @@ def train_classifier_cmd(data, epochs, batch_size, seed, device, threads, limit,
 
 def _folder_images(folder: Path, limit: int | None) -> tuple[list, list[str]]:
     """Every readable image in ``folder`` (sorted, not recursive) as RGB; the unreadable ones' messages."""
-    from synthguard.media import MediaKind, decode_image, sniff  # noqa: PLC0415
+    from synthguard.core.media import MediaKind, decode_image, sniff  # noqa: PLC0415
 
     if not folder.is_dir():
         raise InputError(f"{folder} is not a folder of images")
@@ -1121,7 +1121,7 @@ def train_detector_cmd(real_dirs, fake_dirs, output, steps, global_epochs, holdo
     a held-out share of each folder, and save it; use it with `synthguard detect --detector FOLDER`.
 
     Both classes get the same JPEG/resize augmentation, so file format is never the cue. The shipped detector was
-    trained by `python -m synthguard.detect.detector_training` (see synthguard/detect/weights/README.md).
+    trained by `python -m synthguard.training.detector` (see synthguard/models/weights/detector/README.md).
 
     \b
     Examples:
@@ -1132,8 +1132,8 @@ def train_detector_cmd(real_dirs, fake_dirs, output, steps, global_epochs, holdo
 
     import numpy as np  # noqa: PLC0415
 
-    from synthguard.detect.classifier import to_luma  # noqa: PLC0415
-    from synthguard.detect.detector_training import DetectorTrainConfig  # noqa: PLC0415
+    from synthguard.models.detector import to_luma  # noqa: PLC0415
+    from synthguard.training.detector import DetectorTrainConfig  # noqa: PLC0415
 
     _prepare_output(output, force)
     rng = np.random.default_rng(seed)
@@ -1164,7 +1164,7 @@ def train_detector_cmd(real_dirs, fake_dirs, output, steps, global_epochs, holdo
         + ([f"--backbone {backbone}"] if backbone else [])
         + [f"--steps {steps} --global-epochs {global_epochs} --holdout {holdout} --seed {seed}"])
     if backbone:
-        from synthguard.detect.backbone import train_backbone_detector  # noqa: PLC0415
+        from synthguard.models.backbone import train_backbone_detector  # noqa: PLC0415
 
         detector = train_backbone_detector(backbone, real_train, [im for v in fakes_train.values() for im in v],
                                            real_cal, [im for v in fakes_cal.values() for im in v],
@@ -1188,7 +1188,7 @@ def _train_discriminator_detector(real_train, fakes_train, real_cal, fakes_cal, 
                                   command, skipped):
     import dataclasses  # noqa: PLC0415
 
-    from synthguard.detect.detector_training import train_detector  # noqa: PLC0415
+    from synthguard.training.detector import train_detector  # noqa: PLC0415
 
     detector, record = train_detector(real_train, fakes_train, calibration_real=real_cal,
                                       calibration_fakes_by_family=fakes_cal, config=config, seed=seed,
@@ -1228,8 +1228,8 @@ def train_text_cmd(data, steps, vocab_size, layers, width, context, batch_size, 
     import torch  # noqa: PLC0415
     from tqdm import tqdm  # noqa: PLC0415
 
-    from synthguard.generators.base import resolve_device  # noqa: PLC0415
-    from synthguard.generators.text_training import TextTrainConfig, train_text_model  # noqa: PLC0415
+    from synthguard.core.torch_utils import resolve_device
+    from synthguard.training.text import TextTrainConfig, train_text_model  # noqa: PLC0415
 
     _prepare_output(output, force)
     if threads:
@@ -1283,9 +1283,11 @@ def eval_images(real, fake, limit, threads, as_json) -> None:
     """
     import dataclasses  # noqa: PLC0415
 
-    from synthguard.generators.builtin import builtin_feature_extractor  # noqa: PLC0415
-    from synthguard.generators.data import load_images  # noqa: PLC0415
-    from synthguard.generators.evaluation import score_images  # noqa: PLC0415
+    from synthguard.training.data import load_images  # noqa: PLC0415
+    from synthguard.training.evaluation import (
+        builtin_feature_extractor,  # noqa: PLC0415
+        score_images,  # noqa: PLC0415
+    )
 
     reference = load_images(real, split="test", limit=limit)
     generated = load_images(fake, limit=limit)
@@ -1331,10 +1333,11 @@ def watermark_embed(file: Path, output: Path, payload: str | None, ai: bool, for
       synthguard watermark embed render.png -o marked.png
       synthguard watermark embed render.png -o marked.jpg --payload 2a0000c0ffee
     """
-    from synthguard.fileio import check_output_path, write_atomic  # noqa: PLC0415
-    from synthguard.media import decode_image, sniff  # noqa: PLC0415
-    from synthguard.stamp import Payload, embed_file  # noqa: PLC0415
+    from synthguard.core.fileio import check_output_path, write_atomic  # noqa: PLC0415
+    from synthguard.core.media import decode_image, sniff  # noqa: PLC0415
+    from synthguard.stamp import embed_file  # noqa: PLC0415
     from synthguard.watermark import default_image_watermarker  # noqa: PLC0415
+    from synthguard.watermark.payload import Payload  # noqa: PLC0415
 
     check_output_path(output, inputs=(file,), overwrite=force)
     if payload is not None:
@@ -1368,8 +1371,8 @@ def watermark_detect(files: tuple[Path, ...], as_json: bool) -> None:
       synthguard watermark detect marked.png
       synthguard watermark detect *.jpg --json
     """
+    from synthguard.core.media import MediaKind, decode_image, sniff  # noqa: PLC0415
     from synthguard.detect.watermark_signal import score_watermark  # noqa: PLC0415
-    from synthguard.media import MediaKind, decode_image, sniff  # noqa: PLC0415
     from synthguard.watermark import default_image_watermarker  # noqa: PLC0415
 
     watermarker = default_image_watermarker()
@@ -1425,8 +1428,8 @@ def eval_text(model, data, windows, window_words, watermark_cost, n_prompts, max
     import torch  # noqa: PLC0415
 
     from synthguard.bench.text_watermark_bench import default_prompts  # noqa: PLC0415
-    from synthguard.generators.text import load_text_model, perplexity  # noqa: PLC0415
-    from synthguard.watermark.human_text import load_corpus  # noqa: PLC0415
+    from synthguard.models.text import load_text_model, perplexity  # noqa: PLC0415
+    from synthguard.watermark.text.human import load_corpus  # noqa: PLC0415
 
     if threads:
         torch.set_num_threads(threads)
@@ -1468,8 +1471,8 @@ def _watermark_cost(tm, prompts: list[str], *, max_new_tokens: int, top_p: float
     import numpy as np  # noqa: PLC0415
 
     from synthguard.bench.text_watermark_bench import expected_cost  # noqa: PLC0415
-    from synthguard.generators.text import ExpectedCostMeter, generate_text, perplexity  # noqa: PLC0415
-    from synthguard.watermark.text_watermark import make_watermarker  # noqa: PLC0415
+    from synthguard.models.text import ExpectedCostMeter, generate_text, perplexity  # noqa: PLC0415
+    from synthguard.watermark.text.schemes import make_watermarker  # noqa: PLC0415
 
     def measure(wm) -> tuple[list, list]:
         meter = ExpectedCostMeter()
@@ -1615,9 +1618,8 @@ def bench_text_watermark(model, n_prompts, max_new_tokens, human_sources, human_
     import torch  # noqa: PLC0415
 
     from synthguard.bench import text_watermark_bench as tb  # noqa: PLC0415
-    from synthguard.generators.text import load_text_model  # noqa: PLC0415
-    from synthguard.watermark.text_watermark import (DEFAULT_SYNTHID_NGRAM, KGWText, SynthIDText,  # noqa: PLC0415
-                                                     derive_key)
+    from synthguard.models.text import load_text_model  # noqa: PLC0415
+    from synthguard.watermark.text.schemes import DEFAULT_SYNTHID_NGRAM, KGWText, SynthIDText, derive_key  # noqa: PLC0415
 
     if threads:
         torch.set_num_threads(threads)
@@ -1716,9 +1718,8 @@ def bench_watermark(images_dir, no_default_photos, size, peers, peer_images, att
     import cv2  # noqa: PLC0415
     from tqdm import tqdm  # noqa: PLC0415
 
-    from synthguard.bench.watermark_bench import (PEERS_INSTALL, default_photos, folder_photos,  # noqa: PLC0415
-                                                  iter_methods, run_method)
-    from synthguard.watermark.attacks import ATTACKS  # noqa: PLC0415
+    from synthguard.bench.watermark_bench import PEERS_INSTALL, default_photos, folder_photos, iter_methods, run_method  # noqa: PLC0415
+    from synthguard.watermark.image.attacks import ATTACKS  # noqa: PLC0415
 
     cv2.setNumThreads(1)
     attacks = {"none": lambda im: im, **ATTACKS}

@@ -11,15 +11,15 @@ from pathlib import Path
 
 from PIL import Image
 
+from synthguard.core.fileio import atomic_output, write_atomic
+from synthguard.core.home import Home
+from synthguard.core.samples import procedural_image
 from synthguard.detect import Inspection, inspect_file
-from synthguard.fileio import atomic_output, write_atomic
-from synthguard.home import Home
 from synthguard.policy import DEFAULT_POLICY
 from synthguard.provenance.identity import Identity
 from synthguard.provenance.ledger import Ledger
 from synthguard.provenance.manifest import DigitalSourceType, ManifestSpec, ModelInfo
 from synthguard.provenance.signing import SigningSession
-from synthguard.samples import procedural_image
 from synthguard.stamp import Stamper
 from synthguard.watermark import default_image_watermarker
 

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from synthguard.core.home import Home
 from synthguard.errors import InputError
-from synthguard.home import Home
 from synthguard.provenance.identity import TrustAnchors
 from synthguard.provenance.manifest import DigitalSourceType
 

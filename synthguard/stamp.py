@@ -17,7 +17,6 @@ This module binds provenance and watermarking; neither of them knows the other.
 from __future__ import annotations
 
 import io
-import secrets
 import tempfile
 import threading
 import time
@@ -29,51 +28,26 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from synthguard.core.fileio import check_output_path
+from synthguard.core.media import (
+    MediaKind,
+    array_content_sha256,
+    decode_image,
+    jpeg_coded_data_sha256,
+    mime_for_suffix,
+    sniff,
+)
 from synthguard.errors import InputError, WatermarkError
-from synthguard.fileio import check_output_path
-from synthguard.media import (MediaKind, array_content_sha256, decode_image, jpeg_coded_data_sha256,
-                              mime_for_suffix, sniff)
-from synthguard.provenance.ledger import Ledger
 from synthguard.provenance.manifest import ManifestSpec, SoftBinding
-from synthguard.provenance.signing import SignResult, SigningSession
+from synthguard.provenance.signing import SigningSession, SignResult
 from synthguard.watermark import ImageWatermarker
-
-PAYLOAD_LAYOUT_VERSION = 1
-PAYLOAD_BITS = 48
-_KEY_BITS = 44
+from synthguard.watermark.payload import Payload
 
 # Formats a marked image is written back in, with the encoder options that keep the mark (lossless, or JPEG at a
 # quality that costs the watermark little). GIF's 256-colour palette would erase it: refused.
 _WRITE_OPTIONS = {"image/png": ("PNG", {}), "image/jpeg": ("JPEG", {"quality": 95, "subsampling": 0}),
                   "image/webp": ("WEBP", {"lossless": True, "exact": True}),
                   "image/tiff": ("TIFF", {"compression": "tiff_lzw"})}
-
-
-@dataclass(frozen=True)
-class Payload:
-    version: int
-    ai_generated: bool
-    key: int
-
-    def to_bytes(self) -> bytes:
-        value = (self.version << 45) | (int(self.ai_generated) << 44) | self.key
-        return value.to_bytes(PAYLOAD_BITS // 8, "big")
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> Payload:
-        if len(data) != PAYLOAD_BITS // 8:
-            raise InputError(f"a payload is {PAYLOAD_BITS // 8} bytes, got {len(data)}")
-        value = int.from_bytes(data, "big")
-        return cls(value >> 45, bool((value >> 44) & 1), value & ((1 << _KEY_BITS) - 1))
-
-    @classmethod
-    def new(cls, ai_generated: bool, ledger: Ledger | None) -> Payload:
-        """A fresh payload whose key is not yet in the ledger."""
-        for _ in range(100):
-            payload = cls(PAYLOAD_LAYOUT_VERSION, ai_generated, secrets.randbits(_KEY_BITS))
-            if ledger is None or not ledger.find_by_soft_binding(payload.to_bytes()):
-                return payload
-        raise WatermarkError("could not draw an unused watermark payload (ledger full of collisions?)")
 
 
 @dataclass(frozen=True)
@@ -98,7 +72,6 @@ def _split_alpha(img: Image.Image) -> tuple[np.ndarray, Image.Image | None]:
         return np.asarray(img.getchannel("L")), img.getchannel("A") if img.mode == "LA" else None
     alpha = img.getchannel("A") if "A" in img.getbands() else None
     return np.asarray(img.convert("RGB")), alpha
-
 
 
 # Pixel modes the watermark can be embedded in without changing what the picture is. Deeper or other colour
@@ -191,8 +164,12 @@ class Stamper:
         self.session = session
         self.watermarker = watermarker
 
+    def _key_taken(self, payload: bytes) -> bool:
+        ledger = self.session.ledger
+        return ledger is not None and bool(ledger.find_by_soft_binding(payload))
+
     def _binding(self, spec: ManifestSpec) -> tuple[bytes, ManifestSpec]:
-        payload = Payload.new(spec.digital_source_type.is_generative_ai, self.session.ledger).to_bytes()
+        payload = Payload.new(spec.digital_source_type.is_generative_ai, self._key_taken).to_bytes()
         return payload, replace(spec, soft_binding=SoftBinding(self.watermarker.algorithm_id, payload))
 
     def stamp_file(self, src: Path, dst: Path, spec: ManifestSpec, *, overwrite: bool = False) -> StampResult:

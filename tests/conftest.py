@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from synthguard.home import Home
+from synthguard.core.home import Home
+from synthguard.core.samples import procedural_image
 from synthguard.provenance.identity import IdentityStore
-from synthguard.samples import procedural_image
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SYNTHGUARD_SHARED", REPO.parent / "shared"))

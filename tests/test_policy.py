@@ -1,6 +1,6 @@
 import pytest
-
 from conftest import REPO
+
 from synthguard.errors import InputError
 from synthguard.policy import DEFAULT_POLICY, load_policy
 

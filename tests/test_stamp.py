@@ -3,16 +3,17 @@ import json
 import c2pa
 import numpy as np
 import pytest
+from conftest import INTEROP
 from PIL import Image
 
-from conftest import INTEROP
+from synthguard.core.samples import procedural_image
 from synthguard.errors import WatermarkError
 from synthguard.provenance.ledger import Ledger
 from synthguard.provenance.manifest import DigitalSourceType, ManifestSpec
 from synthguard.provenance.signing import SigningSession
-from synthguard.samples import procedural_image
-from synthguard.stamp import PAYLOAD_LAYOUT_VERSION, Payload, Stamper
+from synthguard.stamp import Stamper
 from synthguard.watermark import default_image_watermarker
+from synthguard.watermark.payload import PAYLOAD_LAYOUT_VERSION, Payload
 
 
 @pytest.fixture
@@ -98,7 +99,7 @@ def test_stamp_pixels_from_a_generator(stamper, home, tmp_path, mime, suffix):
         inspection = inspect_file(out, trust=TrustAnchors.from_home(home), ledger=ledger,
                                   watermarker=stamper.watermarker)
     # The content hash recorded at signing is the one detect computes from the signed file.
-    from synthguard.media import decode_image
+    from synthguard.core.media import decode_image
     assert decode_image(out).content_sha256 == result.signed.content_sha256
     assert inspection.provenance.state.value == "trusted" and inspection.watermark.detected
     assert inspection.verdict.label.value == "ai-generated"

@@ -16,23 +16,23 @@ from dataclasses import asdict, replace
 from importlib.resources import as_file, files
 from pathlib import Path
 
-from synthguard.detect.classifier import PatchDetector, builtin_detector
 from synthguard.errors import InputError
+from synthguard.models.detector import PatchDetector, builtin_detector
 
 INSTALL = "pip install -c constraints.txt -e '.[bench]'"
 
 
 def _builtin_folder_file(name: str) -> dict | None:
-    with as_file(files("synthguard.detect") / "weights" / name) as path:
+    with as_file(files("synthguard.models") / "weights" / "detector" / name) as path:
         return json.loads(Path(path).read_text()) if Path(path).is_file() else None
 
 
 def _builtin_ddpm(num_threads: int | None):
     from diffusers import UNet2DModel  # noqa: PLC0415
 
-    from synthguard.generators.base import load_model  # noqa: PLC0415
+    from synthguard.core.torch_utils import load_model
 
-    with as_file(files("synthguard.detect") / "weights" / "ddpm") as folder:
+    with as_file(files("synthguard.models") / "weights" / "detector" / "ddpm") as folder:
         return load_model(UNet2DModel, folder) if Path(folder).is_dir() else None
 
 
@@ -46,8 +46,7 @@ def run(n: int = 100, detector_path: Path | None = None, num_threads: int | None
         raise InputError(f"threshold must be between 0 and 1, not {threshold!r}")
     if importlib.util.find_spec("skimage") is None or importlib.util.find_spec("sklearn") is None:
         raise InputError(f"bench detector needs scikit-image and scikit-learn (the real photos): {INSTALL}")
-    from synthguard.detect.detector_training import (build_dataset, evaluate_detector, photo_sources,  # noqa: PLC0415
-                                                     stress_real, table)
+    from synthguard.training.detector import build_dataset, evaluate_detector, photo_sources, stress_real, table  # noqa: PLC0415
 
     if detector_path is None:
         detector = builtin_detector(num_threads=num_threads)

@@ -16,13 +16,13 @@ from pathlib import Path
 import c2pa
 from PIL import Image
 
-from synthguard.home import Home
-from synthguard.media import array_content_sha256, decode_image, jpeg_coded_data_sha256
+from synthguard.core.home import Home
+from synthguard.core.media import array_content_sha256, decode_image, jpeg_coded_data_sha256
+from synthguard.core.samples import procedural_image
 from synthguard.provenance.identity import IdentityStore
 from synthguard.provenance.ledger import Ledger
 from synthguard.provenance.manifest import ManifestSpec, ModelInfo
 from synthguard.provenance.signing import SigningSession, builder_context
-from synthguard.samples import procedural_image
 
 CASES = (("procedural-512.png", 512, "PNG", {}), ("procedural-2048.jpg", 2048, "JPEG", {"quality": 90}))
 

@@ -18,11 +18,17 @@ from pathlib import Path
 
 import numpy as np
 
-from synthguard.generators.text import ExpectedCostMeter, TextModel, continuation_nll, generate_text
-from synthguard.watermark.human_text import load_corpus
-from synthguard.watermark.text_attacks import (delete_words, insert_into, lm_proposer, substitute_words,
-                                               word_list_proposer, words_changed)
-from synthguard.watermark.text_watermark import TextWatermarker, detect_windows
+from synthguard.models.text import ExpectedCostMeter, TextModel, continuation_nll, generate_text
+from synthguard.watermark.text.attacks import (
+    delete_words,
+    insert_into,
+    lm_proposer,
+    substitute_words,
+    word_list_proposer,
+    words_changed,
+)
+from synthguard.watermark.text.human import load_corpus
+from synthguard.watermark.text.schemes import TextWatermarker, detect_windows
 
 PROMPTS_FILE = Path(__file__).parent / "data" / "news_prompts.txt"
 LENGTHS = (50, 100, 200, 300)

@@ -11,8 +11,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from synthguard.core.samples import procedural_image
 from synthguard.policy import Policy
-from synthguard.samples import procedural_image
 
 
 def make_folder(folder: Path, n: int, size: int = 512, seed: int = 0) -> list[Path]:
@@ -44,7 +44,7 @@ def _rss_mb(who: int) -> float:
 
 
 def run(n: int, workers: list[int], policy: Policy, home: Path, log=print) -> dict:
-    from synthguard.verify import VerifySettings, verify  # noqa: PLC0415
+    from synthguard.desk.batch import VerifySettings, verify  # noqa: PLC0415
 
     out: dict = {"files": n, "runs": []}
     with tempfile.TemporaryDirectory() as tmp:

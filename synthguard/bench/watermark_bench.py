@@ -24,7 +24,7 @@ import numpy as np
 
 from synthguard.errors import InputError
 from synthguard.watermark import ImageWatermarker, default_image_watermarker
-from synthguard.watermark.attacks import REPORT_ONLY
+from synthguard.watermark.image.attacks import REPORT_ONLY
 
 # The photographs that ship inside scikit-image and scikit-learn (no download). Synthetic test charts are left out.
 SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "camera", "immunohistochemistry",
@@ -67,7 +67,7 @@ def default_photos(size: int) -> list[tuple[str, np.ndarray]]:
 
 
 def folder_photos(folder: Path, size: int) -> list[tuple[str, np.ndarray]]:
-    from synthguard.media import MediaKind, decode_image, sniff  # noqa: PLC0415
+    from synthguard.core.media import MediaKind, decode_image, sniff  # noqa: PLC0415
 
     found = []
     for path in sorted(Path(folder).iterdir()):

@@ -7,18 +7,23 @@ from pathlib import Path
 
 import numpy as np
 
-from synthguard.detect.classifier import PatchDetector
+from synthguard.core.media import MediaKind, MediaType, decode_image, read_text, sniff
 from synthguard.detect.classifier_signal import ClassifierSignal, score_classifier
+from synthguard.detect.fusion import Verdict, VerdictLabel, decide
 from synthguard.detect.machine_text import MachineTextSignal
 from synthguard.detect.text_signal import TextChecks
-from synthguard.detect.verdict import Verdict, VerdictLabel, decide
 from synthguard.detect.watermark_signal import WatermarkSignal, score_watermark
-from synthguard.media import MediaKind, MediaType, decode_image, read_text, sniff
+from synthguard.models.detector import PatchDetector
 from synthguard.policy import Policy
 from synthguard.provenance.identity import TrustAnchors
 from synthguard.provenance.ledger import Ledger
-from synthguard.provenance.reading import (ProvenanceSignal, ProvenanceState, read_provenance,
-                                           signal_from_ledger_record, validation_context)
+from synthguard.provenance.reading import (
+    ProvenanceSignal,
+    ProvenanceState,
+    read_provenance,
+    signal_from_ledger_record,
+    validation_context,
+)
 from synthguard.watermark import ImageWatermarker
 
 __all__ = ["ClassifierSignal", "Inspection", "load_detector", "Verdict", "VerdictLabel", "WatermarkSignal", "inspect_file"]
@@ -46,8 +51,8 @@ class Inspection:
 def load_detector(folder: Path | None = None, *, num_threads: int | None = None):
     """The built-in detector (``folder=None``), or one saved by ``synthguard train detector``: a discriminator
     detector (``patch/``, ``global/``) or a backbone probe (``backbone.json``)."""
-    from synthguard.detect.backbone import BACKBONE_FILE, BackboneDetector  # noqa: PLC0415
-    from synthguard.detect.classifier import builtin_detector  # noqa: PLC0415
+    from synthguard.models.backbone import BACKBONE_FILE, BackboneDetector  # noqa: PLC0415
+    from synthguard.models.detector import builtin_detector  # noqa: PLC0415
 
     if folder is None:
         return builtin_detector(num_threads=num_threads)

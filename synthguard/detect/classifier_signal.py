@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from synthguard.detect.classifier import PatchDetector
 from synthguard.errors import InputError
+from synthguard.models.detector import PatchDetector
 
 
 @dataclass(frozen=True)

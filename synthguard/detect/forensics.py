@@ -17,8 +17,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from synthguard.detect.classifier import to_luma
 from synthguard.errors import InputError
+from synthguard.models.detector import to_luma
 
 
 def spectrum(image: np.ndarray) -> np.ndarray:

@@ -9,14 +9,12 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from synthguard.detect.machine_text import (MachineTextCalibration, MachineTextSignal, calibrate,
-                                            score_machine_text)
+from synthguard.core.fileio import write_atomic
+from synthguard.detect.machine_text import MachineTextCalibration, MachineTextSignal, calibrate, score_machine_text
 from synthguard.detect.watermark_signal import WatermarkSignal
 from synthguard.errors import InputError
-from synthguard.fileio import write_atomic
-from synthguard.watermark.human_text import load_corpus
-from synthguard.watermark.text_watermark import (SCHEMES, KeyCalibration, TextWatermarker, detect_windows,
-                                                 make_watermarker)
+from synthguard.watermark.text.human import load_corpus
+from synthguard.watermark.text.schemes import SCHEMES, KeyCalibration, TextWatermarker, detect_windows, make_watermarker
 
 # Texts longer than this many tokens are tested on their first MAX_TOKENS tokens (bounded work; the signal says so).
 MAX_TOKENS = 1_000_000
@@ -127,7 +125,7 @@ def text_checks_for_home(home, text_model: str = "builtin", *, scorer: str | Non
                          max_p_value: float = 1e-3) -> TextChecks:
     """Text tests for this SynthGuard home: its identity's watermark keys (none without an identity: the signal then
     says so) under ``text_model``'s tokenizer, and the machine-text score under ``scorer`` when named."""
-    from synthguard.generators.text import load_text_model  # noqa: PLC0415
+    from synthguard.models.text import load_text_model  # noqa: PLC0415
     from synthguard.provenance.identity import IdentityStore  # noqa: PLC0415
 
     tm = load_text_model(text_model, device="cpu")

@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from synthguard.errors import InputError, WatermarkError
-from synthguard.stamp import PAYLOAD_LAYOUT_VERSION, Payload
 from synthguard.watermark import ImageWatermarker
+from synthguard.watermark.payload import PAYLOAD_LAYOUT_VERSION, Payload
 
 
 @dataclass(frozen=True)

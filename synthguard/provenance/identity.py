@@ -30,9 +30,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from synthguard.core.fileio import write_atomic, write_private
+from synthguard.core.home import Home
 from synthguard.errors import IdentityError, one_line
-from synthguard.fileio import write_atomic, write_private
-from synthguard.home import Home
 from synthguard.provenance.manifest import DigitalSourceType
 
 # No timestamp authority is reachable offline, so a manifest is only valid while its signing certificate is: the

@@ -15,8 +15,8 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from synthguard.core.stores import connect_wal, insert
 from synthguard.errors import LedgerError
-from synthguard.sqlite_store import connect_wal, insert
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS assets (

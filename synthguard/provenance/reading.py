@@ -23,8 +23,8 @@ from pathlib import Path
 
 import c2pa
 
+from synthguard.core.media import MediaKind, MediaType, decode_image, file_sha256, sniff
 from synthguard.errors import InputError, one_line
-from synthguard.media import MediaKind, MediaType, decode_image, file_sha256, sniff
 from synthguard.provenance.identity import TrustAnchors
 from synthguard.provenance.ledger import Ledger, LedgerRecord
 from synthguard.provenance.manifest import MODEL_ASSERTION, source_type_is_ai

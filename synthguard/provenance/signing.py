@@ -21,10 +21,9 @@ from pathlib import Path
 
 import c2pa
 
+from synthguard.core.fileio import atomic_output, check_output_path
+from synthguard.core.media import MediaKind, MediaType, decode_image, file_sha256, mime_for_suffix, read_text, sniff
 from synthguard.errors import InputError, LedgerError, ProvenanceError, one_line
-from synthguard.fileio import atomic_output, check_output_path
-from synthguard.media import (MediaKind, MediaType, decode_image, file_sha256, mime_for_suffix, read_text,
-                              sniff)
 from synthguard.provenance.identity import Identity
 from synthguard.provenance.ledger import Ledger, LedgerRecord
 from synthguard.provenance.manifest import ManifestSpec

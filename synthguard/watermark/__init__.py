@@ -1,7 +1,7 @@
 """Invisible image watermarking: the interface, SynthGuard's own TileMark algorithm and the attack suite."""
 
-from synthguard.watermark.base import ImageWatermarker, WatermarkResult
-from synthguard.watermark.image_watermark import TileMarkWatermarker
+from synthguard.watermark.image.base import ImageWatermarker, WatermarkResult
+from synthguard.watermark.image.tilemark import TileMarkWatermarker
 
 
 def default_image_watermarker() -> ImageWatermarker:

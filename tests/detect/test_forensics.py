@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
-from synthguard.detect.classifier import to_luma
+from synthguard.core.samples import procedural_image
 from synthguard.detect.forensics import error_level, noise_residual, spectrum, to_png
 from synthguard.errors import InputError
-from synthguard.samples import procedural_image
+from synthguard.models.detector import to_luma
 
 
 @pytest.mark.parametrize("channels", [None, 3])

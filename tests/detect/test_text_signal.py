@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
+from synthguard.detect.fusion import VerdictLabel, decide
 from synthguard.detect.machine_text import MachineTextSignal, calibrate, fast_detect_score, score_machine_text
 from synthguard.detect.text_signal import TextChecks
-from synthguard.detect.verdict import VerdictLabel, decide
 from synthguard.errors import InputError
-from synthguard.generators.text import generate_text, load_text_model
+from synthguard.models.text import generate_text, load_text_model
 from synthguard.provenance.reading import ProvenanceSignal, ProvenanceState
-from synthguard.watermark.human_text import load_corpus
-from synthguard.watermark.text_watermark import make_watermarker
+from synthguard.watermark.text.human import load_corpus
+from synthguard.watermark.text.schemes import make_watermarker
 
 ABSENT = ProvenanceSignal(present=False, state=ProvenanceState.ABSENT)
 

@@ -7,10 +7,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from synthguard.core.home import Home
 from synthguard.errors import IdentityError
-from synthguard.home import Home
-from synthguard.provenance.identity import (IdentityStore, TrustAnchors, add_trust_anchor,
-                                            create_local_identity, verify_signs)
+from synthguard.provenance.identity import (
+    IdentityStore,
+    TrustAnchors,
+    add_trust_anchor,
+    create_local_identity,
+    verify_signs,
+)
 
 
 def test_init_creates_a_c2pa_ready_identity(home):
@@ -118,7 +123,7 @@ def test_many_processes_making_the_first_identity_at_once_agree_on_one(tmp_path)
     import os
     import subprocess
     import sys
-    script = ("from synthguard.home import Home\n"
+    script = ("from synthguard.core.home import Home\n"
               "from synthguard.provenance.identity import IdentityStore, verify_signs\n"
               "identity, _ = IdentityStore(Home.from_env()).ensure()\nverify_signs(identity)\n"
               "print(identity.summary()['sha256_fingerprint'])\n")

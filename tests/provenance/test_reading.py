@@ -1,11 +1,11 @@
 import json
 
 import pytest
+from conftest import INTEROP
 from cryptography.hazmat.primitives import serialization
 from PIL import Image
 
-from conftest import INTEROP
-from synthguard.home import Home
+from synthguard.core.home import Home
 from synthguard.provenance.identity import IdentityStore, TrustAnchors
 from synthguard.provenance.ledger import Ledger
 from synthguard.provenance.manifest import DigitalSourceType, ManifestSpec

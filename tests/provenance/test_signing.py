@@ -6,14 +6,13 @@ import zlib
 import c2pa
 import numpy as np
 import pytest
+from conftest import INTEROP, files_in
 from PIL import Image
 
-from conftest import INTEROP, files_in
+from synthguard.core.media import file_sha256
 from synthguard.errors import InputError
-from synthguard.media import file_sha256
 from synthguard.provenance.ledger import Ledger
-from synthguard.provenance.manifest import (DigitalSourceType, ManifestSpec, ModelInfo, SoftBinding,
-                                            TrainingMining)
+from synthguard.provenance.manifest import DigitalSourceType, ManifestSpec, ModelInfo, SoftBinding, TrainingMining
 from synthguard.provenance.signing import SigningSession, sidecar_path
 
 SPEC = ManifestSpec(title="test asset", model=ModelInfo("tiny-gan", "0.1", config_hash="abc123", seed=42,

@@ -7,7 +7,7 @@ import pytest
 
 from synthguard.errors import InputError, WatermarkError
 from synthguard.watermark import ImageWatermarker, TileMarkWatermarker, WatermarkResult, default_image_watermarker
-from synthguard.watermark.attacks import ATTACKS, REPORT_ONLY
+from synthguard.watermark.image.attacks import ATTACKS, REPORT_ONLY
 
 
 def synthetic(size: tuple[int, int], seed: int, grey: bool = False) -> np.ndarray:
@@ -150,7 +150,7 @@ def test_faint_mark_on_black_background_survives_jpeg(wm):
     """Built-in GAN digits (black background): the closed loop alone leaves a mark above 50 dB that JPEG 75 erases
     (2 of 12 survived); the embedder checks faint marks through JPEG 75 and strengthens them."""
     cv2 = pytest.importorskip("cv2")
-    from synthguard.generators.builtin import builtin_generator
+    from synthguard.generate.backends import builtin_generator
 
     images = builtin_generator("gan", num_threads=1).generate(6, 3_000_000, device="cpu").images
     for i, image in list(enumerate(images))[3:]:  # without the JPEG check, these three marks were all lost

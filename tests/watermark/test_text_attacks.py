@@ -5,9 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from synthguard.generators.text import load_text_model
-from synthguard.watermark.text_attacks import (delete_words, insert_into, lm_proposer, substitute_words,
-                                               word_list_proposer, words_changed)
+from synthguard.models.text import load_text_model
+from synthguard.watermark.text.attacks import (
+    delete_words,
+    insert_into,
+    lm_proposer,
+    substitute_words,
+    word_list_proposer,
+    words_changed,
+)
 
 TEXT = ("First Citizen: Before we proceed any further, hear me speak. All: Speak, speak. First Citizen: You are all "
         "resolved rather to die than to famish? All: Resolved. resolved. First Citizen: First, you know Caius "

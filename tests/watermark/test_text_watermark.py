@@ -7,13 +7,21 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers.tiny_models import tiny_text_model
 
 from synthguard.errors import InputError
-from synthguard.generators.text import generate_text
+from synthguard.models.text import generate_text
 from synthguard.provenance.identity import IdentityStore
-from synthguard.watermark.text_watermark import (KGWText, SynthIDText, binomial_sf, derive_key, detect_windows,
-                                                 key_id, lattice_sf, make_watermarker)
-from generators.tiny_models import tiny_text_model
+from synthguard.watermark.text.schemes import (
+    KGWText,
+    SynthIDText,
+    binomial_sf,
+    derive_key,
+    detect_windows,
+    key_id,
+    lattice_sf,
+    make_watermarker,
+)
 
 KEY = derive_key(b"test secret for the text watermark tests", "synthid")
 
@@ -78,7 +86,7 @@ def test_g_values_match_transformers_synthid():
 
 
 def _ctx(wm, ids):
-    from synthguard.watermark.text_watermark import accumulate_hash
+    from synthguard.watermark.text.schemes import accumulate_hash
 
     contexts = ids.unfold(0, wm.context, 1)[:-1]
     return accumulate_hash(torch.ones(contexts.shape[0], dtype=torch.long), contexts)

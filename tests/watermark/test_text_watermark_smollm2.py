@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from synthguard.generators.text import generate_text, load_text_model
-from synthguard.watermark.text_watermark import make_watermarker
+from synthguard.models.text import generate_text, load_text_model
+from synthguard.watermark.text.schemes import make_watermarker
 
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 

@@ -1,0 +1,193 @@
+"""The local web verification desk (``synthguard serve``): drop a file, see its verdict, desk action and evidence,
+record a human review.
+
+Same library calls as the CLI (``verify.Verifier.check`` for the verdict, ``report`` for the pictures, ``audit``
+for the log). Safety rules:
+- binds to 127.0.0.1 unless told otherwise;
+- an upload is read in chunks and refused past the size limit (413) before it is all in memory;
+- its type is sniffed from content, never trusted from the name or the browser's Content-Type; only images and
+  text are accepted (415);
+- uploads are stored in the desk's own folder under their SHA-256 and the sniffed extension, never under the
+  uploaded name, so no path from the client reaches the file system;
+- every page escapes what came from the file (names, manifest fields);
+- every form carries a random token made at start-up and checked on POST, so another web page open in the same
+  browser cannot submit uploads or record reviews on the desk's behalf (cross-site request forgery).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import html
+import os
+import secrets
+import tempfile
+import threading
+from pathlib import Path
+
+from fastapi import FastAPI, Form, Request
+from fastapi.responses import HTMLResponse
+
+from synthguard.core.home import Home
+from synthguard.core.media import MediaKind, sniff
+from synthguard.desk.audit import AuditLog
+from synthguard.desk.batch import Verifier, VerifySettings
+from synthguard.errors import SynthGuardError
+from synthguard.policy import DeskAction
+
+DEFAULT_MAX_UPLOAD = 50 * 1024 * 1024
+_CHUNK = 1024 * 1024
+_EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", "image/gif": ".gif",
+               "image/tiff": ".tif", "image/avif": ".avif", "image/bmp": ".bmp", "text/plain": ".txt",
+               "text/markdown": ".md", "application/json": ".json"}
+
+_PAGE = """<!doctype html><html lang=en><head><meta charset=utf-8><title>SynthGuard desk</title>
+<style>{style}
+form.drop{{border:2px dashed #999;padding:1.2em;margin:1em 0;background:#fafafa}}
+.flash{{padding:.5em;background:#fff3cd;border:1px solid #e0c36c}}.ok{{background:#e6f4ea;border-color:#8bc34a}}
+</style></head><body><h1>SynthGuard verification desk</h1>
+<p>Policy <b>{policy}</b> (sha256 {policy_hash}). Files stay on this machine.</p>
+<form class=drop method=post action="/verify" enctype="multipart/form-data">
+<input type=hidden name=token value="{token}">
+<label>Drop or choose a file (image or text, up to {limit} MB): <input type=file name=file id=file required></label>
+<button type=submit id=check>Verify</button></form>
+{body}</body></html>"""
+
+
+def _mib(n: int) -> str:
+    return f"{n / 1024 / 1024:.0f}"
+
+
+def create_app(settings: VerifySettings, *, storage: Path | None = None, max_upload: int = DEFAULT_MAX_UPLOAD):
+    """The FastAPI application. ``storage``: where uploads are kept (default: SYNTHGUARD_HOME/desk-uploads)."""
+    from synthguard.desk.report import _STYLE, _section, file_pictures  # noqa: PLC0415
+
+    home = Home(settings.home)
+    store = Path(storage) if storage else home.root / "desk-uploads"
+    store.mkdir(mode=0o700, parents=True, exist_ok=True)
+    verifier = Verifier(settings)
+    lock = threading.Lock()  # one verification at a time: the verifier's models and ledger are not thread-safe
+    policy = settings.policy
+    app = FastAPI(title="SynthGuard desk", docs_url=None, redoc_url=None, openapi_url=None)
+    token = secrets.token_urlsafe(32)
+
+    def token_ok(value) -> bool:
+        return isinstance(value, str) and hmac.compare_digest(value, token)
+
+    def page(body: str, status: int = 200) -> HTMLResponse:
+        return HTMLResponse(_PAGE.format(style=_STYLE, policy=html.escape(policy.name),
+                                         policy_hash=policy.sha256[:16], limit=_mib(max_upload), body=body,
+                                         token=token),
+                            status_code=status)
+
+    def flash(message: str, status: int) -> HTMLResponse:
+        return page(f"<p class=flash id=error>{html.escape(message)}</p>", status)
+
+    def stored(digest: str) -> Path | None:
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            return None
+        found = [p for p in store.iterdir() if p.stem == digest]
+        return found[0] if found else None
+
+    def check(path: Path, shown_name: str | None = None) -> dict:
+        with lock:
+            line = verifier.check(path)
+        line["file"] = shown_name or path.name
+        if line.get("error"):  # never show the desk's own storage path
+            line["error"] = line["error"].replace(str(path), line["file"])
+        return line
+
+    def result_page(path: Path, note: str = "", line: dict | None = None) -> HTMLResponse:
+        line = line or check(path)
+        figures = {} if line.get("error") else file_pictures(path, (line.get("classifier") or {}).get("heatmap"))
+        digest = line["sha256"]
+        actions = "".join(f"<option value='{a.value}'>{a.value}</option>" for a in DeskAction)
+        review = (f"<form method=post action='/review/{digest}' id=review><h3>Record a review</h3>"
+                  f"<input type=hidden name=token value='{token}'>"
+                  f"<label>Decision <select name=decision id=decision>{actions}</select></label> "
+                  "<label>Editor <input name=editor id=editor required></label> "
+                  "<label>Note <input name=note id=note></label> <button type=submit id=save>Record</button></form>")
+        with AuditLog(home.audit_path) as log:
+            history = log.entries(digest)
+        rows = "".join(f"<li>{html.escape(e.time)} {html.escape(e.kind)}: {html.escape(str(e.action))}"
+                       + (f" by {html.escape(e.editor)}" if e.editor else "") + "</li>" for e in history)
+        body = (note + f"<div id=result data-verdict='{html.escape(str(line['verdict']))}' "
+                f"data-action='{html.escape(line['action'])}'>" + _section(line, figures) + "</div>" + review
+                + (f"<h3>Audit trail of this file</h3><ul id=trail>{rows}</ul>" if rows else ""))
+        return page(body)
+
+    @app.get("/", response_class=HTMLResponse)
+    def index() -> HTMLResponse:
+        return page("")
+
+    @app.post("/verify", response_class=HTMLResponse)
+    async def verify_upload(request: Request) -> HTMLResponse:
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > max_upload + 64 * 1024:
+            return flash(f"file too large: the limit is {_mib(max_upload)} MB", 413)
+        form = await request.form(max_files=1, max_fields=4, max_part_size=max_upload + 1)
+        if not token_ok(form.get("token")):
+            return flash("this form is stale or did not come from the desk: reload the page", 403)
+        upload = form.get("file")
+        if upload is None or not hasattr(upload, "read"):
+            return flash("no file in the upload", 400)
+        fd, tmp = tempfile.mkstemp(prefix=".sg-up-", dir=store)
+        digest, size = hashlib.sha256(), 0
+        try:
+            with os.fdopen(fd, "wb") as out:
+                while chunk := await upload.read(_CHUNK):
+                    size += len(chunk)
+                    if size > max_upload:
+                        return flash(f"file too large: the limit is {_mib(max_upload)} MB", 413)
+                    digest.update(chunk)
+                    out.write(chunk)
+            if size == 0:
+                return flash("the file is empty", 400)
+            try:
+                media = sniff(Path(tmp))
+            except SynthGuardError as exc:
+                return flash(f"not a file the desk checks: {str(exc).replace(tmp, 'the upload')}", 415)
+            if media.kind not in (MediaKind.IMAGE, MediaKind.TEXT):
+                return flash(f"not an image or text (content is {media.mime}); the desk checks images and texts",
+                             415)
+            final = store / (digest.hexdigest() + _EXTENSIONS.get(media.mime, ".bin"))
+            os.replace(tmp, final)
+            tmp = None
+        finally:
+            if tmp is not None and os.path.exists(tmp):
+                os.unlink(tmp)
+        line = check(final, f"{upload.filename or 'upload'} (sha256 {digest.hexdigest()[:12]})")
+        with AuditLog(home.audit_path) as log:
+            if policy.audit.record:
+                log.record_verification(file=f"desk:{upload.filename or 'upload'}", file_sha256=line["sha256"],
+                                        policy=policy.name, policy_sha256=policy.sha256, verdict=line["verdict"],
+                                        action=line["action"], reasons=line["reasons"] if policy.audit.reasons
+                                        else None)
+        return result_page(final, line=line)
+
+    @app.get("/file/{digest}", response_class=HTMLResponse)
+    def show(digest: str) -> HTMLResponse:
+        path = stored(digest)
+        return result_page(path) if path else flash("no such file on this desk", 404)
+
+    @app.post("/review/{digest}", response_class=HTMLResponse)
+    def review(digest: str, decision: str = Form(...), editor: str = Form(...), note: str = Form(""),
+               token: str = Form("")) -> HTMLResponse:
+        if not token_ok(token):
+            return flash("this form is stale or did not come from the desk: reload the page", 403)
+        path = stored(digest)
+        if path is None:
+            return flash("no such file on this desk", 404)
+        if decision not in {a.value for a in DeskAction}:
+            return flash(f"unknown decision {decision!r}", 400)
+        try:
+            with AuditLog(home.audit_path) as log:
+                log.record_review(file=path.name, file_sha256=digest, decision=decision, editor=editor, note=note,
+                                  policy=policy.name, policy_sha256=policy.sha256)
+        except SynthGuardError as exc:
+            return flash(str(exc), 400)
+        done = (f"<p class='flash ok' id=recorded>Review recorded: {html.escape(decision)} by "
+                f"{html.escape(editor.strip())}.</p>")
+        return result_page(path, done)
+
+    return app

@@ -1,0 +1,111 @@
+"""Batch verification: walk order, actions under a policy, identical results with 1 or 2 workers, resume after an
+interruption, refusals, the grouped report and the audit trail."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from conftest import INTEROP, REPO
+from PIL import Image
+
+from synthguard.cli import main
+from synthguard.desk.audit import AuditLog
+from synthguard.desk.batch import VerifySettings, verify, walk
+from synthguard.errors import InputError
+from synthguard.policy import load_policy
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture
+def inbox(home, tmp_path, png):
+    box = tmp_path / "inbox"
+    (box / "sub").mkdir(parents=True)
+    assert run("sign", png, "-o", box / "signed-ai.png").exit_code == 0  # watermark + trainedAlgorithmicMedia
+    assert run("sign", png, "-o", box / "sub" / "capture.png", "--source-type", "digitalCapture",
+               "--no-watermark").exit_code == 0
+    Image.open(box / "signed-ai.png").convert("RGB").save(box / "stripped-reencoded.jpg", quality=85)
+    (box / "corrupt.png").write_bytes((box / "signed-ai.png").read_bytes()[:400])
+    (box / "notes.txt").write_text("A reporter's note, written by a person.\n")
+    (box / "interop.jpg").write_bytes((INTEROP / "C.jpg").read_bytes())
+    (box / ".hidden.png").write_bytes(b"ignored")
+    return box
+
+
+def settings(home, name="newsroom-default.yaml", **kw):
+    return VerifySettings(policy=load_policy(REPO / "policies" / name), home=home.root, **kw)
+
+
+def test_walk_is_sorted_skips_hidden_and_sidecars_and_keeps_missing(inbox, tmp_path):
+    (inbox / "notes.txt.c2pa").write_bytes(b"x")
+    files = walk([inbox, tmp_path / "missing.png", inbox / "notes.txt"])
+    names = [p.relative_to(inbox).as_posix() if p.is_relative_to(inbox) else p.name for p in files]
+    assert names == ["corrupt.png", "interop.jpg", "notes.txt", "signed-ai.png", "stripped-reencoded.jpg",
+                     "sub/capture.png", "missing.png"]
+
+
+def test_actions_under_newsroom_default(home, inbox, tmp_path):
+    result = verify([inbox, tmp_path / "missing.png"], settings(home))
+    by = {p["file"].rsplit("/", 1)[-1]: p for p in result.lines}
+    assert by["signed-ai.png"]["verdict"] == "ai-generated" and by["signed-ai.png"]["action"] == "label-ai"
+    assert by["capture.png"]["verdict"] == "authentic-capture" and by["capture.png"]["action"] == "publish"
+    # stripped and re-encoded: the watermark leads back to the manifest; its AI bit still labels it
+    assert by["stripped-reencoded.jpg"]["verdict"] == "ai-generated"
+    assert by["stripped-reencoded.jpg"]["action"] == "label-ai"
+    assert by["interop.jpg"]["action"] == "human-review"  # a valid manifest from an untrusted signer
+    assert by["notes.txt"]["action"] == "human-review" and by["notes.txt"]["mime"].startswith("text/")
+    for name in ("corrupt.png", "missing.png"):
+        assert by[name]["error"] and by[name]["action"] == "reject" and by[name]["verdict"] is None
+    strict = {p["file"].rsplit("/", 1)[-1]: p["action"] for p in verify([inbox], settings(home, "newsroom-strict.yaml"),
+                                                                        audit=False).lines}
+    assert strict["signed-ai.png"] == "reject" and strict["capture.png"] == "publish"
+
+
+def test_same_lines_with_one_or_two_workers(home, inbox, tmp_path):
+    one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    verify([inbox], settings(home), jsonl=one, workers=1, audit=False)
+    verify([inbox], settings(home), jsonl=two, workers=2, audit=False)
+    assert one.read_bytes() == two.read_bytes() and one.read_bytes().count(b"\n") == 6
+
+
+def test_interrupted_run_resumes_to_the_same_file(home, inbox, tmp_path):
+    full = tmp_path / "full.jsonl"
+    verify([inbox], settings(home), jsonl=full, audit=False)
+    lines = full.read_bytes().splitlines(keepends=True)
+    cut = tmp_path / "cut.jsonl"
+    cut.write_bytes(b"".join(lines[:3]) + lines[3][:25])  # killed while writing the fourth line
+    result = verify([inbox], settings(home), jsonl=cut, resume=True)
+    assert result.resumed == 3 and cut.read_bytes() == full.read_bytes()
+    with AuditLog(home.audit_path) as log:  # only the files not finished before were verified (and logged)
+        assert len(log.entries()) == len(lines) - 3
+
+
+def test_existing_output_is_refused_without_resume_or_force(home, inbox, tmp_path):
+    out = tmp_path / "o.jsonl"
+    out.write_text("{}\n")
+    with pytest.raises(InputError, match="--resume"):
+        verify([inbox], settings(home), jsonl=out)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("not json\n")
+    with pytest.raises(InputError, match="not JSON"):
+        verify([inbox], settings(home), jsonl=bad, resume=True)
+
+
+def test_cli_verify_report_and_audit(home, inbox, tmp_path):
+    out, report = tmp_path / "v.jsonl", tmp_path / "v.html"
+    result = run("verify", inbox, "--policy", REPO / "policies" / "newsroom-default.yaml", "--jsonl", out,
+                 "--report", report, "--json")
+    assert result.exit_code == 2  # the corrupt file is an error (listed, not dropped)
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["files"] == 6 and summary["errors"] == 1 and summary["actions"]["label-ai"] == 2
+    page = report.read_text()
+    assert "desk action: label-ai" in page and "action: reject (1)" in page and "corrupt.png" in page
+    assert page.count("<section>") == 6
+    shown = run("audit", "show", "--json")
+    entries = [json.loads(line) for line in shown.stdout.strip().splitlines()]
+    assert len(entries) == 6 and {e["kind"] for e in entries} == {"verification"}
+    assert all(e["policy"] == "newsroom-default" and e["tool_version"] for e in entries)
