@@ -16,7 +16,7 @@ import click
 
 from synthguard import __version__
 from synthguard.core.home import Home
-from synthguard.errors import InputError, SynthGuardError
+from synthguard.errors import Hint, InputError, SynthGuardError
 
 EXIT_INTERNAL = 1
 EXIT_INTERRUPTED = 130
@@ -27,6 +27,22 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+# How the CLI words each library hint (the library names concepts, not flags).
+HINTS = {
+    Hint.OVERWRITE: "use --force to replace it",
+    Hint.RESUME_OR_OVERWRITE: "--resume to continue that run, or --force to start over",
+    Hint.NO_WATERMARK: "use --no-watermark to sign without one",
+    Hint.NEEDS_MODEL: "give --model",
+    Hint.NEEDS_VAE: "use --backend vae",
+    Hint.NEEDS_DATA: "give --data PATH, or set SYNTHGUARD_DATA to the dataset cache",
+}
+
+
+def _with_hint(exc: SynthGuardError) -> str:
+    words = HINTS.get(exc.hint)
+    return f"{exc} ({words})" if words else str(exc)
+
+
 def handle_errors(func):
     """Turn library errors into one-line messages and meaningful exit codes; never a traceback."""
 
@@ -35,7 +51,7 @@ def handle_errors(func):
         try:
             return func(*args, **kwargs)
         except SynthGuardError as exc:
-            _fail(str(exc), exc.exit_code)
+            _fail(_with_hint(exc), exc.exit_code)
         except KeyboardInterrupt:
             _fail("interrupted", EXIT_INTERRUPTED)
         except (click.exceptions.Exit, click.ClickException, click.Abort):

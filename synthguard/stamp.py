@@ -37,7 +37,7 @@ from synthguard.core.media import (
     mime_for_suffix,
     sniff,
 )
-from synthguard.errors import InputError, WatermarkError
+from synthguard.errors import Hint, InputError, WatermarkError
 from synthguard.provenance.manifest import ManifestSpec, SoftBinding
 from synthguard.provenance.signing import SigningSession, SignResult
 from synthguard.watermark import ImageWatermarker
@@ -55,7 +55,7 @@ class StampResult:
     signed: SignResult
     payload: bytes | None
     algorithm: str | None
-    # Why there is no watermark, when there is none (e.g. "text has no image watermark", "--no-watermark").
+    # Why there is no watermark, when there is none (e.g. "text has no image watermark", "watermarking turned off").
     watermark_skipped: str | None = None
     # Wall time per stage: "watermark" (embed, encode, read-back check) and "sign" (C2PA, write, ledger).
     seconds: dict = field(default_factory=dict, compare=False)
@@ -94,12 +94,12 @@ def load_for_marking(src: Path) -> MarkableImage:
     decoded = decode_image(src)
     if decoded.frames > 1:
         raise WatermarkError(f"{src}: an animation ({decoded.frames} frames); the watermark marks still images "
-                             "only: use --no-watermark to sign it without one")
+                             "only", hint=Hint.NO_WATERMARK)
     with Image.open(src) as img:
         img.load()
         if img.mode not in _MARKABLE_MODES:
             raise WatermarkError(f"{src}: {img.mode} pixels cannot be watermarked without converting them (8-bit "
-                                 "grey or RGB, with or without alpha, can): use --no-watermark to sign it as it is")
+                                 "grey or RGB, with or without alpha, can)", hint=Hint.NO_WATERMARK)
         if img.mode in ("P", "PA"):
             transparent = img.mode == "PA" or "transparency" in img.info
             img = img.convert("RGBA" if transparent else "RGB")
@@ -132,8 +132,8 @@ def mark_and_check(watermarker: ImageWatermarker, pixels: np.ndarray, alpha: Ima
     if not (check.detected and check.payload == payload):
         raise WatermarkError(
             f"the watermark does not read back from this {pixels.shape[1]}x{pixels.shape[0]} image "
-            f"(p={check.p_value:.1e}); it is too small, too dark or too flat to carry it reliably. Use a larger "
-            "image, or --no-watermark to sign without one (the manifest still declares the content)")
+            f"(p={check.p_value:.1e}); it is too small, too dark or too flat to carry it reliably: use a larger "
+            "image, or sign without a watermark (the manifest still declares the content)", hint=Hint.NO_WATERMARK)
     return data, content
 
 
@@ -142,7 +142,7 @@ def encode_image(marked: np.ndarray, alpha: Image.Image | None, mime: str,
     """Encode (marked) pixels in a format that keeps the mark; returns (file bytes, the ledger's content hash)."""
     if mime not in _WRITE_OPTIONS:
         raise WatermarkError(f"cannot write a watermarked {mime} (supported: "
-                             f"{', '.join(sorted(_WRITE_OPTIONS))}); use --no-watermark to sign without one")
+                             f"{', '.join(sorted(_WRITE_OPTIONS))})", hint=Hint.NO_WATERMARK)
     fmt, options = _WRITE_OPTIONS[mime]
     img = Image.fromarray(marked)
     if alpha is not None:
@@ -178,7 +178,7 @@ class Stamper:
         check_output_path(dst, inputs=(src,), overwrite=overwrite)
         if self.watermarker is None:
             return StampResult(self.session.sign_file(src, dst, spec, overwrite=overwrite), None, None,
-                               "watermarking turned off (--no-watermark)")
+                               "watermarking turned off")
         if media.kind is not MediaKind.IMAGE:
             return StampResult(self.session.sign_file(src, dst, spec, overwrite=overwrite), None, None,
                                f"{media.mime} has no image watermark; the manifest alone marks it")
@@ -197,7 +197,7 @@ class Stamper:
         check_output_path(dst, overwrite=overwrite)
         start = time.perf_counter()
         if self.watermarker is None:
-            payload, algorithm, skipped = None, None, "watermarking turned off (--no-watermark)"
+            payload, algorithm, skipped = None, None, "watermarking turned off"
             data, content = encode_image(pixels, None, mime)
         else:
             payload, spec = self._binding(spec)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from synthguard.errors import InputError
+from synthguard.errors import Hint, InputError
 
 
 def check_output_path(output: Path, *, inputs: tuple[Path, ...] = (), overwrite: bool = False) -> Path:
@@ -28,7 +28,7 @@ def check_output_path(output: Path, *, inputs: tuple[Path, ...] = (), overwrite:
     if output.is_dir():
         raise InputError(f"output {output} is a directory; give a file name")
     if output.exists() and not overwrite:
-        raise InputError(f"output {output} already exists (use --force to replace it)")
+        raise InputError(f"output {output} already exists", hint=Hint.OVERWRITE)
     if not output.parent.exists():
         raise InputError(f"output folder {output.parent} does not exist")
     return output
@@ -68,11 +68,11 @@ def atomic_output(path: Path, mode: int | None = None, *, overwrite: bool = True
             try:
                 os.link(tmp, path)
             except FileExistsError:
-                raise InputError(f"output {path} already exists (use --force to replace it)") from None
+                raise InputError(f"output {path} already exists", hint=Hint.OVERWRITE) from None
             except OSError:
                 # No hard links on this filesystem: the check-then-rename window is all we can do.
                 if path.exists():
-                    raise InputError(f"output {path} already exists (use --force to replace it)") from None
+                    raise InputError(f"output {path} already exists", hint=Hint.OVERWRITE) from None
                 os.replace(tmp, path)
             else:
                 os.unlink(tmp)

@@ -22,7 +22,7 @@ from synthguard.core.fileio import write_atomic
 from synthguard.core.home import Home
 from synthguard.core.media import file_sha256
 from synthguard.desk.audit import AuditLog
-from synthguard.errors import InputError, SynthGuardError
+from synthguard.errors import Hint, InputError, SynthGuardError
 from synthguard.policy import Policy
 
 SIDECAR_SUFFIX = ".c2pa"
@@ -205,7 +205,7 @@ def verify(paths: Iterable[Path], settings: VerifySettings, *, jsonl: Path | Non
                 handle.truncate(keep)
             mode = "ab"
         elif jsonl.exists() and not overwrite:
-            raise InputError(f"{jsonl} exists: --resume to continue that run, or --force to start over")
+            raise InputError(f"{jsonl} exists", hint=Hint.RESUME_OR_OVERWRITE)
         if not jsonl.parent.exists():
             raise InputError(f"output folder {jsonl.parent} does not exist")
     done = {line["file"] for line in earlier}

@@ -16,7 +16,7 @@ from synthguard.core.torch_utils import (
     to_uint8_images,
     torch_threads,
 )
-from synthguard.errors import InputError
+from synthguard.errors import Hint, InputError
 from synthguard.generate.base import DEFAULT_OUTPUT_SIZE, LatentImageGenerator
 from synthguard.models.gan import DCGANGenerator
 from synthguard.models.vae import ConvVAE
@@ -150,7 +150,8 @@ def load_generator(backend: str, model: str | None, *, output_size: int | None, 
         raise InputError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
     if backend == "diffusion":
         if not model:
-            raise InputError("--backend diffusion needs --model (a diffusers pipeline folder or hub id)")
+            raise InputError("the diffusion backend needs a model: a diffusers pipeline folder or hub id",
+                             hint=Hint.NEEDS_MODEL)
         from synthguard.generate.diffusion import DiffusionGenerator  # noqa: PLC0415 (diffusers is slow to import)
 
         return DiffusionGenerator.from_pretrained(model, output_size=output_size, num_threads=num_threads,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from synthguard.errors import InputError, WatermarkError
+from synthguard.errors import Hint, InputError, WatermarkError
 from synthguard.provenance.manifest import DigitalSourceType, ManifestSpec, ModelInfo
 from synthguard.stamp import Stamper, StampResult
 
@@ -48,8 +48,7 @@ def output_paths(folder: Path, prefix: str, seeds: list[int], ext: str, overwrit
     paths = [folder / f"{prefix}-{seed:06d}{ext}" for seed in seeds]
     existing = [p for p in paths if p.exists()]
     if existing and not overwrite:
-        raise InputError(f"{existing[0]} already exists ({len(existing)} of the outputs do; use --force to "
-                         "replace them)")
+        raise InputError(f"{existing[0]} already exists ({len(existing)} of the outputs do)", hint=Hint.OVERWRITE)
     return paths
 
 
@@ -59,7 +58,7 @@ def _check_markable(images: list[np.ndarray], stamper: Stamper) -> None:
     height, width = images[0].shape[:2]
     if min(height, width) < 128:
         raise WatermarkError(f"the images are {width}x{height}, too small for the watermark (short side >= 128 px): "
-                             "generate at --size 128 or more (the default is 256), or use --no-watermark")
+                             "generate at 128 px or more (the default is 256)", hint=Hint.NO_WATERMARK)
 
 
 def generate_and_stamp(generator, n: int, seed: int, folder: Path, stamper: Stamper, *, fmt: str = "png",
@@ -101,7 +100,7 @@ def interpolate_and_stamp(generator, a: str, b: str, steps: int, folder: Path, s
     from synthguard.generate.backends import VAEGenerator  # noqa: PLC0415
 
     if not isinstance(generator, VAEGenerator):
-        raise InputError("--interpolate needs the VAE backend (--backend vae): a GAN has no encoder")
+        raise InputError("interpolation needs the VAE backend: a GAN has no encoder", hint=Hint.NEEDS_VAE)
     mime, ext = FORMATS[fmt]
     start = time.perf_counter()
     if a.isdigit() and b.isdigit():

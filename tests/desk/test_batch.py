@@ -13,7 +13,7 @@ from PIL import Image
 from synthguard.cli import main
 from synthguard.desk.audit import AuditLog
 from synthguard.desk.batch import VerifySettings, verify, walk
-from synthguard.errors import InputError
+from synthguard.errors import Hint, InputError
 from synthguard.policy import load_policy
 
 
@@ -87,8 +87,9 @@ def test_interrupted_run_resumes_to_the_same_file(home, inbox, tmp_path):
 def test_existing_output_is_refused_without_resume_or_force(home, inbox, tmp_path):
     out = tmp_path / "o.jsonl"
     out.write_text("{}\n")
-    with pytest.raises(InputError, match="--resume"):
+    with pytest.raises(InputError, match="exists") as exc:
         verify([inbox], settings(home), jsonl=out)
+    assert exc.value.hint is Hint.RESUME_OR_OVERWRITE
     bad = tmp_path / "bad.jsonl"
     bad.write_text("not json\n")
     with pytest.raises(InputError, match="not JSON"):

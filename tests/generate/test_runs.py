@@ -81,7 +81,7 @@ def test_diffusion_backend_with_a_tiny_local_pipeline(home, tmp_path):
     (("--device", "tpu"), "device"),
     (("--device", "cuda:7"), "cuda"),
     (("-n", "0"), "x>=1"),
-    (("--backend", "diffusion"), "needs --model"),
+    (("--backend", "diffusion"), "needs a model: a diffusers pipeline folder or hub id (give --model)"),
 ])
 def test_generate_errors(home, tmp_path, args, fragment):
     result = run("generate", *args, "-o", tmp_path / "e")
