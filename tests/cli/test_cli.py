@@ -1,5 +1,7 @@
 import json
 import stat
+import subprocess
+import sys
 
 import click
 import pytest
@@ -17,7 +19,9 @@ def run(*args, input=None):
 
 
 def _commands(group, prefix=()):
-    for name, cmd in group.commands.items():
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        cmd = group.get_command(ctx, name)
         yield (*prefix, name), cmd
         if isinstance(cmd, click.Group):
             yield from _commands(cmd, (*prefix, name))
@@ -200,3 +204,20 @@ def test_watermark_embed_and_detect_commands(home, tmp_path):
     refused = run("watermark", "embed", tiny, "-o", tmp_path / "t.png")
     assert refused.exit_code == 5 and "128" in refused.stderr
     assert "not tested" in run("watermark", "detect", tiny).output
+
+
+def test_help_lists_every_command_without_importing_torch():
+    script = ("import sys\nfrom click.testing import CliRunner\nfrom synthguard.cli import COMMANDS, main\n"
+              "out = CliRunner().invoke(main, ['--help']).output\n"
+              "assert all(name in out for name in COMMANDS), out\n"
+              "print('torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+
+
+def test_one_error_boundary_turns_library_errors_into_exit_codes(home, tmp_path):
+    missing = run("detect", tmp_path / "nope.png")
+    assert missing.exit_code == 2 and "Traceback" not in missing.output
+    (tmp_path / "o.png").write_bytes(b"x")
+    refused = run("watermark", "embed", tmp_path / "o.png", "-o", tmp_path / "o.png")
+    assert refused.exit_code == 2 and refused.stderr.startswith("error: ")

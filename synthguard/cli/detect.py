@@ -1,0 +1,116 @@
+"""``synthguard detect``: inspect files and print one verdict each."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from synthguard.cli import options
+from synthguard.cli.context import Env, pass_env
+from synthguard.cli.render import human_report, per_file, write_report
+from synthguard.core.home import Home
+from synthguard.errors import InputError
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@options.json_output("One JSON object per input, one per line.")
+@options.policy("Policy YAML (default: policies/default.yaml rules: trust your own identity and added anchors).")
+@options.verification(text_model_help="Texts: the model that generated them (its tokenizer re-reads the text for "
+                                      "the watermark test): 'builtin', a model folder, a .gguf file or a hub id.")
+@click.option("--no-watermark", is_flag=True, help="Skip the watermark test (images).")
+@click.option("--no-classifier", is_flag=True, help="Skip the synthetic-image classifier (images).")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write an HTML report: verdicts, reasons, classifier heatmap and forensic pictures.")
+@click.option("--threads", type=click.IntRange(1), default=lambda: min(4, os.cpu_count() or 1),
+              show_default="min(4, CPU count)", help="torch CPU threads for the classifier and text models.")
+@click.option("--text-scorer", help="Texts: also compute the machine-text score (Fast-DetectGPT criterion) under "
+                                    "this model ('builtin', folder, .gguf or hub id); calibrated on human text.")
+@pass_env
+def detect(env: Env, files: tuple[Path, ...], as_json: bool, policy_path, trust_paths, no_ledger: bool,
+           no_watermark: bool, no_classifier: bool, detector_path: Path | None, report_path: Path | None,
+           threads: int, text_model: str, text_scorer: str | None) -> None:
+    """Verify FILES: C2PA provenance (embedded, sidecar, or recovered from the ledger), watermark, the
+    synthetic-image classifier, and one verdict with its confidence and reasons.
+
+    Texts: the .c2pa sidecar, this identity's text watermarks (SynthID-Text and KGW, whole text and windows, so a
+    marked passage inside a longer document is found and located), and with --text-scorer the machine-text score.
+
+    Verdicts: ai-generated, likely-synthetic (classifier only, nothing declared), tampered, authentic-capture,
+    edited, unknown. Missing provenance alone is never evidence of fakery. Exit status is 0 when every file was
+    inspected, 2 when any file could not be read (it is reported as an error and the others are still inspected).
+
+    \b
+    Examples:
+      synthguard detect out.jpg
+      synthguard detect story.txt                            # sidecar + text watermark (built-in model)
+      synthguard detect news.txt --text-model ./SmolLM2.gguf --text-scorer ./SmolLM2.gguf
+      synthguard detect *.png --json > results.jsonl
+      synthguard detect wire-photo.jpg --trust agency-root.pem
+      synthguard detect suspect.png --report suspect.html
+    """
+    from synthguard.detect import inspect_file  # noqa: PLC0415
+    from synthguard.policy import load_policy  # noqa: PLC0415
+    from synthguard.provenance.ledger import Ledger  # noqa: PLC0415
+    from synthguard.watermark import default_image_watermarker  # noqa: PLC0415
+
+    home = env.home
+    policy = load_policy(policy_path)
+    rules = policy.detection
+    watermarker = None if no_watermark or not rules.watermark else default_image_watermarker()
+    detector = None
+    if not no_classifier and rules.classifier:
+        from synthguard.detect import load_detector  # noqa: PLC0415
+
+        detector = load_detector(detector_path, num_threads=threads)
+    trust = policy.trust_anchors(home, extra=tuple(trust_paths))
+    if report_path is not None:
+        from synthguard.core.fileio import check_output_path  # noqa: PLC0415
+
+        check_output_path(report_path, inputs=files, overwrite=True)
+    ledger = None if no_ledger or not home.ledger_path.exists() else Ledger(home.ledger_path)
+    done, errors = [], []
+    text_checks = []
+
+    def checks_for(path: Path):
+        from synthguard.core.media import MediaKind, sniff  # noqa: PLC0415
+
+        if text_checks or not path.is_file() or sniff(path).kind is not MediaKind.TEXT:
+            return text_checks[0] if text_checks else None
+        text_checks.append(_text_checks(home, text_model, text_scorer, threads, no_watermark or not rules.watermark,
+                                        rules.text_watermark_max_p_value))
+        return text_checks[0]
+
+    def work(path: Path):
+        try:
+            inspection = inspect_file(path, trust=trust, ledger=ledger, watermarker=watermarker, detector=detector,
+                                      classifier_threshold=rules.classifier_threshold,
+                                      keep_pixels=report_path is not None, policy=policy,
+                                      text_checks=checks_for(path))
+        except InputError as exc:
+            errors.append((str(path), str(exc)))
+            raise
+        if report_path is not None:
+            done.append(inspection)
+        return inspection
+
+    try:
+        per_file(files, as_json, work, lambda path, inspection: inspection.to_dict(),
+                  lambda path, inspection: human_report(inspection), finish=lambda: write_report(
+                      report_path, done, errors, as_json))
+    finally:
+        if ledger is not None:
+            ledger.close()
+
+
+def _text_checks(home: Home, text_model: str, text_scorer: str | None, threads: int, no_watermark: bool,
+                 max_p_value: float):
+    import torch  # noqa: PLC0415
+
+    from synthguard.detect.text_signal import text_checks_for_home  # noqa: PLC0415
+
+    torch.set_num_threads(threads)
+    return text_checks_for_home(home, text_model, scorer=text_scorer, watermark=not no_watermark,
+                                max_p_value=max_p_value)
