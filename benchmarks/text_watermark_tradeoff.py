@@ -18,7 +18,7 @@ import torch
 
 from synthguard.bench import text_watermark_bench as tb
 from synthguard.models.text import load_text_model
-from synthguard.watermark.text.schemes import KGWText, SynthIDText, derive_key
+from synthguard.watermark.text import KGWText, SynthIDText, derive_key
 
 
 def main() -> None:
@@ -44,8 +44,8 @@ def main() -> None:
         "kgw delta 3": KGWText(derive_key(secret, "k3"), delta=3.0),
     }
     prompts = (tb.default_prompts() * (args.prompts // 50 + 1))[:args.prompts]
-    result = tb.run(tm, settings, prompts=prompts, human_source=["stdlib-docstrings"], max_new_tokens=args.max_new_tokens,
-                    batch_size=len(prompts), top_p=args.top_p, human_windows=300,
+    result = tb.run(tm, settings, prompts=prompts, human_source=["stdlib-docstrings"],
+                    max_new_tokens=args.max_new_tokens, batch_size=len(prompts), top_p=args.top_p, human_windows=300,
                     progress=lambda msg: print(f"[tradeoff] {msg}", file=sys.stderr, flush=True))
     if args.json_out:
         with open(args.json_out, "w") as f:

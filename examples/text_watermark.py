@@ -14,9 +14,10 @@ import sys
 import torch
 
 from synthguard.core.home import Home
-from synthguard.models.text import generate_text, load_text_model
+from synthguard.generate.sampling import generate_text
+from synthguard.models.text import load_text_model
 from synthguard.provenance.identity import IdentityStore
-from synthguard.watermark.text.schemes import detect_windows, make_watermarker
+from synthguard.watermark.text import detect_windows, make_watermarker
 
 
 def main(prompt: str) -> None:

@@ -9,7 +9,6 @@ trust anchors and the ledger like the CLI; nothing is written (no JSONL, no audi
 from __future__ import annotations
 
 import sys
-from collections import Counter
 from pathlib import Path
 
 from synthguard.core.home import Home
@@ -23,9 +22,9 @@ def main(folder: Path, policy_path: Path) -> None:
     settings = VerifySettings(policy=load_policy(policy_path), home=Home.from_env().root)
     result = verify([folder], settings, audit=False)
     for line in result.lines:
-        what = line["verdict"] or f"error: {line['error']}"
-        print(f"{line['action']:13} {what:18} {line['file']}")
-    print(dict(Counter(line["action"] for line in result.lines)))
+        what = line.verdict.value if line.verdict else f"error: {line.error}"
+        print(f"{line.action.value:13} {what:18} {line.file}")
+    print(result.counts)
 
 
 if __name__ == "__main__":

@@ -14,8 +14,7 @@ from PIL import Image
 from synthguard.core.fileio import atomic_output, write_atomic
 from synthguard.core.home import Home
 from synthguard.core.samples import procedural_image
-from synthguard.detect import Inspection, inspect_file
-from synthguard.policy import DEFAULT_POLICY
+from synthguard.detect import Inspection, InspectionContext, inspect_file
 from synthguard.provenance.identity import Identity
 from synthguard.provenance.ledger import Ledger
 from synthguard.provenance.manifest import DigitalSourceType, ManifestSpec, ModelInfo
@@ -58,12 +57,12 @@ def run_demo(folder: Path, home: Home, identity: Identity) -> list[tuple[str, In
         tampered = folder / "render-tampered.png"
         write_atomic(tampered, _swap_png_pixels(signed.read_bytes(), buf.getvalue()))
 
-        trust = DEFAULT_POLICY.trust_anchors(home)
-        return [(title, inspect_file(path, trust=trust, ledger=ledger, watermarker=watermarker)) for title, path in (
-            ("signed output (watermark + C2PA manifest)", signed),
-            ("same pixels, manifest stripped by a lossless re-save", stripped),
-            ("re-encoded to JPEG by a platform, manifest gone", reencoded),
-            ("signed file with its pixels changed afterwards", tampered))]
+        with InspectionContext.build(home, ledger=ledger, classifier=False) as context:
+            return [(title, inspect_file(path, context)) for title, path in (
+                ("signed output (watermark + C2PA manifest)", signed),
+                ("same pixels, manifest stripped by a lossless re-save", stripped),
+                ("re-encoded to JPEG by a platform, manifest gone", reencoded),
+                ("signed file with its pixels changed afterwards", tampered))]
 
 
 def _swap_png_pixels(signed: bytes, edited: bytes) -> bytes:

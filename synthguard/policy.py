@@ -5,29 +5,22 @@ types need an AI label, which detection tests run and at what thresholds, what e
 (``publish``, ``label-ai``, ``human-review``, ``reject``) and what the audit log records.
 ``policies/default.yaml`` is the file form of :data:`DEFAULT_POLICY`; ``policies/newsroom-*.yaml`` and
 ``platform-labeling.yaml`` are worked examples. ``synthguard policy check|explain FILE``.
+
+This module is the rules as data; ``synthguard.detect.rules`` applies them to an inspection's signals.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import json
-from dataclasses import replace
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from synthguard.core.home import Home
 from synthguard.errors import InputError
-from synthguard.provenance.identity import TrustAnchors
 from synthguard.provenance.manifest import DigitalSourceType
-
-if TYPE_CHECKING:  # no import cycle at run time
-    from synthguard.detect.watermark_signal import WatermarkSignal
-    from synthguard.provenance.reading import ProvenanceSignal
 
 
 class DeskAction(str, Enum):
@@ -114,53 +107,16 @@ class Policy(BaseModel):
     # Folder the policy was loaded from (relative anchor paths resolve against it); not part of the file.
     base_dir: Path | None = Field(None, exclude=True)
 
-    def trust_anchors(self, home: Home, extra: tuple[Path, ...] = ()) -> TrustAnchors:
+    def anchor_files(self) -> tuple[Path, ...]:
+        """The trust anchor PEM files the policy names, resolved against its folder (else the working folder)."""
         base = self.base_dir or Path.cwd()
-        files = tuple(base / a for a in self.trust.anchors) + tuple(extra)
-        return TrustAnchors.from_home(home, include_own=self.trust.own_identity,
-                                      include_added=self.trust.home_anchors, extra=files)
-
+        return tuple(base / a for a in self.trust.anchors)
 
     @property
     def sha256(self) -> str:
         """Hash of the policy's meaning (canonical JSON of every rule, comments and layout aside)."""
         text = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
-
-    def signer_allowed(self, signer: str | None, issuer: str | None) -> bool:
-        if not self.trust.signers:
-            return True
-        names = [n for n in (signer, issuer) if n]
-        return any(fnmatch.fnmatchcase(n.lower(), pattern.lower()) for n in names for pattern in self.trust.signers)
-
-    def apply_provenance(self, provenance: ProvenanceSignal) -> ProvenanceSignal:
-        """The provenance as this policy reads it: a trusted signer not on its list counts as untrusted, and the
-        AI flag follows its source types."""
-        from synthguard.provenance.reading import ProvenanceState  # noqa: PLC0415
-
-        p = provenance
-        if p.state is ProvenanceState.TRUSTED and not self.signer_allowed(p.signer, p.issuer):
-            p = replace(p, state=ProvenanceState.VALID, failures=(*p.failures, "policy.signerNotListed"))
-        declared = [t for t in (p.digital_source_type, *(a.digital_source_type for a in p.actions)) if t]
-        if declared:
-            codes = set()
-            for t in declared:
-                try:
-                    codes.add(DigitalSourceType.parse(t).code)
-                except ValueError:
-                    codes.add(t)
-            p = replace(p, ai_generated=bool(codes & set(self.labeling.ai_source_types)))
-        return p
-
-    def apply_watermark(self, watermark: WatermarkSignal | None) -> WatermarkSignal | None:
-        """A watermark whose p-value is not below this policy's bound counts as not found."""
-        w = watermark
-        text = w is not None and (w.details or {}).get("kind") == "text"
-        if text and w.detected and w.p_value > self.detection.text_watermark_max_p_value:
-            w = replace(w, detected=False, ai_declared=None)
-        elif not text and w is not None and w.detected and w.p_value >= self.detection.watermark_max_p_value:
-            w = replace(w, detected=False, payload=None, ai_declared=None, bit_errors=None)
-        return w
 
     def explain(self) -> str:
         """The policy in plain words."""
@@ -222,3 +178,12 @@ def load_policy(path: Path | None) -> Policy:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
         raise InputError(f"policy {path}: {problems}") from None
+
+
+def check_policy(path: Path) -> Policy:
+    """``load_policy``, and every trust anchor file it names must exist."""
+    policy = load_policy(path)
+    missing = [str(a) for a, f in zip(policy.trust.anchors, policy.anchor_files(), strict=True) if not f.is_file()]
+    if missing:
+        raise InputError(f"policy {path}: trust.anchors: file(s) not found: {', '.join(missing)}")
+    return policy

@@ -11,11 +11,16 @@ action, and the ledger records payload -> manifest, so a copy that lost its mani
 stripped) still leads back to "made by model X, signed by Y". The AI bit makes the watermark itself a
 machine-readable AI marking, even where the ledger is out of reach.
 
+Texts are marked while they are sampled (the watermark is in the sampling loop, see
+``synthguard.generate.sampling``), so ``Stamper.stamp_text`` takes a text already sampled with the stamper's
+``text_watermarker`` and binds it: a ``.c2pa`` sidecar whose soft binding names the scheme and the key id.
+
 This module binds provenance and watermarking; neither of them knows the other.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import tempfile
 import threading
@@ -24,11 +29,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
-from synthguard.core.fileio import check_output_path
+from synthguard.core.fileio import check_output_path, write_atomic
+from synthguard.core.home import Home
 from synthguard.core.media import (
     MediaKind,
     array_content_sha256,
@@ -38,10 +45,19 @@ from synthguard.core.media import (
     sniff,
 )
 from synthguard.errors import Hint, InputError, WatermarkError
+from synthguard.provenance.identity import Identity, IdentityStore
+from synthguard.provenance.ledger import Ledger
 from synthguard.provenance.manifest import ManifestSpec, SoftBinding
-from synthguard.provenance.signing import SigningSession, SignResult
-from synthguard.watermark import ImageWatermarker
+from synthguard.provenance.signing import SigningSession, SignResult, sidecar_path
+from synthguard.watermark import ImageWatermarker, default_image_watermarker
 from synthguard.watermark.payload import Payload
+
+if TYPE_CHECKING:
+    from synthguard.watermark.text import TextWatermarker
+
+# Where a Stamper opened from a home gets its signing identity: given, made on demand by a callable (so a caller can
+# load its model before an identity is created), or the home's own (created on first use).
+IdentitySource = Identity | Callable[[], Identity] | None
 
 # Formats a marked image is written back in, with the encoder options that keep the mark (lossless, or JPEG at a
 # quality that costs the watermark little). GIF's 256-colour palette would erase it: refused.
@@ -53,6 +69,7 @@ _WRITE_OPTIONS = {"image/png": ("PNG", {}), "image/jpeg": ("JPEG", {"quality": 9
 @dataclass(frozen=True)
 class StampResult:
     signed: SignResult
+    # The soft binding's value: an image's watermark payload, or a text watermark's key id.
     payload: bytes | None
     algorithm: str | None
     # Why there is no watermark, when there is none (e.g. "text has no image watermark", "watermarking turned off").
@@ -108,14 +125,35 @@ def load_for_marking(src: Path) -> MarkableImage:
     return MarkableImage(pixels, alpha, keep)
 
 
-def embed_file(src: Path, dst: Path, payload: bytes, watermarker: ImageWatermarker) -> bytes:
-    """Marked image bytes for ``dst``, in the format its extension names (the caller writes them)."""
-    mime = mime_for_suffix(Path(dst).suffix)
+@dataclass(frozen=True)
+class MarkResult:
+    """A watermarked, unsigned copy."""
+
+    output: Path
+    payload: bytes
+    algorithm: str
+
+    def to_dict(self) -> dict:
+        return {"output": str(self.output), "payload": self.payload.hex(), "algorithm": self.algorithm}
+
+
+def mark_file(src: Path, dst: Path, *, payload: bytes | None = None, ai_generated: bool = True,
+              watermarker: ImageWatermarker | None = None, overwrite: bool = False) -> MarkResult:
+    """Write a copy of the image ``src`` to ``dst`` carrying the watermark, in the format ``dst``'s extension names,
+    and sign nothing: ``Stamper.stamp_file`` binds the mark to a manifest. ``payload`` defaults to a fresh
+    SynthGuard payload with the AI bit ``ai_generated``; ``watermarker`` to SynthGuard's image watermark."""
+    src, dst = Path(src), Path(dst)
+    check_output_path(dst, inputs=(src,), overwrite=overwrite)
+    watermarker = watermarker or default_image_watermarker()
+    if payload is None:
+        payload = Payload.new(ai_generated, None).to_bytes()
+    mime = mime_for_suffix(dst.suffix)
     if mime not in _WRITE_OPTIONS:
         raise InputError(f"{dst}: unknown output format; use one of .png, .jpg, .jpeg, .webp, .tif, .tiff")
     image = load_for_marking(src)
     data, _ = mark_and_check(watermarker, image.pixels, image.alpha, payload, mime, image.save_options)
-    return data
+    write_atomic(dst, data, overwrite=overwrite)
+    return MarkResult(dst, payload, watermarker.algorithm_id)
 
 
 def mark_and_check(watermarker: ImageWatermarker, pixels: np.ndarray, alpha: Image.Image | None, payload: bytes,
@@ -158,11 +196,54 @@ def encode_image(marked: np.ndarray, alpha: Image.Image | None, mime: str,
 
 
 class Stamper:
-    """Watermark (images) + sign + ledger, in that order, for files or in-memory pixels."""
+    """Watermark + sign + ledger, in that order: files, pixels made in memory, and texts sampled with
+    ``text_watermarker`` in the loop. ``watermarker`` (images) or ``text_watermarker`` None: that kind of content
+    is signed without a watermark, and the result says so.
 
-    def __init__(self, session: SigningSession, watermarker: ImageWatermarker | None):
+    Built over an open ``SigningSession``, or opened from a home with ``Stamper.from_home``; as a context manager
+    it closes what it opened itself (never a session it was given).
+    """
+
+    def __init__(self, session: SigningSession, watermarker: ImageWatermarker | None, *,
+                 text_watermarker: TextWatermarker | None = None):
         self.session = session
         self.watermarker = watermarker
+        self.text_watermarker = text_watermarker
+        self._opened = contextlib.ExitStack()
+
+    @classmethod
+    def from_home(cls, home: Home, *, identity: IdentitySource = None, image_watermark: bool = True,
+                  text_watermark: str | None = None, thumbnail: bool = False) -> Stamper:
+        """A Stamper over ``home``'s ledger, signing as ``identity`` (see ``IdentitySource``); close it, or use it
+        as a context manager. ``image_watermark``: embed SynthGuard's image watermark; ``text_watermark``: the text
+        scheme ("synthid" or "kgw") keyed from the identity, for texts sampled through this stamper (None: texts
+        unmarked); ``thumbnail``: embed a thumbnail in image manifests."""
+        if callable(identity):
+            identity = identity()
+        elif identity is None:
+            identity, _ = IdentityStore(home).ensure()
+        text_watermarker = None
+        if text_watermark is not None:
+            from synthguard.watermark.text import make_watermarker  # noqa: PLC0415 (imports torch)
+
+            text_watermarker = make_watermarker(text_watermark, identity.text_watermark_secret())
+        watermarker = default_image_watermarker() if image_watermark else None
+        with contextlib.ExitStack() as opened:
+            ledger = opened.enter_context(Ledger(home.ledger_path))
+            session = opened.enter_context(SigningSession(identity, ledger, thumbnail=thumbnail))
+            stamper = cls(session, watermarker, text_watermarker=text_watermarker)
+            stamper._opened = opened.pop_all()
+        return stamper
+
+    def close(self) -> None:
+        """Close the signing session and ledger this stamper opened (``from_home``); nothing else."""
+        self._opened.close()
+
+    def __enter__(self) -> Stamper:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def _key_taken(self, payload: bytes) -> bool:
         ledger = self.session.ledger
@@ -247,6 +328,32 @@ class Stamper:
                     progress(1)
         return results
 
+    def stamp_text(self, text: str, dst: Path, spec: ManifestSpec, *, overwrite: bool = False) -> StampResult:
+        """Write ``text`` to ``dst`` with a signed ``.c2pa`` sidecar and record it in the ledger.
+
+        A text watermark cannot be added to a finished text: ``text`` must have been sampled with
+        ``self.text_watermarker`` in the loop (``generate_text(watermarker=stamper.text_watermarker)``). The
+        manifest then binds that watermark (soft binding: its algorithm and key id); with no text watermarker the
+        text is signed unmarked, and the result says so.
+        """
+        dst = Path(dst)
+        if not text.strip():
+            raise InputError(f"{dst}: no text to sign (it is empty or only white space)")
+        check_output_path(dst, overwrite=overwrite)
+        check_output_path(sidecar_path(dst), overwrite=overwrite)
+        wm = self.text_watermarker
+        if wm is None:
+            payload, algorithm, skipped = None, None, "watermarking turned off"
+        else:
+            payload, algorithm, skipped = bytes.fromhex(wm.key_id), wm.algorithm_id, None
+            spec = replace(spec, soft_binding=SoftBinding(algorithm, payload))
+        start = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix=".synthguard-", dir=dst.parent) as tmp:
+            src = Path(tmp) / f"text{dst.suffix}"
+            src.write_text(text, encoding="utf-8")
+            signed = self.session.sign_file(src, dst, spec, overwrite=overwrite)
+        return StampResult(signed, payload, algorithm, skipped, {"sign": time.perf_counter() - start})
+
     def _sign_encoded(self, data: bytes, content: str, dst: Path, spec: ManifestSpec, *, overwrite: bool,
                       parent_source: Path | None = None) -> SignResult:
         # The encoded image goes through the one signing path (which sniffs and embeds); a private temp folder
@@ -257,3 +364,16 @@ class Stamper:
             encoded.write_bytes(data)
             return self.session.sign_file(encoded, dst, spec, overwrite=overwrite, content_sha256=content,
                                           parent_source=parent_source)
+
+
+def stamp_copy(src: Path, dst: Path, spec: ManifestSpec, home: Home, *, identity: IdentitySource = None,
+               image_watermark: bool = True, thumbnail: bool = False, overwrite: bool = False) -> StampResult:
+    """``Stamper.stamp_file`` for one file, over a stamper opened from ``home`` (see ``Stamper.from_home``) and
+    closed after it. An output that may not be written, or an image that does not decode, is refused before an
+    identity is created for it."""
+    src, dst = Path(src), Path(dst)
+    check_output_path(dst, inputs=(src,), overwrite=overwrite)
+    if not isinstance(identity, Identity) and not IdentityStore(home).exists() and sniff(src).kind is MediaKind.IMAGE:
+        decode_image(src)
+    with Stamper.from_home(home, identity=identity, image_watermark=image_watermark, thumbnail=thumbnail) as stamper:
+        return stamper.stamp_file(src, dst, spec, overwrite=overwrite)

@@ -1,21 +1,24 @@
-"""Shared fixtures: an isolated SYNTHGUARD_HOME per test, a local identity, small images made on the spot."""
+"""Shared fixtures: an isolated SYNTHGUARD_HOME per test, datasets from tests/fixtures and never a download, a local
+identity, small images made on the spot."""
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.files import INTEROP, MNIST_SUBSET
 from PIL import Image
 
+from synthguard.core.datasets import DATASETS
 from synthguard.core.home import Home
 from synthguard.core.samples import procedural_image
 from synthguard.provenance.identity import IdentityStore
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("SYNTHGUARD_SHARED", REPO.parent / "shared"))
-INTEROP = SHARED / "interop" / "c2pa"
+# The dataset cache the environment names (CI: its copy of the full datasets), read before a test replaces it.
+ENVIRONMENT_DATA = os.environ.get("SYNTHGUARD_DATA")
 
 
 @pytest.fixture(autouse=True)
@@ -24,6 +27,40 @@ def home(tmp_path, monkeypatch) -> Home:
     root = tmp_path / "sg-home"
     monkeypatch.setenv("SYNTHGUARD_HOME", str(root))
     return Home(root)
+
+
+@pytest.fixture(scope="session")
+def fixture_cache(tmp_path_factory) -> Path:
+    """A read-only dataset cache holding the registry datasets that tests/fixtures has byte for byte: the
+    detector's ``c2pa-photos`` are the C2PA samples."""
+    cache = tmp_path_factory.mktemp("datasets")
+    photos = DATASETS["c2pa-photos"]
+    (cache / photos.target).mkdir()
+    for file in photos.files:
+        shutil.copyfile(INTEROP / Path(file.name).name, cache / file.name)
+        (cache / file.name).chmod(0o444)
+    for folder in (cache / photos.target, cache):
+        folder.chmod(0o555)
+    return cache
+
+
+@pytest.fixture(autouse=True)
+def offline_datasets(fixture_cache, monkeypatch) -> None:
+    """No test downloads: the dataset cache is ``fixture_cache`` and MNIST is the committed subset."""
+    monkeypatch.setenv("SYNTHGUARD_DATA", str(fixture_cache))
+    monkeypatch.setenv("SYNTHGUARD_MNIST", str(MNIST_SUBSET))
+    monkeypatch.setenv("SYNTHGUARD_OFFLINE", "1")
+
+
+@pytest.fixture
+def full_datasets(monkeypatch) -> Path:
+    """The environment's cache of the full datasets (``SYNTHGUARD_DATA``: CI sets it to its shared copy), made the
+    dataset cache of the test, with MNIST read from it; the test is skipped without one."""
+    if not ENVIRONMENT_DATA or not Path(ENVIRONMENT_DATA).is_dir():
+        pytest.skip("needs the full datasets: set SYNTHGUARD_DATA to a dataset cache that holds them")
+    monkeypatch.setenv("SYNTHGUARD_DATA", ENVIRONMENT_DATA)
+    monkeypatch.delenv("SYNTHGUARD_MNIST")
+    return Path(ENVIRONMENT_DATA)
 
 
 @pytest.fixture
@@ -48,7 +85,3 @@ def jpg(tmp_path, pixels) -> Path:
     path = tmp_path / "input.jpg"
     Image.fromarray(pixels).save(path, quality=90)
     return path
-
-
-def files_in(folder: Path) -> set[str]:
-    return {p.name for p in folder.iterdir()}

@@ -1,7 +1,7 @@
 import subprocess
 import sys
 
-from conftest import REPO
+from helpers.files import REPO
 
 
 def test_library_example_runs(tmp_path, home):

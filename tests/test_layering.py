@@ -92,7 +92,6 @@ def violations(package: Path = PACKAGE) -> list[str]:
     return out
 
 
-@pytest.mark.xfail(strict=True, reason="detect and policy still import each other (next move)")
 def test_every_import_follows_the_dependency_rule():
     assert violations() == []
 

@@ -1,8 +1,10 @@
+"""Policies: rules as data, validated on load (errors name the key), the shipped examples, check and explain."""
+
 import pytest
-from conftest import REPO
+from helpers.files import REPO
 
 from synthguard.errors import InputError
-from synthguard.policy import DEFAULT_POLICY, load_policy
+from synthguard.policy import DEFAULT_POLICY, check_policy, load_policy
 
 
 def test_default_yaml_is_the_default_policy():
@@ -30,8 +32,6 @@ import json  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
 
 from synthguard.cli import main  # noqa: E402
-from synthguard.detect.watermark_signal import WatermarkSignal  # noqa: E402
-from synthguard.provenance.reading import ActionRecord, ProvenanceSignal, ProvenanceState  # noqa: E402
 
 SHIPPED = sorted((REPO / "policies").glob("*.yaml"))
 
@@ -64,25 +64,15 @@ def test_policy_check_names_the_bad_key(tmp_path, text, named):
     assert result.exit_code == 2 and named in result.stderr and "Traceback" not in result.output
 
 
-def test_signer_list_and_source_types_and_watermark_bound(tmp_path):
+def test_check_policy_needs_its_anchor_files(tmp_path):
     path = tmp_path / "p.yaml"
-    path.write_text("version: 1\ntrust:\n  signers: ['Example Wire*']\nlabeling:\n  ai_source_types: "
-                    "[algorithmicMedia]\ndetection:\n  watermark_max_p_value: 1.0e-12\n")
-    policy = load_policy(path)
-    uri = "http://cv.iptc.org/newscodes/digitalsourcetype/"
-    trusted = ProvenanceSignal(present=True, state=ProvenanceState.TRUSTED, signer="Someone Else", issuer="Org",
-                               digital_source_type=uri + "algorithmicMedia",
-                               actions=(ActionRecord("c2pa.created", uri + "algorithmicMedia"),), ai_generated=False)
-    applied = policy.apply_provenance(trusted)
-    assert applied.state is ProvenanceState.VALID and "policy.signerNotListed" in applied.failures
-    assert applied.ai_generated is True  # algorithmicMedia needs a label under this policy
-    listed = policy.apply_provenance(ProvenanceSignal(present=True, state=ProvenanceState.TRUSTED,
-                                                      signer="Example Wire Photo Desk"))
-    assert listed.state is ProvenanceState.TRUSTED
-    weak = WatermarkSignal(True, "io.synthguard.tilemark.4", "900000000001", 1e-9, 0, True)
-    assert not policy.apply_watermark(weak).detected
-    strong = WatermarkSignal(True, "io.synthguard.tilemark.4", "900000000001", 1e-20, 0, True)
-    assert policy.apply_watermark(strong).detected
+    path.write_text("version: 1\ntrust:\n  anchors: [root.pem, missing.pem]\n")
+    (tmp_path / "root.pem").write_text("not checked here: only that the file is there")
+    assert load_policy(path).anchor_files() == (tmp_path / "root.pem", tmp_path / "missing.pem")
+    with pytest.raises(InputError, match="file\\(s\\) not found: missing.pem$"):
+        check_policy(path)
+    (tmp_path / "missing.pem").write_text("")
+    assert check_policy(path).name == "default"
 
 
 def test_policy_explain_command():

@@ -3,11 +3,11 @@ import json
 import c2pa
 import numpy as np
 import pytest
-from conftest import INTEROP
+from helpers.files import INTEROP
 from PIL import Image
 
 from synthguard.core.samples import procedural_image
-from synthguard.errors import Hint, WatermarkError
+from synthguard.errors import Hint, InputError, WatermarkError
 from synthguard.provenance.ledger import Ledger
 from synthguard.provenance.manifest import DigitalSourceType, ManifestSpec
 from synthguard.provenance.signing import SigningSession
@@ -90,15 +90,13 @@ def test_text_is_signed_without_a_watermark_and_says_why(stamper, tmp_path):
 
 @pytest.mark.parametrize("mime,suffix", [("image/png", ".png"), ("image/jpeg", ".jpg")])
 def test_stamp_pixels_from_a_generator(stamper, home, tmp_path, mime, suffix):
-    from synthguard.detect import inspect_file
-    from synthguard.provenance.identity import TrustAnchors
+    from synthguard.detect import InspectionContext, inspect_file
 
     pixels = procedural_image(256, 256, seed=9)
     out = tmp_path / f"gen{suffix}"
     result = stamper.stamp_pixels(pixels, out, ManifestSpec(title="generated"), mime=mime)
-    with Ledger(home.ledger_path) as ledger:
-        inspection = inspect_file(out, trust=TrustAnchors.from_home(home), ledger=ledger,
-                                  watermarker=stamper.watermarker)
+    with InspectionContext.build(home) as context:
+        inspection = inspect_file(out, context)
     # The content hash recorded at signing is the one detect computes from the signed file.
     from synthguard.core.media import decode_image
     assert decode_image(out).content_sha256 == result.signed.content_sha256
@@ -180,7 +178,7 @@ def test_stamp_many_on_threads_matches_one_thread(stamper, home, tmp_path):
 
 def test_what_marking_would_damage_is_refused_with_a_way_out(stamper, tmp_path):
     deep = tmp_path / "deep.png"
-    Image.fromarray((procedural_image(256, 256, seed=1)[..., 0].astype(np.uint16) * 257)).save(deep)
+    Image.fromarray(procedural_image(256, 256, seed=1)[..., 0].astype(np.uint16) * 257).save(deep)
     frames = [Image.fromarray(procedural_image(256, 256, seed=s)) for s in range(3)]
     anim = tmp_path / "anim.gif"
     frames[0].save(anim, save_all=True, append_images=frames[1:])
@@ -211,3 +209,98 @@ def test_marking_keeps_transparency_orientation_and_colour_profile(stamper, tmp_
     stamper.stamp_file(rotated, tmp_path / "rot-out.jpg", ManifestSpec(title="r"))
     with Image.open(tmp_path / "rot-out.jpg") as img:
         assert img.getexif().get(0x0112) == 6 and img.info.get("icc_profile") == b"\x00" * 128
+
+
+# ------------------------------------------------------------------------------------------------------- texts
+def test_stamp_text_binds_the_text_watermark_in_a_signed_sidecar(home, identity, tmp_path):
+    from synthguard.provenance.signing import sidecar_path
+    from synthguard.watermark.text import make_watermarker
+
+    with Stamper.from_home(home, identity=identity, image_watermark=False, text_watermark="synthid") as stamper:
+        wm = stamper.text_watermarker
+        assert wm.key_id == make_watermarker("synthid", identity.text_watermark_secret()).key_id
+        out = tmp_path / "story.txt"
+        result = stamper.stamp_text("A text sampled with the mark in the loop.\n", out, ManifestSpec(title="story"))
+        assert out.read_text() == "A text sampled with the mark in the loop.\n"
+        assert result.payload == bytes.fromhex(wm.key_id) and result.algorithm == wm.algorithm_id
+        assert result.signed.sidecar == sidecar_path(out) and result.to_dict()["watermark"]["embedded"]
+        with open(sidecar_path(out), "rb") as store, c2pa.Reader("application/c2pa", store) as reader:
+            data = json.loads(reader.json())
+        manifest = data["manifests"][data["active_manifest"]]
+        assertions = {a["label"]: a["data"] for a in manifest["assertions"]}
+        assert assertions["c2pa.soft-binding"]["alg"] == wm.algorithm_id
+        assert "c2pa.watermarked" in [a["action"] for a in assertions["c2pa.actions.v2"]["actions"]]
+        with pytest.raises(InputError, match="already exists"):
+            stamper.stamp_text("again", out, ManifestSpec(title="story"))
+        with pytest.raises(InputError, match="no text"):
+            stamper.stamp_text(" \n", tmp_path / "empty.txt", ManifestSpec(title="empty"))
+    with Ledger(home.ledger_path) as ledger:
+        assert ledger.find_by_soft_binding(result.payload)[0].asset_id == result.signed.asset_id
+
+
+def test_stamp_text_without_a_text_watermarker_says_why(stamper, tmp_path):
+    result = stamper.stamp_text("plain words\n", tmp_path / "p.md", ManifestSpec(title="p"))
+    assert result.payload is None and result.watermark_skipped == "watermarking turned off"
+    assert result.signed.mime == "text/markdown" and (tmp_path / "p.md.c2pa").is_file()
+
+
+# ---------------------------------------------------------------------------------------- opening from a home
+def test_from_home_opens_the_ledger_and_closes_only_what_it_opened(home, identity, tmp_path):
+    with Stamper.from_home(home, identity=identity) as stamper:
+        assert stamper.watermarker is not None and stamper.text_watermarker is None
+        stamper.stamp_pixels(procedural_image(256, 256, seed=5), tmp_path / "a.png", ManifestSpec(title="a"))
+    with Ledger(home.ledger_path) as ledger, SigningSession(identity, ledger) as session:
+        with Stamper(session, None) as given:
+            pass
+        given.stamp_pixels(procedural_image(64, 64), tmp_path / "b.png", ManifestSpec(title="b"))  # still open
+        assert ledger.count() == 2
+
+
+def test_from_home_makes_the_identity_on_demand(home, tmp_path):
+    from synthguard.provenance.identity import IdentityStore
+
+    made = []
+
+    def make():
+        made.append(True)
+        return IdentityStore(home).ensure()[0]
+
+    with Stamper.from_home(home, identity=make, image_watermark=False):
+        assert made == [True]
+    with Stamper.from_home(home, image_watermark=False) as stamper:  # the home's own, now existing
+        assert stamper.session.identity.common_name == IdentityStore(home).load().common_name
+    with pytest.raises(InputError, match="unknown text watermark scheme"):
+        Stamper.from_home(home, text_watermark="nope")
+
+
+def test_stamp_copy_refuses_a_corrupt_image_before_making_an_identity(home, tmp_path):
+    from synthguard.provenance.identity import IdentityStore
+    from synthguard.stamp import stamp_copy
+
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+    with pytest.raises(InputError):
+        stamp_copy(broken, tmp_path / "o.png", ManifestSpec(title="o"), home)
+    assert not IdentityStore(home).exists()
+    src = tmp_path / "ok.png"
+    Image.fromarray(procedural_image(256, 256, seed=2)).save(src)
+    result = stamp_copy(src, tmp_path / "o.png", ManifestSpec(title="o"), home, thumbnail=True)
+    assert result.payload is not None and IdentityStore(home).exists()
+
+
+# ----------------------------------------------------------------------------------------------- marking only
+def test_mark_file_writes_a_marked_unsigned_copy(tmp_path, png):
+    from synthguard.stamp import mark_file
+
+    out = tmp_path / "marked.jpg"
+    result = mark_file(png, out, payload=bytes.fromhex("2a0000c0ffee"))
+    assert result.to_dict() == {"output": str(out), "payload": "2a0000c0ffee",
+                                "algorithm": default_image_watermarker().algorithm_id}
+    with Image.open(out) as img:
+        assert default_image_watermarker().detect(np.asarray(img.convert("RGB"))).payload == result.payload
+    fresh = mark_file(png, tmp_path / "fresh.png", ai_generated=False)
+    assert not Payload.from_bytes(fresh.payload).ai_generated
+    with pytest.raises(InputError, match="already exists"):
+        mark_file(png, out)
+    with pytest.raises(InputError, match="unknown output format"):
+        mark_file(png, tmp_path / "m.gif")

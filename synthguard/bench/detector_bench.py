@@ -11,26 +11,24 @@ record (``training.json``) and labelled as such.
 from __future__ import annotations
 
 import importlib.util
-import json
 from dataclasses import asdict, replace
 from importlib.resources import as_file, files
 from pathlib import Path
 
-from synthguard.errors import InputError
+from synthguard.errors import InputError, missing_extra
 from synthguard.models.detector import PatchDetector, builtin_detector
+from synthguard.training.records import read_training_record
 
-INSTALL = "pip install -c constraints.txt -e '.[bench]'"
 
-
-def _builtin_folder_file(name: str) -> dict | None:
-    with as_file(files("synthguard.models") / "weights" / "detector" / name) as path:
-        return json.loads(Path(path).read_text()) if Path(path).is_file() else None
+def _builtin_record() -> dict | None:
+    with as_file(files("synthguard.models") / "weights" / "detector") as folder:
+        return read_training_record(folder)
 
 
 def _builtin_ddpm(num_threads: int | None):
     from diffusers import UNet2DModel  # noqa: PLC0415
 
-    from synthguard.core.torch_utils import load_model
+    from synthguard.core.torch_utils import load_model  # noqa: PLC0415
 
     with as_file(files("synthguard.models") / "weights" / "detector" / "ddpm") as folder:
         return load_model(UNet2DModel, folder) if Path(folder).is_dir() else None
@@ -44,17 +42,18 @@ def run(n: int = 100, detector_path: Path | None = None, num_threads: int | None
     calibrated threshold (what a policy's ``classifier_threshold`` would do); the AUCs do not depend on it."""
     if threshold is not None and not 0 < threshold < 1:
         raise InputError(f"threshold must be between 0 and 1, not {threshold!r}")
-    if importlib.util.find_spec("skimage") is None or importlib.util.find_spec("sklearn") is None:
-        raise InputError(f"bench detector needs scikit-image and scikit-learn (the real photos): {INSTALL}")
-    from synthguard.training.detector import build_dataset, evaluate_detector, photo_sources, stress_real, table  # noqa: PLC0415
+    for package, module in (("scikit-image", "skimage"), ("scikit-learn", "sklearn")):
+        if importlib.util.find_spec(module) is None:
+            raise missing_extra(package, "bench", "the detector benchmark's real photos")
+    from synthguard.training.detector import build_dataset, photo_sources, stress_real  # noqa: PLC0415
+    from synthguard.training.detector_evaluation import evaluate_detector, table  # noqa: PLC0415
 
     if detector_path is None:
         detector = builtin_detector(num_threads=num_threads)
-        record = _builtin_folder_file("training.json")
+        record = _builtin_record()
     else:
         detector = PatchDetector.from_pretrained(detector_path, name=str(detector_path), num_threads=num_threads)
-        path = Path(detector_path) / "training.json"
-        record = json.loads(path.read_text()) if path.is_file() else None
+        record = read_training_record(detector_path)
     calibrated = detector.calibration.threshold
     if threshold is not None:
         detector.calibration = replace(detector.calibration, threshold=threshold)

@@ -29,7 +29,7 @@ def quality(samples: int, threads: int) -> None:
     reference = load_mnist("test").images[:samples]
     gan = builtin_generator("gan", output_size=None, num_threads=threads)
     torch.manual_seed(0)
-    untrained = GANGenerator(DCGANGenerator(**gan.model.config), output_size=None, num_threads=threads)
+    untrained = GANGenerator(DCGANGenerator.from_config(gan.model.config), output_size=None, num_threads=threads)
     vae = builtin_generator("vae", output_size=None, num_threads=threads)
     rows = {
         f"MNIST test[{samples}:{2 * samples}] (real: the floor)": load_mnist("test").images[samples : 2 * samples],

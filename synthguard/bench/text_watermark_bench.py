@@ -18,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from synthguard.models.text import ExpectedCostMeter, TextModel, continuation_nll, generate_text
+from synthguard.generate.sampling import ExpectedCostMeter, generate_text
+from synthguard.models.text import TextModel, continuation_nll
+from synthguard.watermark.text import TextWatermarker, detect_windows
 from synthguard.watermark.text.attacks import (
     delete_words,
     insert_into,
@@ -28,7 +30,6 @@ from synthguard.watermark.text.attacks import (
     words_changed,
 )
 from synthguard.watermark.text.human import load_corpus
-from synthguard.watermark.text.schemes import TextWatermarker, detect_windows
 
 PROMPTS_FILE = Path(__file__).parent / "data" / "news_prompts.txt"
 LENGTHS = (50, 100, 200, 300)
@@ -294,7 +295,8 @@ def render(result: dict) -> str:
             xl, xh = x["perplexity_increase_95ci"]
             lines.append(f"exact expected perplexity cost per marked token: {100 * x['perplexity_increase']:+.2f}% "
                          f"(95% CI {100 * xl:+.2f}% to {100 * xh:+.2f}%, {x['nats_per_token']:+.5f} nats/token)")
-        lines.append("| tokens | TPR p<=1e-2 | TPR p<=1e-3 | human FPR p<=1e-2 | human FPR p<=1e-3 | n marked / human |")
+        lines.append("| tokens | TPR p<=1e-2 | TPR p<=1e-3 | human FPR p<=1e-2 | human FPR p<=1e-3 "
+                     "| n marked / human |")
         lines.append("|---|---|---|---|---|---|")
         for length, d in e["detection"].items():
             h = e["human"].get(length, {"fpr": {"0.01": None, "0.001": None}, "n": 0})

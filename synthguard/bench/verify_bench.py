@@ -58,7 +58,7 @@ def run(n: int, workers: list[int], policy: Policy, home: Path, log=print) -> di
             result = verify([folder], settings, workers=w, audit=False, jsonl=Path(tmp) / f"w{w}.jsonl")
             seconds = time.perf_counter() - start
             out["runs"].append({"workers": w, "seconds": round(seconds, 2), "files_per_second": round(n / seconds, 2),
-                                "errors": sum(1 for line in result.lines if line["error"]),
+                                "errors": result.errors,
                                 "peak_rss_mb_main": round(_rss_mb(resource.RUSAGE_SELF), 1),
                                 "peak_rss_mb_workers": round(_rss_mb(resource.RUSAGE_CHILDREN), 1)})
             log(f"{w} worker(s): {n / seconds:.1f} files/s")

@@ -27,6 +27,7 @@ EXIT_INTERRUPTED = 130
 COMMANDS = {
     "audit": "audit:audit",
     "bench": "bench:bench",
+    "data": "data:data",
     "demo": "demo:demo",
     "detect": "detect:detect",
     "eval": "eval:eval_group",

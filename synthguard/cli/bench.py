@@ -116,13 +116,13 @@ def bench_text_watermark(model, n_prompts, max_new_tokens, human_sources, human_
     Examples:
       synthguard bench text-watermark --prompts 10 --max-new-tokens 100 --human-windows 100   # built-in, quick
       synthguard bench text-watermark --model ./SmolLM2-135M-Instruct.Q4_1.gguf \\
-          --human stdlib-docstrings --human ../shared/datasets/tinyshakespeare.txt
+          --human stdlib-docstrings --human ~/.synthguard/datasets/tinyshakespeare.txt
     """
     import torch  # noqa: PLC0415
 
     from synthguard.bench import text_watermark_bench as tb  # noqa: PLC0415
     from synthguard.models.text import load_text_model  # noqa: PLC0415
-    from synthguard.watermark.text.schemes import DEFAULT_SYNTHID_NGRAM, KGWText, SynthIDText, derive_key  # noqa: PLC0415
+    from synthguard.watermark.text import DEFAULT_SYNTHID_NGRAM, KGWText, SynthIDText, derive_key  # noqa: PLC0415
 
     if threads:
         torch.set_num_threads(threads)

@@ -10,7 +10,6 @@ import click
 from synthguard.cli import options
 from synthguard.cli.context import Env, pass_env
 from synthguard.cli.render import human_report, per_file, write_report
-from synthguard.core.home import Home
 from synthguard.errors import InputError
 
 
@@ -51,66 +50,27 @@ def detect(env: Env, files: tuple[Path, ...], as_json: bool, policy_path, trust_
       synthguard detect wire-photo.jpg --trust agency-root.pem
       synthguard detect suspect.png --report suspect.html
     """
-    from synthguard.detect import inspect_file  # noqa: PLC0415
+    from synthguard.core.fileio import check_output_path  # noqa: PLC0415
+    from synthguard.detect import InspectionContext, inspect_file  # noqa: PLC0415
     from synthguard.policy import load_policy  # noqa: PLC0415
-    from synthguard.provenance.ledger import Ledger  # noqa: PLC0415
-    from synthguard.watermark import default_image_watermarker  # noqa: PLC0415
 
-    home = env.home
-    policy = load_policy(policy_path)
-    rules = policy.detection
-    watermarker = None if no_watermark or not rules.watermark else default_image_watermarker()
-    detector = None
-    if not no_classifier and rules.classifier:
-        from synthguard.detect import load_detector  # noqa: PLC0415
-
-        detector = load_detector(detector_path, num_threads=threads)
-    trust = policy.trust_anchors(home, extra=tuple(trust_paths))
-    if report_path is not None:
-        from synthguard.core.fileio import check_output_path  # noqa: PLC0415
-
-        check_output_path(report_path, inputs=files, overwrite=True)
-    ledger = None if no_ledger or not home.ledger_path.exists() else Ledger(home.ledger_path)
     done, errors = [], []
-    text_checks = []
-
-    def checks_for(path: Path):
-        from synthguard.core.media import MediaKind, sniff  # noqa: PLC0415
-
-        if text_checks or not path.is_file() or sniff(path).kind is not MediaKind.TEXT:
-            return text_checks[0] if text_checks else None
-        text_checks.append(_text_checks(home, text_model, text_scorer, threads, no_watermark or not rules.watermark,
-                                        rules.text_watermark_max_p_value))
-        return text_checks[0]
-
-    def work(path: Path):
-        try:
-            inspection = inspect_file(path, trust=trust, ledger=ledger, watermarker=watermarker, detector=detector,
-                                      classifier_threshold=rules.classifier_threshold,
-                                      keep_pixels=report_path is not None, policy=policy,
-                                      text_checks=checks_for(path))
-        except InputError as exc:
-            errors.append((str(path), str(exc)))
-            raise
+    with InspectionContext.build(env.home, policy=load_policy(policy_path), trust=trust_paths, ledger=not no_ledger,
+                                 watermark=not no_watermark, classifier=not no_classifier, detector=detector_path,
+                                 text_model=text_model, text_scorer=text_scorer, threads=threads) as context:
         if report_path is not None:
-            done.append(inspection)
-        return inspection
+            check_output_path(report_path, inputs=files, overwrite=True)
 
-    try:
+        def work(path: Path):
+            try:
+                inspection = inspect_file(path, context, keep_pixels=report_path is not None)
+            except InputError as exc:
+                errors.append((str(path), str(exc)))
+                raise
+            if report_path is not None:
+                done.append(inspection)
+            return inspection
+
         per_file(files, as_json, work, lambda path, inspection: inspection.to_dict(),
-                  lambda path, inspection: human_report(inspection), finish=lambda: write_report(
-                      report_path, done, errors, as_json))
-    finally:
-        if ledger is not None:
-            ledger.close()
-
-
-def _text_checks(home: Home, text_model: str, text_scorer: str | None, threads: int, no_watermark: bool,
-                 max_p_value: float):
-    import torch  # noqa: PLC0415
-
-    from synthguard.detect.text_signal import text_checks_for_home  # noqa: PLC0415
-
-    torch.set_num_threads(threads)
-    return text_checks_for_home(home, text_model, scorer=text_scorer, watermark=not no_watermark,
-                                max_p_value=max_p_value)
+                 lambda path, inspection: human_report(inspection),
+                 finish=lambda: write_report(report_path, done, errors, as_json))

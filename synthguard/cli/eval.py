@@ -40,15 +40,9 @@ def eval_images(real, fake, limit, threads, as_json) -> None:
     """
     import dataclasses  # noqa: PLC0415
 
-    from synthguard.training.data import load_images  # noqa: PLC0415
-    from synthguard.training.evaluation import (  # noqa: PLC0415
-        builtin_feature_extractor,  # noqa: PLC0415
-        score_images,  # noqa: PLC0415
-    )
+    from synthguard.training.runs import evaluate_images  # noqa: PLC0415 (keep `--help` free of torch)
 
-    reference = load_images(real, split="test", limit=limit)
-    generated = load_images(fake, limit=limit)
-    scores = score_images(generated, reference, builtin_feature_extractor(num_threads=threads))
+    scores = evaluate_images(real, fake, limit=limit, num_threads=threads)
     if as_json:
         print_json(dataclasses.asdict(scores))
         return
@@ -86,31 +80,26 @@ def eval_text(model, data, windows, window_words, watermark_cost, n_prompts, max
 
     \b
     Examples:
-      synthguard eval text --data ../shared/datasets/tinyshakespeare.txt
+      synthguard eval text --data ~/.synthguard/datasets/tinyshakespeare.txt
       synthguard eval text --model ./SmolLM2-135M-Instruct.Q4_1.gguf --watermark-cost --max-new-tokens 200
       synthguard eval text --model ./SmolLM2-135M-Instruct.Q4_1.gguf --watermark-cost --scheme synthid --keys 8
     """
     import torch  # noqa: PLC0415
 
-    from synthguard.bench.text_watermark_bench import default_prompts  # noqa: PLC0415
-    from synthguard.models.text import load_text_model, perplexity  # noqa: PLC0415
-    from synthguard.watermark.text.human import load_corpus  # noqa: PLC0415
+    from synthguard.bench.text_eval import evaluate_text  # noqa: PLC0415
+    from synthguard.models.text import load_text_model  # noqa: PLC0415
 
     if threads:
         torch.set_num_threads(threads)
     tm = load_text_model(model, device="cpu")
-    texts = load_corpus(data if data is not None else "stdlib-docstrings", words=window_words, limit=windows)
-    ppl, tokens = perplexity(tm, [("", t) for t in texts])
-    result = {"model": tm.name, "data": str(data or "stdlib-docstrings"), "windows": len(texts), "tokens": tokens,
-              "perplexity": ppl}
-    if watermark_cost:
-        prompts = (default_prompts() * (n_prompts // 50 + 1))[:n_prompts]
-        result["watermark_cost"] = _watermark_cost(tm, prompts, max_new_tokens=max_new_tokens, top_p=top_p,
-                                                   n_keys=n_keys, schemes=schemes or ("synthid", "kgw"))
+    result = evaluate_text(tm, data=data, windows=windows, window_words=window_words, watermark_cost=watermark_cost,
+                           n_prompts=n_prompts, max_new_tokens=max_new_tokens, top_p=top_p, n_keys=n_keys,
+                           schemes=schemes or ("synthid", "kgw"))
     if as_json:
         print_json(result)
         return
-    click.echo(f"{tm.name}: perplexity {ppl:.2f} on {tokens} tokens ({len(texts)} windows of {result['data']})")
+    click.echo(f"{tm.name}: perplexity {result['perplexity']:.2f} on {result['tokens']} tokens ({result['windows']} "
+               f"windows of {result['data']})")
     if watermark_cost:
         c = result["watermark_cost"]
         click.echo(f"generations ({c['prompts']} prompts x {max_new_tokens} tokens, top-p {top_p}, {n_keys} key(s) "
@@ -127,45 +116,3 @@ def eval_text(model, data, windows, window_words, watermark_cost, n_prompts, max
                 per_key = ", ".join(f"{100 * e['expected']['perplexity_increase']:+.2f}%" for e in c[s]["keys"])
                 click.echo(f"  over {n_keys} keys: mean {100 * k['mean']:+.2f}% (95% CI {100 * k['95ci'][0]:+.2f}% "
                            f"to {100 * k['95ci'][1]:+.2f}%), per key {per_key}")
-
-
-def _watermark_cost(tm, prompts: list[str], *, max_new_tokens: int, top_p: float, n_keys: int,
-                    schemes: tuple[str, ...]) -> dict:
-    """Unmarked and marked continuations of the same prompts with the same seeds, for each scheme and measurement
-    key: the sampled perplexity under ``tm`` and the exact expected cost per marked token (``ExpectedCostMeter``)."""
-    import numpy as np  # noqa: PLC0415
-
-    from synthguard.bench.text_watermark_bench import expected_cost  # noqa: PLC0415
-    from synthguard.models.text import ExpectedCostMeter, generate_text, perplexity  # noqa: PLC0415
-    from synthguard.watermark.text.schemes import make_watermarker  # noqa: PLC0415
-
-    def measure(wm) -> tuple[list, list]:
-        meter = ExpectedCostMeter()
-        samples = generate_text(tm, prompts, max_new_tokens=max_new_tokens, top_p=top_p, seed=0, watermarker=wm,
-                                batch_size=min(len(prompts), 50), cost_meter=meter)
-        return [(tm.encode(s.prompt), s.token_ids) for s in samples], meter.samples
-
-    plain, _ = measure(None)
-    plain_ppl, plain_tokens = perplexity(tm, plain)
-    out: dict = {"prompts": len(prompts), "max_new_tokens": max_new_tokens, "top_p": top_p, "keys": n_keys,
-                 "schemes": list(schemes), "unmarked": {"perplexity": plain_ppl, "tokens": plain_tokens}}
-    for scheme in schemes:
-        pairs, costs, per_key = [], [], []
-        for k in range(n_keys):
-            # Fixed measurement keys, not anyone's identity (key 0 is the one earlier releases used).
-            secret = b"synthguard eval text watermark cost" + (f" {k}".encode() if k else b"")
-            wm = make_watermarker(scheme, secret)
-            marked, cost = measure(wm)
-            pairs += marked
-            costs += cost
-            per_key.append({"key_id": wm.key_id, "expected": expected_cost(cost)})
-        value, count = perplexity(tm, pairs)
-        entry = {"perplexity": value, "tokens": count, "increase": value / plain_ppl - 1,
-                 "expected": expected_cost(costs), "keys": per_key}
-        if n_keys >= 2:
-            rises = np.array([e["expected"]["perplexity_increase"] for e in per_key])
-            se = rises.std(ddof=1) / np.sqrt(len(rises))
-            entry["over_keys"] = {"mean": float(rises.mean()), "sd": float(rises.std(ddof=1)),
-                                  "95ci": [float(rises.mean() - 1.96 * se), float(rises.mean() + 1.96 * se)]}
-        out[scheme] = entry
-    return out

@@ -13,19 +13,6 @@ from synthguard.cli.render import print_json
 from synthguard.errors import InputError
 
 
-def _open_stamper(stack, env: Env, watermark: bool):
-    """A Stamper over this home's identity and ledger (entered on ``stack``)."""
-    from synthguard.provenance.ledger import Ledger  # noqa: PLC0415
-    from synthguard.provenance.signing import SigningSession  # noqa: PLC0415
-    from synthguard.stamp import Stamper  # noqa: PLC0415
-    from synthguard.watermark import default_image_watermarker  # noqa: PLC0415
-
-    identity = env.identity()
-    ledger = stack.enter_context(Ledger(env.home.ledger_path))
-    session = stack.enter_context(SigningSession(identity, ledger))
-    return Stamper(session, default_image_watermarker() if watermark else None)
-
-
 @click.command()
 @click.option("--backend", type=click.Choice(["gan", "vae", "diffusion", "text"]), default="gan", show_default=True,
               help="Model family. gan, vae and text have built-in weights; diffusion needs --model.")
@@ -66,9 +53,8 @@ def _open_stamper(stack, env: Env, watermark: bool):
 @options.json_output("Print a JSON report (files, timings per stage).")
 @pass_env
 def generate(env: Env, backend, n, seed, model, output_dir, fmt, device, batch_size, size, native, threads, workers,
-             interpolate,
-             steps, inference_steps, prompt, prompts_file, max_new_tokens, temperature, top_p, top_k, text_watermark,
-             watermark, force, as_json) -> None:
+             interpolate, steps, inference_steps, prompt, prompts_file, max_new_tokens, temperature, top_p, top_k,
+             text_watermark, watermark, force, as_json) -> None:
     """Generate images or text; every output is watermarked, signed as trainedAlgorithmicMedia and recorded in the
     ledger (texts: a signed .c2pa sidecar beside each file).
 
@@ -83,118 +69,93 @@ def generate(env: Env, backend, n, seed, model, output_dir, fmt, device, batch_s
           --max-new-tokens 200 -o texts/
     """
     if backend == "text":
-        _generate_text(env, model, prompt, prompts_file, n or 1, seed, output_dir, device, batch_size, threads,
-                       max_new_tokens, temperature, top_p, top_k, text_watermark, watermark, force, as_json)
+        from synthguard.generate.text import TextRequest, read_prompts  # noqa: PLC0415
+
+        if prompt is not None and prompts_file is not None:
+            raise InputError("give --prompt or --prompts-file, not both")
+        prompts = read_prompts(prompts_file) if prompts_file is not None else (prompt or "",)
+        request = TextRequest(output=output_dir, prompts=prompts, n=n or 1, model=model, seed=seed, device=device,
+                              batch_size=min(batch_size, 64), threads=threads, max_new_tokens=max_new_tokens,
+                              temperature=temperature, top_p=top_p, top_k=top_k, scheme=text_watermark,
+                              watermark=watermark, overwrite=force)
+        _generate_texts(env, request, as_json)
         return
     if prompts_file:
         raise InputError("--prompts-file applies to --backend text only")
-    n = 8 if n is None else n
-    if output_dir.exists() and not output_dir.is_dir():
-        raise InputError(f"-o {output_dir} is a file; image backends write into a folder")
-    import contextlib  # noqa: PLC0415
+    if (inference_steps or prompt) and (backend != "diffusion" or interpolate):
+        raise InputError("--inference-steps and --prompt apply to --backend diffusion only")
+    size = None if native else size
+    if interpolate:
+        from synthguard.generate.runs import InterpolationRequest  # noqa: PLC0415
 
+        start, end = (int(v) if v.isdigit() else Path(v) for v in interpolate)
+        request = InterpolationRequest(output_dir=output_dir, start=start, end=end, steps=steps, backend=backend,
+                                       model=model, fmt=fmt, size=size, threads=threads, workers=workers,
+                                       overwrite=force, watermark=watermark)
+    else:
+        from synthguard.generate.runs import ImageRequest  # noqa: PLC0415
+
+        request = ImageRequest(output_dir=output_dir, backend=backend, model=model, n=8 if n is None else n,
+                               seed=seed, fmt=fmt, device=device, batch_size=batch_size, size=size, threads=threads,
+                               workers=workers, inference_steps=inference_steps, prompt=prompt, overwrite=force,
+                               watermark=watermark)
+    _generate_images(env, request, as_json)
+
+
+def _generate_images(env: Env, request, as_json: bool) -> None:
     from tqdm import tqdm  # noqa: PLC0415
 
-    from synthguard.generate.backends import load_generator  # noqa: PLC0415
-    from synthguard.generate.runs import generate_and_stamp, interpolate_and_stamp  # noqa: PLC0415
+    from synthguard.generate.runs import ImageRequest, generate_images, interpolate_images  # noqa: PLC0415
 
-    if not watermark:
+    if not request.watermark:
         click.echo("note: --no-watermark: images carry no invisible watermark; their signed manifests still declare "
                    "them AI-generated (trainedAlgorithmicMedia)", err=True)
-    if (inference_steps or prompt) and backend != "diffusion":
-        raise InputError("--inference-steps and --prompt apply to --backend diffusion only")
-    generator = load_generator(backend, model, output_size=None if native else size, num_threads=threads,
-                               inference_steps=inference_steps, prompt=prompt)
-    count = steps if interpolate else n
-    with contextlib.ExitStack() as stack:
-        stamper = _open_stamper(stack, env, watermark)
-        bar = stack.enter_context(tqdm(total=count, desc="generate+stamp", unit="img", file=sys.stderr,
-                                       disable=None if count > 4 else True))
-        if interpolate:
-            report = interpolate_and_stamp(generator, interpolate[0], interpolate[1], steps, output_dir, stamper,
-                                           fmt=fmt, overwrite=force, workers=workers, progress=bar.update)
-        else:
-            report = generate_and_stamp(generator, n, seed, output_dir, stamper, fmt=fmt, device=device,
-                                        batch_size=batch_size, overwrite=force, workers=workers,
-                                        progress=bar.update)
+    if isinstance(request, ImageRequest):
+        flow, count = generate_images, request.n
+    else:
+        flow, count = interpolate_images, request.steps
+    with tqdm(total=count, desc="generate+stamp", unit="img", file=sys.stderr,
+              disable=None if count > 4 else True) as bar:
+        report = flow(request, env.home, identity=env.identity, progress=bar.update)
     if as_json:
         print_json(report.to_dict())
         return
-    shares = report.to_dict()["stage_share"]
-    count = len(report.files)
-    click.echo(f"wrote {count} image{'s' if count != 1 else ''} to {output_dir}/ with {report.model} {report.version} "
+    shares, count, folder = report.stage_share, len(report.files), request.output_dir
+    click.echo(f"wrote {count} image{'s' if count != 1 else ''} to {folder}/ with {report.model} {report.version} "
                f"({report.device}): {report.images_per_second:.1f} images/s; share of the work: model "
                f"{100 * shares['model']:.0f}%, watermark {100 * shares['watermark']:.0f}%, "
                f"sign {100 * shares['sign']:.0f}%")
     click.echo("each is signed (trainedAlgorithmicMedia, model assertion)"
-               + (" and watermarked, bound by c2pa.soft-binding" if watermark else "")
-               + f"; verify with: synthguard detect {output_dir}/*")
+               + (" and watermarked, bound by c2pa.soft-binding" if request.watermark else "")
+               + f"; verify with: synthguard detect {folder}/*")
 
 
-def _read_prompts(prompt: str | None, prompts_file: Path | None) -> list[str]:
-    if prompt is not None and prompts_file is not None:
-        raise InputError("give --prompt or --prompts-file, not both")
-    if prompts_file is not None:
-        from synthguard.core.media import read_text  # noqa: PLC0415
-
-        if not prompts_file.is_file():
-            raise InputError(f"{prompts_file}: no such file")
-        prompts = [line.strip() for line in read_text(prompts_file).splitlines() if line.strip()]
-        if not prompts:
-            raise InputError(f"{prompts_file}: no prompt in it (one per line)")
-        return prompts
-    return [prompt if prompt is not None else ""]
-
-
-def _generate_text(env: Env, model, prompt, prompts_file, n, seed, output, device, batch_size, threads, max_new_tokens,
-                   temperature, top_p, top_k, scheme, watermark, force, as_json) -> None:
-    import contextlib  # noqa: PLC0415
-
-    import torch  # noqa: PLC0415
+def _generate_texts(env: Env, request, as_json: bool) -> None:
     from tqdm import tqdm  # noqa: PLC0415
 
-    from synthguard.generate.text_runs import generate_and_stamp_text  # noqa: PLC0415
-    from synthguard.models.text import load_text_model  # noqa: PLC0415
-    from synthguard.provenance.ledger import Ledger  # noqa: PLC0415
-    from synthguard.provenance.signing import SigningSession  # noqa: PLC0415
-    from synthguard.watermark.text.schemes import make_watermarker  # noqa: PLC0415
+    from synthguard.generate.text import generate_texts  # noqa: PLC0415
 
-    if threads:
-        torch.set_num_threads(threads)
-    prompts = [p for p in _read_prompts(prompt, prompts_file) for _ in range(n)]
-    if not watermark:
+    if not request.watermark:
         click.echo("note: --no-watermark: the texts carry no text watermark; their signed sidecars still declare "
                    "them AI-generated (trainedAlgorithmicMedia)", err=True)
-    tm = load_text_model(model, device=device)
-    home = env.home
-    identity = env.identity()
-    wm = make_watermarker(scheme, identity.text_watermark_secret()) if watermark else None
-    streamer = None
-    if len(prompts) == 1 and not as_json and sys.stdout.isatty():
-        from transformers import TextStreamer  # noqa: PLC0415
-
-        streamer = TextStreamer(tm.tokenizer, skip_prompt=False, skip_special_tokens=True)
-    with contextlib.ExitStack() as stack:
-        ledger = stack.enter_context(Ledger(home.ledger_path))
-        session = stack.enter_context(SigningSession(identity, ledger))
-        bar = stack.enter_context(tqdm(total=len(prompts), desc="generate", unit="text", file=sys.stderr,
-                                       disable=None if len(prompts) > 1 else True))
-        report = generate_and_stamp_text(tm, prompts, output, session, wm, max_new_tokens=max_new_tokens,
-                                         temperature=temperature, top_p=top_p, top_k=top_k, seed=seed,
-                                         batch_size=min(batch_size, 64), overwrite=force,
-                                         progress=lambda done: bar.update(done - bar.n), streamer=streamer)
+    streaming = request.count == 1 and not as_json and sys.stdout.isatty()
+    with tqdm(total=request.count, desc="generate", unit="text", file=sys.stderr,
+              disable=None if request.count > 1 else True) as bar:
+        report = generate_texts(request, env.home, identity=env.identity, progress=bar.update,
+                                stream=(lambda text, end: click.echo(text, nl=end)) if streaming else None)
     if as_json:
         print_json(report.to_dict())
         return
     for o in report.outputs:
         if o.warning:
             click.echo(f"warning: {o.file}: {o.warning}", err=True)
-    if streamer is None and len(report.outputs) == 1:
-        click.echo(Path(report.outputs[0].file).read_text(encoding="utf-8"))
+    if not streaming and len(report.outputs) == 1:
+        click.echo(report.outputs[0].file.read_text(encoding="utf-8"))
     count = len(report.outputs)
-    where = report.outputs[0].file if count == 1 else f"{output}/"
+    where = report.outputs[0].file if count == 1 else f"{request.output}/"
     click.echo(f"wrote {count} text{'s' if count != 1 else ''} to {where} with {report.model} {report.version} "
                f"({report.device}, {report.tokens_per_second:.1f} tokens/s)", err=True)
+    watermark = report.outputs[0].watermark
     click.echo("each is signed (.c2pa sidecar: trainedAlgorithmicMedia, model assertion)"
-               + (f" and watermarked ({wm.algorithm_id}, key {wm.key_id})" if wm else "")
+               + (f" and watermarked ({watermark['algorithm']}, key {watermark['key_id']})" if watermark else "")
                + f"; verify with: synthguard detect {where}", err=True)

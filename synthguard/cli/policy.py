@@ -8,7 +8,6 @@ import click
 
 from synthguard.cli import options
 from synthguard.cli.render import print_json
-from synthguard.errors import InputError
 
 
 @click.group()
@@ -32,12 +31,9 @@ def policy_check(file: Path, as_json: bool) -> None:
     Example:
       synthguard policy check policies/newsroom-strict.yaml
     """
-    from synthguard.policy import load_policy  # noqa: PLC0415
+    from synthguard.policy import check_policy  # noqa: PLC0415
 
-    loaded = load_policy(file)
-    missing = [a for a in loaded.trust.anchors if not ((loaded.base_dir or Path.cwd()) / a).is_file()]
-    if missing:
-        raise InputError(f"policy {file}: trust.anchors: file(s) not found: {', '.join(missing)}")
+    loaded = check_policy(file)
     if as_json:
         print_json({"file": str(file), "valid": True, "name": loaded.name, "sha256": loaded.sha256})
     else:

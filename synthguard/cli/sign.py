@@ -66,28 +66,16 @@ def sign(env: Env, file: Path, output: Path, title, source_type, model_name, mod
       synthguard sign article.md -o out/article.md        # writes out/article.md + out/article.md.c2pa
       synthguard sign chart.png -o chart-signed.png --no-watermark
     """
-    from synthguard.core.fileio import check_output_path  # noqa: PLC0415
-    from synthguard.core.media import MediaKind, decode_image, sniff  # noqa: PLC0415
-    from synthguard.provenance.identity import IdentityStore  # noqa: PLC0415
-    from synthguard.provenance.ledger import Ledger  # noqa: PLC0415
     from synthguard.provenance.manifest import DigitalSourceType, ManifestSpec, ModelInfo, TrainingMining  # noqa: PLC0415
-    from synthguard.provenance.signing import SigningSession  # noqa: PLC0415
-    from synthguard.stamp import Stamper  # noqa: PLC0415
-    from synthguard.watermark import default_image_watermarker  # noqa: PLC0415
+    from synthguard.stamp import stamp_copy  # noqa: PLC0415
 
     if (seed is not None or params or model_version) and not model_name:
         raise InputError("--seed, --param and --model-version describe a model: give --model NAME too")
-    home = env.home
     model = ModelInfo(model_name, model_version, seed=seed, parameters=_parse_params(params)) if model_name else None
     spec = ManifestSpec(title=title or output.name, digital_source_type=DigitalSourceType.parse(source_type),
                         model=model, training_mining=TrainingMining(training_mining))
-    check_output_path(output, inputs=(file,), overwrite=force)
-    if not IdentityStore(home).exists() and sniff(file).kind is MediaKind.IMAGE:
-        decode_image(file)  # refuse unusable input before creating an identity for it
-    identity = env.identity()
-    with Ledger(home.ledger_path) as ledger, SigningSession(identity, ledger, thumbnail=thumbnail) as session:
-        stamper = Stamper(session, default_image_watermarker() if watermark else None)
-        result = stamper.stamp_file(file, output, spec, overwrite=force)
+    result = stamp_copy(file, output, spec, env.home, identity=env.identity, image_watermark=watermark,
+                        thumbnail=thumbnail, overwrite=force)
     if as_json:
         print_json(result.to_dict())
         return

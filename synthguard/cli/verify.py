@@ -10,7 +10,7 @@ import click
 
 from synthguard.cli import options
 from synthguard.cli.context import Env, pass_env
-from synthguard.errors import InputError
+from synthguard.errors import InputError, missing_extra
 
 
 @click.command()
@@ -57,44 +57,34 @@ def verify(env: Env, paths, policy_path, jsonl_path, report_path, workers, resum
             check_output_path(path, overwrite=True)
     settings = VerifySettings(policy=policy, home=env.home.root, trust_extra=tuple(trust_paths),
                               detector=detector_path, use_ledger=not no_ledger, text_model=text_model)
-    bar = tqdm(desc="verify", unit="file", file=sys.stderr, disable=None)
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
-    try:
+    with tqdm(desc="verify", unit="file", file=sys.stderr, disable=None) as bar:
         result = run_verify(paths, settings, jsonl=jsonl_path, workers=workers, resume=resume, overwrite=force,
-                            audit=False if no_audit else None, progress=progress)
-    finally:
-        bar.close()
+                            audit=False if no_audit else None, progress=_progress(bar))
     if jsonl_path is None:
         for line in result.lines[result.resumed:]:
-            click.echo(json.dumps(line, sort_keys=True))
+            click.echo(line.to_json())
     if report_path is not None:
-        with tqdm(desc="report", unit="file", file=sys.stderr, disable=None) as rbar:
-            def report_progress(done: int, total: int) -> None:
-                rbar.total, rbar.n = total, done
-                rbar.refresh()
-
-            write_batch_report(report_path, result.lines, policy, progress=report_progress)
-    errors = sum(1 for line in result.lines if line.get("error"))
-    summary = {"files": len(result.lines), "resumed": result.resumed, "errors": errors, "actions": result.counts,
-               "seconds": round(result.seconds, 2), "files_per_second": round(
-                   (len(result.lines) - result.resumed) / max(result.seconds, 1e-9), 2),
-               "policy": policy.name, "policy_sha256": policy.sha256, "jsonl": str(jsonl_path) if jsonl_path else None,
-               "report": str(report_path) if report_path else None}
+        with tqdm(desc="report", unit="file", file=sys.stderr, disable=None) as bar:
+            write_batch_report(report_path, result.lines, policy, progress=_progress(bar))
     if as_json:
-        click.echo(json.dumps(summary), err=jsonl_path is None)
+        click.echo(json.dumps(result.summary(policy, jsonl_path, report_path)), err=jsonl_path is None)
     else:
         actions = ", ".join(f"{n} {a}" for a, n in sorted(result.counts.items())) or "nothing"
-        click.echo(f"verified {len(result.lines)} file(s) under policy {policy.name!r}: {actions}; {errors} error(s)"
+        click.echo(f"verified {len(result.lines)} file(s) under policy {policy.name!r}: {actions}; "
+                   f"{result.errors} error(s)"
                    + (f"; {result.resumed} from the earlier run" if result.resumed else "")
                    + (f"; lines in {jsonl_path}" if jsonl_path else "")
                    + (f"; report in {report_path}" if report_path else ""), err=True)
-    if errors:
+    if result.errors:
         sys.exit(InputError.exit_code)
+
+
+def _progress(bar):
+    """A ``progress(done, total)`` callback that moves a tqdm bar."""
+    def update(done: int, total: int) -> None:
+        bar.total, bar.n = total, done
+        bar.refresh()
+    return update
 
 
 @click.command()
@@ -118,10 +108,11 @@ def serve(env: Env, host: str, port: int, policy_path, max_upload_mb: int, stora
     """
     try:
         import uvicorn  # noqa: PLC0415
-    except ImportError:
-        raise InputError("the desk needs its web extras: pip install -c constraints.txt -e '.[desk]'") from None
+
+        from synthguard.desk.web import create_app  # noqa: PLC0415 (FastAPI)
+    except ImportError as exc:
+        raise missing_extra(exc.name or "fastapi", "desk", "the web desk") from None
     from synthguard.desk.batch import VerifySettings  # noqa: PLC0415
-    from synthguard.desk.web import create_app  # noqa: PLC0415
     from synthguard.policy import load_policy  # noqa: PLC0415
 
     if host not in ("127.0.0.1", "localhost", "::1"):

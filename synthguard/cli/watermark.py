@@ -41,30 +41,19 @@ def watermark_embed(file: Path, output: Path, payload: str | None, ai: bool, for
       synthguard watermark embed render.png -o marked.png
       synthguard watermark embed render.png -o marked.jpg --payload 2a0000c0ffee
     """
-    from synthguard.core.fileio import check_output_path, write_atomic  # noqa: PLC0415
-    from synthguard.core.media import decode_image, sniff  # noqa: PLC0415
-    from synthguard.stamp import embed_file  # noqa: PLC0415
-    from synthguard.watermark import default_image_watermarker  # noqa: PLC0415
-    from synthguard.watermark.payload import Payload  # noqa: PLC0415
+    from synthguard.stamp import mark_file  # noqa: PLC0415
 
-    check_output_path(output, inputs=(file,), overwrite=force)
+    data = None
     if payload is not None:
         try:
             data = bytes.fromhex(payload)
         except ValueError:
             raise InputError(f"--payload {payload!r} is not hex") from None
-    else:
-        data = Payload.new(ai, None).to_bytes()
-    sniff(file)
-    decode_image(file)
-    watermarker = default_image_watermarker()
-    encoded = embed_file(file, output, data, watermarker)
-    write_atomic(output, encoded)
-    result = {"output": str(output), "payload": data.hex(), "algorithm": watermarker.algorithm_id}
+    result = mark_file(file, output, payload=data, ai_generated=ai, overwrite=force)
     if as_json:
-        print_json(result)
+        print_json(result.to_dict())
     else:
-        click.echo(f"marked {output}: payload {data.hex()}, {watermarker.algorithm_id}")
+        click.echo(f"marked {output}: payload {result.payload.hex()}, {result.algorithm}")
 
 
 @watermark.command("detect")
@@ -78,21 +67,10 @@ def watermark_detect(files: tuple[Path, ...], as_json: bool) -> None:
       synthguard watermark detect marked.png
       synthguard watermark detect *.jpg --json
     """
-    from synthguard.core.media import MediaKind, decode_image, sniff  # noqa: PLC0415
-    from synthguard.detect.watermark_signal import score_watermark  # noqa: PLC0415
+    from synthguard.detect.image import score_watermark_file  # noqa: PLC0415
     from synthguard.watermark import default_image_watermarker  # noqa: PLC0415
 
     watermarker = default_image_watermarker()
-
-    def work(path: Path):
-        if sniff(path).kind is not MediaKind.IMAGE:
-            raise InputError(f"{path}: not an image; the image watermark applies to images only")
-        return score_watermark(decode_image(path, keep_rgb=True).rgb, watermarker)
-
-    def as_text(path: Path, signal) -> str:
-        if signal.detected:
-            return (f"{path}: watermark found, payload {signal.payload}, p={signal.p_value:.1e}, "
-                    f"{signal.bit_errors} bit(s) corrected, {signal.algorithm}")
-        return f"{path}: " + (f"not tested ({signal.skipped})" if signal.skipped else "no watermark found")
-
-    per_file(files, as_json, work, lambda path, signal: {"file": str(path), **signal.to_dict()}, as_text)
+    per_file(files, as_json, lambda path: score_watermark_file(path, watermarker),
+             lambda path, signal: {"file": str(path), **signal.to_dict()},
+             lambda path, signal: f"{path}: " + "; ".join(signal.describe()))

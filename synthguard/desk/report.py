@@ -1,5 +1,7 @@
-"""Self-contained HTML reports of inspections: verdict, reasons, provenance, watermark, classifier heatmap and
-forensic pictures, one section per file (pictures inlined as PNG data URIs, so the file can be mailed or archived).
+"""Self-contained HTML reports of inspections: verdict, reasons, classifier heatmap and forensic pictures, and the
+evidence (each signal's own ``describe()`` lines), one section per file (pictures inlined as data URIs, so the file
+can be mailed or archived). A section is made from a ``ReportEntry``: of an inspection (``detect --report``) or of a
+``verify`` line (``verify --report``, the web desk).
 
 Every string from a file (names, signer, manifest fields) is HTML-escaped: a hostile manifest cannot inject markup.
 """
@@ -8,10 +10,11 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -20,12 +23,16 @@ from synthguard import __version__
 from synthguard.core.fileio import write_atomic
 from synthguard.core.media import MediaKind, decode_image, sniff
 from synthguard.detect import Inspection, forensics
+from synthguard.detect.signals import Findings
 from synthguard.errors import InputError
+
+if TYPE_CHECKING:
+    from synthguard.desk.batch import VerifyLine
 
 PREVIEW_SIDE = 384  # pictures are shown at most this many pixels on their long side
 
-_LABEL_COLOURS = {"ai-generated": "#b3261e", "likely-synthetic": "#c26a00", "tampered": "#7b1fa2",
-                  "authentic-capture": "#1b5e20", "edited": "#0d47a1", "unknown": "#455a64"}
+LABEL_COLOURS = {"ai-generated": "#b3261e", "likely-synthetic": "#c26a00", "tampered": "#7b1fa2",
+                 "authentic-capture": "#1b5e20", "edited": "#0d47a1", "unknown": "#455a64", "error": "#b3261e"}
 
 
 def heatmap_overlay(image: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
@@ -81,6 +88,36 @@ def file_pictures(path: Path, heatmap=None, **kwargs) -> dict[str, bytes]:
     return pictures(decode_image(path, keep_rgb=True).rgb, None if heatmap is None else np.asarray(heatmap), **kwargs)
 
 
+@dataclass(frozen=True)
+class ReportEntry:
+    """One file's section: the verdict (``label`` "error" when the file could not be verified), the findings'
+    lines and the pictures (name -> encoded PNG or JPEG)."""
+
+    file: str
+    label: str
+    mime: str | None = None
+    confidence: float | None = None
+    action: str | None = None
+    findings: Findings = Findings((), ())
+    error: str | None = None
+    figures: dict[str, bytes] = field(default_factory=dict)
+
+    @classmethod
+    def of_inspection(cls, inspection: Inspection) -> ReportEntry:
+        """An inspection's section, with pictures of its pixels when it kept them."""
+        heatmap = inspection.classifier.heatmap if inspection.classifier is not None else None
+        v = inspection.verdict
+        return cls(str(inspection.file), v.label.value, inspection.media.mime, v.confidence,
+                   findings=inspection.findings(), figures=pictures(inspection.pixels, heatmap))
+
+    @classmethod
+    def of_line(cls, line: VerifyLine, figures: dict[str, bytes] | None = None) -> ReportEntry:
+        """A ``verify`` line's section (its desk action shown), with the given pictures."""
+        findings = Findings.of(line.provenance, (line.watermark, line.classifier), line.reasons)
+        return cls(line.file, "error" if line.verdict is None else line.verdict.value, line.mime, line.confidence,
+                   line.action.value, findings, line.error, figures or {})
+
+
 def _img(name: str, data: bytes) -> str:
     mime = "image/jpeg" if data[:2] == b"\xff\xd8" else "image/png"
     b64 = base64.b64encode(data).decode("ascii")
@@ -88,61 +125,32 @@ def _img(name: str, data: bytes) -> str:
             f"<figcaption>{html.escape(name)}</figcaption></figure>")
 
 
-def _section(record: dict, figures: dict[str, bytes]) -> str:
-    """One file's section from its JSON form (``Inspection.to_dict()``, or a ``verify`` line)."""
+def section_html(entry: ReportEntry) -> str:
+    """One file's section: verdict, the reasons, the pictures, then the evidence of each signal."""
     e = html.escape
-    verdict = record.get("verdict") or {}
-    label = verdict.get("label", "error") if isinstance(verdict, dict) else str(verdict)
-    colour = _LABEL_COLOURS.get(label, "#b3261e")
-    confidence = verdict.get("confidence") if isinstance(verdict, dict) else record.get("confidence")
-    conf = "" if confidence is None else f" <span class=conf>confidence {confidence:.3f}</span>"
-    action = f' <span class=action>desk action: {e(record["action"])}</span>' if record.get("action") else ""
-    parts = [f'<section><h2>{e(str(record.get("file", "")))}</h2>',
-             f'<p><span class=label style="background:{colour}">{e(label)}</span>{conf}{action} '
-             f'<span class=mime>{e(str(record.get("mime") or ""))}</span></p>']
-    if record.get("error"):
-        parts.append(f"<p class=errors>error: {e(str(record['error']))}</p>")
-    reasons = (verdict.get("reasons") if isinstance(verdict, dict) else None) or record.get("reasons") or []
-    parts.append("<ul class=reasons>" + "".join(f"<li>{e(str(r))}</li>" for r in reasons) + "</ul>")
-    if figures:
-        parts.append('<div class=figs>' + "".join(_img(k, data) for k, data in figures.items()) + "</div>")
+    colour = LABEL_COLOURS.get(entry.label, LABEL_COLOURS["error"])
+    conf = "" if entry.confidence is None else f" <span class=conf>confidence {entry.confidence:.3f}</span>"
+    action = f" <span class=action>desk action: {e(entry.action)}</span>" if entry.action else ""
+    parts = [f"<section><h2>{e(entry.file)}</h2>",
+             f'<p><span class=label style="background:{colour}">{e(entry.label)}</span>{conf}{action} '
+             f"<span class=mime>{e(entry.mime or '')}</span></p>"]
+    if entry.error:
+        parts.append(f"<p class=errors>error: {e(entry.error)}</p>")
+    parts.append("<ul class=reasons>" + "".join(f"<li>{e(r)}</li>" for r in entry.findings.reasons) + "</ul>")
+    if entry.figures:
+        parts.append("<div class=figs>" + "".join(_img(k, data) for k, data in entry.figures.items()) + "</div>")
         parts.append("<p class=note>Forensic pictures are evidence to look at, not verdicts: the spectrum shows "
                      "periodic peaks left by up-sampling, the noise residual what a denoiser removes, the error "
                      "level regions that re-compress differently. The heatmap shows each patch's P(synthetic) "
                      "(blue 0, red 1).</p>")
-    p = record.get("provenance") or {}
-    rows = [("provenance", p.get("state")), ("source", p.get("source")), ("signer", p.get("signer")),
-            ("issuer", p.get("issuer")), ("digital source type", p.get("digital_source_type")),
-            ("actions", ", ".join(a.get("action", "") for a in p.get("actions") or [])),
-            ("ingredients", p.get("ingredients")), ("failures", ", ".join(p.get("failures") or []))]
-    if p.get("model"):
-        rows.append(("model", json.dumps(p["model"], sort_keys=True)))
-    if p.get("recovered_from_ledger"):
-        rows.append(("recovered from ledger",
-                     f"by {p.get('ledger_match')}; content identical: {p.get('ledger_content_match')}"))
-    w = record.get("watermark")
-    if w:
-        rows.append(("watermark", f"found, payload {w['payload']}, p={w['p_value']:.1e}, {w['algorithm']}"
-                     if w.get("detected") else (f"not tested: {w['skipped']}" if w.get("skipped")
-                                                else f"none found ({w.get('algorithm')})")))
-    c = record.get("classifier")
-    if c:
-        rows.append(("classifier", f"not run: {c['skipped']}" if c.get("skipped") else
-                     f"P(synthetic) {c['probability']:.3f}, threshold {c['threshold']:.3f}, {c.get('patches')} "
-                     f"patches, {c.get('model')}"))
-    parts.append("<table>" + "".join(f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in rows
-                                     if v not in (None, "", 0) or k == "ingredients" and v == 0)
-                 + "</table></section>")
+    if entry.findings.evidence:
+        parts.append("<ul class=evidence>" + "".join(f"<li>{e(line)}</li>" for line in entry.findings.evidence)
+                     + "</ul>")
+    parts.append("</section>")
     return "\n".join(parts)
 
 
-def inspection_section(inspection: Inspection) -> str:
-    record = inspection.to_dict()
-    heatmap = inspection.classifier.heatmap if inspection.classifier is not None else None
-    return _section(record, pictures(inspection.pixels, heatmap))
-
-
-_STYLE = """body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#1c1c1c}
+STYLE = """body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#1c1c1c}
 h1{font-size:1.4em}h2{font-size:1.05em;word-break:break-all}section{border-top:1px solid #ccc;padding:.5em 0}
 .label{color:#fff;padding:.15em .6em;border-radius:.3em;font-weight:600}.conf,.mime{color:#555;margin-left:.8em}
 .figs{display:flex;flex-wrap:wrap;gap:.8em}figure{margin:0}figure img{max-width:384px;display:block;
@@ -158,25 +166,25 @@ def render_html(inspections: Sequence[Inspection], errors: Sequence[tuple[str, s
     counts: dict[str, int] = {}
     for inspection in inspections:
         counts[inspection.verdict.label.value] = counts.get(inspection.verdict.label.value, 0) + 1
-    return _document(title, len(inspections), counts, errors, [inspection_section(i) for i in inspections])
+    return _document(title, len(inspections), counts, errors,
+                     [section_html(ReportEntry.of_inspection(i)) for i in inspections])
 
 
-def render_records_html(sections: Sequence[tuple[dict, dict[str, bytes]]], *, title: str,
-                        group_by: str | None = "action", subtitle: str = "") -> str:
-    """A report from JSON-form records and their pictures (``verify``), grouped by desk action."""
+_ACTION_ORDER = ["reject", "human-review", "label-ai", "publish"]
+
+
+def render_grouped_html(entries: Sequence[ReportEntry], *, title: str, subtitle: str = "") -> str:
+    """A report of ``verify`` sections, grouped by desk action (the ones needing attention first)."""
     counts: dict[str, int] = {}
-    for record, _ in sections:
-        key = str(record.get(group_by) if group_by else "all")
-        counts[key] = counts.get(key, 0) + 1
-    order = ["reject", "human-review", "label-ai", "publish"]
-    keys = sorted(counts, key=lambda k: (order.index(k) if k in order else len(order), k))
+    for entry in entries:
+        counts[str(entry.action)] = counts.get(str(entry.action), 0) + 1
+    keys = sorted(counts, key=lambda k: (_ACTION_ORDER.index(k) if k in _ACTION_ORDER else len(_ACTION_ORDER), k))
     body = []
     for key in keys:
-        if group_by:
-            body.append(f"<h2 class=group>{html.escape(group_by)}: {html.escape(key)} ({counts[key]})</h2>")
-        body += [_section(r, f) for r, f in sections if str(r.get(group_by) if group_by else "all") == key]
-    unreadable = [(str(r.get("file")), str(r["error"])) for r, _ in sections if r.get("error")]
-    return _document(title, len(sections), counts, unreadable, body, subtitle)
+        body.append(f"<h2 class=group>action: {html.escape(key)} ({counts[key]})</h2>")
+        body += [section_html(entry) for entry in entries if str(entry.action) == key]
+    unreadable = [(entry.file, entry.error) for entry in entries if entry.error]
+    return _document(title, len(entries), counts, unreadable, body, subtitle)
 
 
 def _document(title: str, n: int, counts: dict[str, int], errors: Sequence[tuple[str, str]], body: list[str],
@@ -191,7 +199,7 @@ def _document(title: str, n: int, counts: dict[str, int], errors: Sequence[tuple
         head.append("<h2>Unreadable files</h2><ul class=errors>"
                     + "".join(f"<li>{e(f)}: {e(msg)}</li>" for f, msg in errors) + "</ul>")
     return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{e(title)}</title>"
-            f"<style>{_STYLE}</style></head><body>\n" + "\n".join(head + body) + "\n</body></html>\n")
+            f"<style>{STYLE}</style></head><body>\n" + "\n".join(head + body) + "\n</body></html>\n")
 
 
 def write_report(path: Path, inspections: Sequence[Inspection], errors: Sequence[tuple[str, str]] = ()) -> None:

@@ -1,8 +1,8 @@
 """The local web verification desk (``synthguard serve``): drop a file, see its verdict, desk action and evidence,
 record a human review.
 
-Same library calls as the CLI (``verify.Verifier.check`` for the verdict, ``report`` for the pictures, ``audit``
-for the log). Safety rules:
+Same library calls as the CLI (``batch.Verifier.check`` for the verdict, ``report`` for the section and its
+pictures, ``audit`` for the log). Safety rules:
 - binds to 127.0.0.1 unless told otherwise;
 - an upload is read in chunks and refused past the size limit (413) before it is all in memory;
 - its type is sniffed from content, never trusted from the name or the browser's Content-Type; only images and
@@ -23,6 +23,7 @@ import os
 import secrets
 import tempfile
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 from fastapi import FastAPI, Form, Request
@@ -31,7 +32,8 @@ from fastapi.responses import HTMLResponse
 from synthguard.core.home import Home
 from synthguard.core.media import MediaKind, sniff
 from synthguard.desk.audit import AuditLog
-from synthguard.desk.batch import Verifier, VerifySettings
+from synthguard.desk.batch import Verifier, VerifyLine, VerifySettings
+from synthguard.desk.report import STYLE, ReportEntry, file_pictures, section_html
 from synthguard.errors import SynthGuardError
 from synthguard.policy import DeskAction
 
@@ -60,8 +62,6 @@ def _mib(n: int) -> str:
 
 def create_app(settings: VerifySettings, *, storage: Path | None = None, max_upload: int = DEFAULT_MAX_UPLOAD):
     """The FastAPI application. ``storage``: where uploads are kept (default: SYNTHGUARD_HOME/desk-uploads)."""
-    from synthguard.desk.report import _STYLE, _section, file_pictures  # noqa: PLC0415
-
     home = Home(settings.home)
     store = Path(storage) if storage else home.root / "desk-uploads"
     store.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -75,7 +75,7 @@ def create_app(settings: VerifySettings, *, storage: Path | None = None, max_upl
         return isinstance(value, str) and hmac.compare_digest(value, token)
 
     def page(body: str, status: int = 200) -> HTMLResponse:
-        return HTMLResponse(_PAGE.format(style=_STYLE, policy=html.escape(policy.name),
+        return HTMLResponse(_PAGE.format(style=STYLE, policy=html.escape(policy.name),
                                          policy_hash=policy.sha256[:16], limit=_mib(max_upload), body=body,
                                          token=token),
                             status_code=status)
@@ -89,18 +89,18 @@ def create_app(settings: VerifySettings, *, storage: Path | None = None, max_upl
         found = [p for p in store.iterdir() if p.stem == digest]
         return found[0] if found else None
 
-    def check(path: Path, shown_name: str | None = None) -> dict:
+    def check(path: Path, shown_name: str | None = None) -> VerifyLine:
         with lock:
             line = verifier.check(path)
-        line["file"] = shown_name or path.name
-        if line.get("error"):  # never show the desk's own storage path
-            line["error"] = line["error"].replace(str(path), line["file"])
-        return line
+        shown = shown_name or path.name
+        # Never show the desk's own storage path.
+        return replace(line, file=shown, error=None if line.error is None else line.error.replace(str(path), shown))
 
-    def result_page(path: Path, note: str = "", line: dict | None = None) -> HTMLResponse:
+    def result_page(path: Path, note: str = "", line: VerifyLine | None = None) -> HTMLResponse:
         line = line or check(path)
-        figures = {} if line.get("error") else file_pictures(path, (line.get("classifier") or {}).get("heatmap"))
-        digest = line["sha256"]
+        heatmap = line.classifier.heatmap if line.classifier is not None else None
+        figures = {} if line.error else file_pictures(path, heatmap)
+        digest = line.sha256
         actions = "".join(f"<option value='{a.value}'>{a.value}</option>" for a in DeskAction)
         review = (f"<form method=post action='/review/{digest}' id=review><h3>Record a review</h3>"
                   f"<input type=hidden name=token value='{token}'>"
@@ -111,8 +111,10 @@ def create_app(settings: VerifySettings, *, storage: Path | None = None, max_upl
             history = log.entries(digest)
         rows = "".join(f"<li>{html.escape(e.time)} {html.escape(e.kind)}: {html.escape(str(e.action))}"
                        + (f" by {html.escape(e.editor)}" if e.editor else "") + "</li>" for e in history)
-        body = (note + f"<div id=result data-verdict='{html.escape(str(line['verdict']))}' "
-                f"data-action='{html.escape(line['action'])}'>" + _section(line, figures) + "</div>" + review
+        verdict = "None" if line.verdict is None else line.verdict.value
+        body = (note + f"<div id=result data-verdict='{html.escape(verdict)}' "
+                f"data-action='{html.escape(line.action.value)}'>"
+                + section_html(ReportEntry.of_line(line, figures)) + "</div>" + review
                 + (f"<h3>Audit trail of this file</h3><ul id=trail>{rows}</ul>" if rows else ""))
         return page(body)
 
@@ -159,10 +161,11 @@ def create_app(settings: VerifySettings, *, storage: Path | None = None, max_upl
         line = check(final, f"{upload.filename or 'upload'} (sha256 {digest.hexdigest()[:12]})")
         with AuditLog(home.audit_path) as log:
             if policy.audit.record:
-                log.record_verification(file=f"desk:{upload.filename or 'upload'}", file_sha256=line["sha256"],
-                                        policy=policy.name, policy_sha256=policy.sha256, verdict=line["verdict"],
-                                        action=line["action"], reasons=line["reasons"] if policy.audit.reasons
-                                        else None)
+                log.record_verification(file=f"desk:{upload.filename or 'upload'}", file_sha256=line.sha256,
+                                        policy=policy.name, policy_sha256=policy.sha256,
+                                        verdict=None if line.verdict is None else line.verdict.value,
+                                        action=line.action.value,
+                                        reasons=list(line.reasons) if policy.audit.reasons else None)
         return result_page(final, line=line)
 
     @app.get("/file/{digest}", response_class=HTMLResponse)

@@ -10,10 +10,13 @@ file; a manifest recovered through a watermark for different content is not abou
 | trusted manifest records edits | ``edited`` | 1.0 |
 | trusted manifest declares a capture (camera, scan, film) | ``authentic-capture`` | 1.0 |
 | trusted manifest declares another source type | ``unknown`` | none |
-| no trusted manifest; SynthGuard watermark found with its AI bit set (images), or this identity's text watermark found | ``ai-generated`` | 1 - p-value |
+| no trusted manifest; watermark found: AI bit set (images), this identity's (texts) | ``ai-generated`` | 1 - p-value |
 | no trusted manifest; classifier at or above its threshold | ``likely-synthetic`` | P(synthetic) |
-| no trusted manifest; machine-text score (texts) at or above its threshold | ``likely-synthetic`` | 1 - share of human reference text scoring that high |
+| no trusted manifest; machine-text score (texts) at or above its threshold | ``likely-synthetic`` | 1 - empirical p |
 | anything else | ``unknown`` | none |
+
+The empirical p of a machine-text score is the share of human reference text scoring that high. Where a reason
+describes one signal, it is that signal's own ``describe()`` (``signals``), the words every renderer prints.
 
 A trusted manifest outranks the watermark and the classifier; when they disagree with it, the reasons say so.
 Missing provenance is never, by itself, evidence of fakery; an intact manifest from a signer you do not trust is a
@@ -26,9 +29,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from synthguard.detect.classifier_signal import ClassifierSignal
-from synthguard.detect.machine_text import MachineTextSignal
-from synthguard.detect.watermark_signal import WatermarkSignal
+from synthguard.detect.signals import (
+    ClassifierSignal,
+    ImageWatermarkSignal,
+    MachineTextSignal,
+    WatermarkSignal,
+    provenance_claims,
+    source_type_code,
+)
 from synthguard.provenance.manifest import DigitalSourceType
 from synthguard.provenance.reading import ProvenanceSignal, ProvenanceState
 
@@ -55,71 +63,14 @@ class Verdict:
         return {"label": self.label.value, "confidence": self.confidence, "reasons": list(self.reasons)}
 
 
-def _source_code(uri: str | None) -> str | None:
-    if not uri:
-        return None
-    try:
-        return DigitalSourceType.parse(uri).code
-    except ValueError:
-        return uri
-
-
-def _describe(p: ProvenanceSignal) -> str:
-    parts = [f"signed by {p.signer or 'an unnamed signer'}" + (f" ({p.issuer})" if p.issuer else "")]
-    if p.digital_source_type:
-        parts.append(f"declares {_source_code(p.digital_source_type)}")
-    if p.model and p.model.get("name"):
-        parts.append(f"model {p.model['name']}" + (f" {p.model['version']}" if p.model.get("version") else ""))
-    return ", ".join(parts)
-
-
 def _watermark_reasons(p: ProvenanceSignal, w: WatermarkSignal | None) -> list[str]:
     if w is None:
         return []
-    if w.skipped:
-        return [f"watermark not tested: {w.skipped}"]
-    d = w.details or {}
-    if d.get("kind") == "text":
-        where = f", characters {d['span'][0]}-{d['span'][1]}" if d.get("span") else ""
-        found = "found" if w.detected else "not found"
-        return [f"text watermark of this identity {found} (best of {', '.join(d['schemes_tested'])}: "
-                f"{d['tokens_scored']} tokens scored, z={d['z']:.2f}, p={w.p_value:.1e}, key {d['key_id']}{where}"
-                + (f"; {d['note']}" if d.get("note") else "") + ")"]
-    if not w.detected:
-        return [f"no SynthGuard watermark found ({w.algorithm})"]
-    reasons = [f"SynthGuard watermark found ({w.algorithm}, payload {w.payload}, p={w.p_value:.1e})"
-               + ("; its payload declares AI-generated content" if w.ai_declared else "")]
+    reasons = list(w.describe())
     bound = (p.soft_binding or {}).get("value")
-    if p.source != "ledger" and bound and bound != w.payload:
+    if isinstance(w, ImageWatermarkSignal) and w.detected and p.source != "ledger" and bound and bound != w.payload:
         reasons.append(f"the watermark payload differs from the manifest's soft binding ({bound})")
     return reasons
-
-
-def _classifier_reasons(c: ClassifierSignal | None) -> list[str]:
-    if c is None:
-        return []
-    if c.skipped:
-        return [f"classifier not run: {c.skipped}"]
-    rate = f", {100 * c.threshold_fpr:.1f}% of held-out real images score that high" if c.threshold_fpr is not None \
-        else " (the policy's threshold)"
-    if c.synthetic:
-        return [f"classifier {c.model}: P(synthetic) {c.probability:.3f} >= threshold {c.threshold:.3f}{rate}; "
-                "a statistical signal, not proof"]
-    return [f"classifier {c.model}: P(synthetic) {c.probability:.3f} < threshold {c.threshold:.3f}: no sign of "
-            "synthesis it was trained to see (not evidence of authenticity)"]
-
-
-def _machine_text_reasons(m: MachineTextSignal | None) -> list[str]:
-    if m is None:
-        return []
-    if m.skipped:
-        return [f"machine-text score not computed: {m.skipped}"]
-    rate = f"{100 * m.threshold_fpr:.1f}% of held-out human reference windows score that high"
-    if m.flagged:
-        return [f"machine-text score (Fast-DetectGPT criterion under {m.model}) {m.score:.2f} >= threshold "
-                f"{m.threshold:.2f} ({rate}); a statistical signal, not proof"]
-    return [f"machine-text score (Fast-DetectGPT criterion under {m.model}) {m.score:.2f} < threshold "
-            f"{m.threshold:.2f}: not flagged (not evidence of human authorship)"]
 
 
 def _trusted_here(p: ProvenanceSignal) -> bool:
@@ -133,8 +84,8 @@ def decide(provenance: ProvenanceSignal, watermark: WatermarkSignal | None = Non
     """The verdict from the provenance signal and the watermark, classifier (images) and machine-text (texts)
     signals."""
     label, reasons = _decide_provenance(provenance, watermark)
-    reasons = (*reasons, *_watermark_reasons(provenance, watermark), *_classifier_reasons(classifier),
-               *_machine_text_reasons(machine_text))
+    reasons = (*reasons, *_watermark_reasons(provenance, watermark), *(classifier.describe() if classifier else ()),
+               *(machine_text.describe() if machine_text else ()))
     flagged = classifier is not None and classifier.synthetic and not classifier.skipped
     text_flagged = machine_text is not None and machine_text.flagged and not machine_text.skipped
     confidence: float | None = None
@@ -164,9 +115,9 @@ def _decide_provenance(provenance: ProvenanceSignal,
                 # re-encode, an edit, or a watermark copied onto another picture (anyone can read a payload and
                 # embed it). Its claims are reported, never adopted; only the watermark's own AI bit counts.
                 reasons.append("the file carries no manifest; the watermark payload leads to a manifest in the "
-                               f"local ledger ({_describe(p)}), but this file's content differs from that signed "
-                               "asset (a re-encoded or edited copy, or a copied watermark): its claims are about "
-                               "the original, not proof about this file")
+                               f"local ledger ({provenance_claims(p)}), but this file's content differs from that "
+                               "signed asset (a re-encoded or edited copy, or a copied watermark): its claims are "
+                               "about the original, not proof about this file")
                 return (VerdictLabel.AI_GENERATED if marked_ai else VerdictLabel.UNKNOWN), tuple(reasons)
             reasons.append("the file carries no manifest; its manifest was recovered from the local ledger through "
                            "the watermark payload, and this file's content is identical to the signed asset")
@@ -188,19 +139,19 @@ def _decide_provenance(provenance: ProvenanceSignal,
                        "signing")
         return VerdictLabel.TAMPERED, tuple(reasons)
     if p.state is ProvenanceState.VALID:
-        reasons.append(f"intact manifest, but the signer is not on your trust list: {_describe(p)}; "
+        reasons.append(f"intact manifest, but the signer is not on your trust list: {provenance_claims(p)}; "
                        "treat its claims as unverified")
         if p.ai_generated:
             reasons.append("the unverified manifest itself declares generative-AI content")
         return (VerdictLabel.AI_GENERATED if marked_ai else VerdictLabel.UNKNOWN), tuple(reasons)
 
     # Trusted from here on.
-    reasons.append(f"trusted manifest, {_describe(p)}")
+    reasons.append(f"trusted manifest, {provenance_claims(p)}")
     if p.ai_generated:
         return VerdictLabel.AI_GENERATED, tuple(reasons)
     action_names = [a.action for a in p.actions]
     edits = [a for a in action_names if a not in NON_EDIT_ACTIONS]
-    declared = _source_code(p.digital_source_type)
+    declared = source_type_code(p.digital_source_type)
     if "c2pa.opened" in action_names or edits:
         reasons.append(f"records edits: {', '.join(edits) or 'opened from an earlier asset'}")
         return VerdictLabel.EDITED, tuple(reasons)

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from synthguard.detect.signals import MachineTextSignal
 from synthguard.errors import InputError
 
 # Longer texts are scored on their first this-many tokens (bounded work; the signal says so).
@@ -78,23 +79,6 @@ def calibrate(tm, windows: Sequence[str], *, target_fpr: float = 0.01, corpus: s
     threshold = float(np.quantile(fit, 1 - target_fpr, method="higher"))
     return MachineTextCalibration(tm.name, threshold, target_fpr, float((held >= threshold).mean()), len(scores),
                                   corpus, [float(s) for s in scores])
-
-
-@dataclass(frozen=True)
-class MachineTextSignal:
-    """The criterion for one text with its threshold and the measured rate of human text above it."""
-
-    model: str
-    score: float | None = None
-    threshold: float | None = None
-    threshold_fpr: float | None = None
-    empirical_p: float | None = None  # share of human reference windows scoring at least this high (+1 smoothing)
-    flagged: bool = False
-    tokens: int = 0
-    skipped: str | None = None
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def score_machine_text(tm, text: str, calibration: MachineTextCalibration) -> MachineTextSignal:

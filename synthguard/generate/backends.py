@@ -158,13 +158,6 @@ def load_generator(backend: str, model: str | None, *, output_size: int | None, 
                                                   num_inference_steps=inference_steps,
                                                   call_kwargs={"prompt": prompt} if prompt else None)
     if model is None:
-        from synthguard.generate.backends import builtin_generator  # noqa: PLC0415
-
         return builtin_generator(backend, output_size=output_size, num_threads=num_threads)
-    from synthguard.generate.backends import (
-        GANGenerator,  # noqa: PLC0415
-        VAEGenerator,  # noqa: PLC0415
-    )
-
     cls = GANGenerator if backend == "gan" else VAEGenerator
     return cls.from_pretrained(model, output_size=output_size, num_threads=num_threads)

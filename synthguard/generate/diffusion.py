@@ -68,7 +68,7 @@ class DiffusionGenerator(Generator):
         A path that does not exist, a folder that is no pipeline, and a hub id that cannot be fetched (offline and
         not in the local hub cache) raise ``InputError``.
         """
-        from diffusers import DiffusionPipeline  # imported here: it takes seconds, and only this backend needs it
+        from diffusers import DiffusionPipeline  # noqa: PLC0415 (slow to import; only this backend needs it)
 
         text = str(path_or_id)
         folder = Path(text)

@@ -10,8 +10,8 @@ Preprocessing is done here from the model's own settings (input size; mean and s
 ``preprocessor_config.json`` when the folder has one, CLIP's otherwise): resize the short side with bicubic
 interpolation, centre crop, normalise. It needs no image-processor backend (torchvision).
 
-Saved form (``synthguard train detector --backbone ID``): ``backbone.json`` in the detector folder, holding the
-backbone's id or path, the probe's weights and bias, and the ``Calibration``.
+Saved form: ``backbone.json`` in the detector folder, holding the backbone's id or path, the probe's weights and
+bias, and the ``Calibration``. Fitting the probe is ``synthguard.training.backbone``'s.
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ import cv2
 import numpy as np
 import torch
 
+from synthguard.core.fileio import write_atomic
 from synthguard.core.torch_utils import torch_threads
 from synthguard.errors import InputError
-from synthguard.models.detector import Calibration, ClassifierResult, fit_calibration
+from synthguard.models.detector import Calibration, ClassifierResult
 
 BACKBONE_FILE = "backbone.json"
 # CLIP's published normalisation constants (used when the model folder has no preprocessor_config.json).
@@ -36,12 +37,8 @@ CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.261302
 
 def load_backbone(source: str, num_threads: int | None = None):
     """(model, input size, mean, std) for a transformers vision model by local folder or hub id, in eval mode."""
-    try:
-        from transformers import AutoConfig, AutoModel  # noqa: PLC0415
-    except ImportError as exc:
-        raise InputError("a backbone detector needs transformers: pip install -c constraints.txt -e '.[text]'") \
-            from exc
-    import transformers  # noqa: PLC0415
+    import transformers  # noqa: PLC0415 (a core dependency, but seconds to import: only backbone users pay)
+    from transformers import AutoConfig, AutoModel  # noqa: PLC0415
 
     transformers.utils.logging.set_verbosity_error()  # no load reports or progress bars on the user's terminal
     transformers.utils.logging.disable_progress_bar()
@@ -98,9 +95,9 @@ class BackboneDetector:
     def save_pretrained(self, folder: str | os.PathLike) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / BACKBONE_FILE).write_text(json.dumps({
+        write_atomic(folder / BACKBONE_FILE, (json.dumps({
             "backbone": self.source, "probe_weight": self.probe_weight.tolist(), "probe_bias": self.probe_bias,
-            "calibration": asdict(self.calibration)}, indent=1) + "\n")
+            "calibration": asdict(self.calibration)}, indent=1) + "\n").encode())
 
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike, **kwargs) -> BackboneDetector:
@@ -152,36 +149,3 @@ def embed(model, pixels: torch.Tensor, num_threads: int | None = None, batch_siz
                     o.pooler_output if getattr(o, "pooler_output", None) is not None else o.last_hidden_state.mean(1))
             out.append(f.float().numpy())
     return np.concatenate(out)
-
-
-def train_backbone_detector(source: str, real: list[np.ndarray], fakes: list[np.ndarray],
-                            calibration_real: list[np.ndarray], calibration_fakes: list[np.ndarray], *,
-                            target_fpr: float = 0.01, l2: float = 1e-3, num_threads: int | None = None,
-                            name: str | None = None) -> BackboneDetector:
-    """Fit the linear probe (L2-regularised logistic regression on standardised-free raw features, LBFGS) on the
-    training images' features, then the calibration and threshold on the held-out ones."""
-    backbone = load_backbone(source, num_threads)
-
-    def feats(images):
-        return backbone_features(backbone, images, num_threads)
-
-    x = torch.from_numpy(np.concatenate([feats(real), feats(fakes)])).double()
-    y = torch.cat([torch.zeros(len(real)), torch.ones(len(fakes))]).double()
-    w = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
-    b = torch.zeros((), dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.LBFGS([w, b], lr=0.5, max_iter=300, line_search_fn="strong_wolfe")
-    pos_weight = torch.tensor(len(real) / max(1, len(fakes)), dtype=torch.float64)
-
-    def closure():
-        optimizer.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(x @ w + b, y, pos_weight=pos_weight) \
-            + l2 * (w * w).sum()
-        loss.backward()
-        return loss
-
-    optimizer.step(closure)
-    weight, bias = w.detach().numpy(), float(b.detach())
-    held = np.concatenate([feats(calibration_real), feats(calibration_fakes)]) @ weight + bias
-    labels = np.r_[np.zeros(len(calibration_real)), np.ones(len(calibration_fakes))].astype(int)
-    calibration = fit_calibration(held, labels, target_fpr=target_fpr)
-    return BackboneDetector(source, weight, bias, calibration, name=name, num_threads=num_threads, backbone=backbone)

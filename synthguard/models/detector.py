@@ -18,7 +18,9 @@ resampling; what differs is the shape as a whole (the cue a GAN's own discrimina
 a 32x32 thumbnail of the image's central square. The two logits are fused by a logistic calibration with
 non-negative weights, fitted on held-out images (so a higher score on either view never lowers the probability);
 the heatmap shows each patch's probability with the global term held at the image's value.
-How the shipped weights were trained is in ``weights/README.md``; the training code is ``detector_training.py``.
+
+This module scores and applies a calibration; fitting one, and training the views, is ``synthguard.training``'s
+(``training/calibration.py``, ``training/detector.py``). How the shipped weights were made: ``weights/detector``.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
+from synthguard.core.fileio import write_atomic
 from synthguard.core.torch_utils import load_model, torch_threads
 from synthguard.errors import InputError
 
@@ -91,7 +94,7 @@ class PatchDiscriminator(ModelMixin, ConfigMixin):
     """
 
     @register_to_config
-    def __init__(self, patch_size: int = 64, widths: tuple[int, ...] = (16, 32, 64, 64), max_grid: int = 8):
+    def __init__(self, patch_size: int = 64, widths: tuple[int, ...] = (16, 32, 64, 64), max_grid: int = 4):
         super().__init__()
         if patch_size < MIN_SIDE or patch_size % 2 ** (len(widths) - 1):
             raise InputError(f"patch_size must be >= {MIN_SIDE} and divisible by 2**(len(widths)-1), not {patch_size}")
@@ -153,7 +156,7 @@ class Calibration:
         return _sigmoid(x @ np.asarray(self.weights) + self.bias)
 
     def save(self, folder: str | os.PathLike) -> None:
-        (Path(folder) / CALIBRATION_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n")
+        write_atomic(Path(folder) / CALIBRATION_FILE, (json.dumps(asdict(self), indent=2) + "\n").encode())
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> Calibration:
@@ -167,51 +170,6 @@ class Calibration:
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     """1 / (1 + exp(-z)) without overflow warnings for large negative scores."""
     return np.exp(-np.logaddexp(0.0, -z))
-
-
-def fit_calibration(logits: np.ndarray, labels: np.ndarray, *, target_fpr: float = 0.01,
-                    steps: int = 200) -> Calibration:
-    """Fit positive weights and a bias by minimising the log-loss of held-out image scores ``logits`` ((N,) for
-    one view or (N, views); ``labels`` 1 = synthetic), then set the threshold for ``target_fpr`` on the held-out
-    real ones. Use images the network was not trained on: on training images it is over-confident, and the
-    threshold would let too many real images through as fake."""
-    logits = np.asarray(logits, dtype=np.float64)
-    labels = np.asarray(labels)
-    if logits.ndim == 1:
-        logits = logits[:, None]
-    if (logits.ndim != 2 or logits.shape[0] != labels.shape[0] or labels.ndim != 1
-            or not set(np.unique(labels)) == {0, 1}):
-        raise InputError(f"calibration needs (N,) or (N, views) scores and N 0/1 labels of both classes, not "
-                         f"{logits.shape}, {labels.shape}, classes {sorted(set(np.unique(labels).tolist()))}")
-    if not 0 <= target_fpr < 1:
-        raise InputError(f"target_fpr must be in [0, 1), not {target_fpr!r}")
-    x = torch.from_numpy(logits)
-    y = torch.from_numpy(labels.astype(np.float64))
-    log_w = torch.zeros(logits.shape[1], dtype=torch.float64, requires_grad=True)  # weights = exp(log_w) > 0
-    bias = torch.zeros((), dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.LBFGS([log_w, bias], lr=0.5, max_iter=steps, line_search_fn="strong_wolfe")
-
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad()
-        loss = nn.functional.binary_cross_entropy_with_logits(x @ log_w.exp() + bias, y)
-        loss.backward()
-        return loss
-
-    optimizer.step(closure)
-    weights, b = tuple(max(float(w), 1e-12) for w in log_w.detach().exp()), float(bias.detach())
-    real_p = np.sort(_sigmoid(logits[labels == 0] @ np.asarray(weights) + b))[::-1]  # descending
-    allowed = math.floor(target_fpr * len(real_p))  # real images that may score at or above the threshold
-    # Just above the (allowed+1)-th highest real probability: that one and all below fall under the threshold.
-    threshold = float(min(1.0, np.nextafter(real_p[allowed], np.inf)))
-    return Calibration(
-        weights=weights,
-        bias=b,
-        threshold=threshold,
-        target_fpr=float(target_fpr),
-        measured_fpr=float(np.mean(real_p >= threshold)),
-        n_real=len(real_p),
-        n_fake=int(np.sum(labels == 1)),
-    )
 
 
 @dataclass(frozen=True)

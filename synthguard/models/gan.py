@@ -1,14 +1,13 @@
-"""A DCGAN-family image GAN with a spectrally normalised discriminator, trained with the hinge loss.
+"""A DCGAN-family image generator and the spectrally normalised discriminator it is trained against.
 
 - Generator: Radford, Metz & Chintala 2016, "Unsupervised Representation Learning with Deep Convolutional
   Generative Adversarial Networks" (transposed convolutions, batch norm, ReLU, tanh output).
-- Weight averaging of the returned generator: Yazici et al. 2019 (see ``GANTrainConfig.ema_decay``).
 - Discriminator: Miyato et al. 2018, "Spectral Normalization for Generative Adversarial Networks" (every weight
-  divided by its largest singular value, estimated by one power iteration per step; hinge loss as in that paper).
+  divided by its largest singular value, estimated by one power iteration per step).
 
-Sized for small images (28x28 MNIST): the generator starts from a (2w, s/4, s/4) map and doubles twice.
+Sized for small images (28x28 MNIST): the generator starts from a (2w, s/4, s/4) map and doubles twice. The
+training (hinge loss, optional weight averaging) is ``synthguard.training.gan``.
 """
-
 from __future__ import annotations
 
 import torch

@@ -1,9 +1,8 @@
 """A convolutional variational autoencoder with a standard-normal prior.
 
-Kingma & Welling 2014, "Auto-Encoding Variational Bayes": an encoder gives q(z|x) = N(mu, diag(sigma^2)), the
-reparameterisation z = mu + sigma * eps trains it by gradient descent, and the loss is the negative ELBO:
-reconstruction (Bernoulli likelihood: pixels in [0, 1], as is usual for MNIST) plus ``beta`` times
-KL(q(z|x) || N(0, I)) (beta = 1 is the plain VAE; Higgins et al. 2017 for other values).
+Kingma & Welling 2014, "Auto-Encoding Variational Bayes": an encoder gives q(z|x) = N(mu, diag(sigma^2)) and the
+reparameterisation z = mu + sigma * eps makes it trainable by gradient descent (the loss, the negative ELBO, is
+``synthguard.training.vae``'s). The decoder gives Bernoulli logits: pixels in [0, 1], as is usual for MNIST.
 
 Sampling decodes prior draws; reconstruction and interpolation use the posterior mean mu, so they are
 deterministic.

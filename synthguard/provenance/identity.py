@@ -32,7 +32,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from synthguard.core.fileio import write_atomic, write_private
 from synthguard.core.home import Home
-from synthguard.errors import IdentityError, one_line
+from synthguard.errors import Hint, IdentityError, one_line
 from synthguard.provenance.manifest import DigitalSourceType
 
 # No timestamp authority is reachable offline, so a manifest is only valid while its signing certificate is: the
@@ -299,8 +299,8 @@ class IdentityStore:
              force: bool = False) -> Identity:
         with self._locked():
             if self.exists() and not force:
-                raise IdentityError(f"a signing identity already exists in {self.home.keys_dir} "
-                                    "(use --force to replace it; its root stays trusted)")
+                raise IdentityError(f"a signing identity already exists in {self.home.keys_dir}; its root stays "
+                                    "trusted if it is replaced", hint=Hint.OVERWRITE)
             return self._init(common_name, organization)
 
     def _init(self, common_name: str | None, organization: str | None) -> Identity:
@@ -314,8 +314,8 @@ class IdentityStore:
         verify_signs(identity)
         with self._locked():
             if self.exists() and not force:
-                raise IdentityError(f"a signing identity already exists in {self.home.keys_dir} "
-                                    "(use --force to replace it; its root stays trusted)")
+                raise IdentityError(f"a signing identity already exists in {self.home.keys_dir}; its root stays "
+                                    "trusted if it is replaced", hint=Hint.OVERWRITE)
             self._store(chain_pem, key_pem, self_issued=False)
             return self.load()
 

@@ -1,8 +1,9 @@
-"""Training and reference images for the generators: MNIST from the shared data folder, or any folder of images.
+"""Training and reference images for the generators: MNIST from the dataset cache, or any folder of images.
 
-MNIST is read from ``mnist.npz`` (plain arrays, never unpickled), found in this order: the ``path`` argument, the
-``SYNTHGUARD_MNIST`` variable, ``$SYNTHGUARD_SHARED/datasets/mnist.npz``, and ``../shared/datasets/mnist.npz``
-beside the repository.
+MNIST is found in this order: the ``path`` argument, the ``SYNTHGUARD_MNIST`` variable, and the dataset cache of
+``synthguard.core.datasets`` (``mnist.npz``, downloaded into the cache if missing). A given path may be an
+``mnist.npz`` (plain arrays, never unpickled; any number of images) or a folder holding the four idx ``.gz`` files
+of the MNIST distribution (converted on loading by ``read_mnist_idx``).
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from synthguard.core.datasets import dataset_path, read_mnist_idx
 from synthguard.errors import InputError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
-_REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -29,18 +30,10 @@ class MnistSplit:
 
 
 def mnist_path(path: str | os.PathLike | None = None) -> Path:
-    """Where ``mnist.npz`` is (see the module comment); ``InputError`` naming the places tried if nowhere."""
-    if path is not None:
-        candidates = [Path(path)]
-    elif os.environ.get("SYNTHGUARD_MNIST"):
-        candidates = [Path(os.environ["SYNTHGUARD_MNIST"])]
-    else:
-        shared = Path(os.environ.get("SYNTHGUARD_SHARED", _REPOSITORY.parent / "shared"))
-        candidates = [shared / "datasets" / "mnist.npz"]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    raise InputError(f"MNIST not found at {', '.join(map(str, candidates))}: set SYNTHGUARD_MNIST to mnist.npz")
+    """Where MNIST is (see the module comment): an ``.npz`` file or a folder of idx files."""
+    if path is None and os.environ.get("SYNTHGUARD_MNIST"):
+        path = os.environ["SYNTHGUARD_MNIST"]
+    return dataset_path("mnist", path)
 
 
 def load_mnist(split: str = "train", path: str | os.PathLike | None = None) -> MnistSplit:
@@ -49,9 +42,13 @@ def load_mnist(split: str = "train", path: str | os.PathLike | None = None) -> M
         raise InputError(f"MNIST split must be 'train' or 'test', not {split!r}")
     source = mnist_path(path)
     try:
-        with np.load(source, allow_pickle=False) as arrays:
-            images = arrays[f"{split}_images"]
-            labels = arrays[f"{split}_labels"]
+        if source.is_dir():
+            arrays = read_mnist_idx(source)
+            images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        else:
+            with np.load(source, allow_pickle=False) as arrays:
+                images = arrays[f"{split}_images"]
+                labels = arrays[f"{split}_labels"]
     except (OSError, KeyError, ValueError) as exc:
         raise InputError(f"{source} is not an MNIST .npz with {split}_images/{split}_labels: {exc}") from exc
     if images.dtype != np.uint8 or images.ndim != 3 or len(images) != len(labels):

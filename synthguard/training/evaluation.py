@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.resources import as_file, files
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,6 +31,7 @@ from torch import nn
 from synthguard.core.torch_utils import load_model, resize_image, resolve_device, torch_threads
 from synthguard.errors import InputError
 from synthguard.models.mnist_classifier import MnistClassifier
+from synthguard.training.architecture import build
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ def train_mnist_classifier(
     test_images: np.ndarray,
     test_labels: np.ndarray,
     *,
-    model: MnistClassifier | None = None,
+    model_config: Mapping[str, Any] | None = None,
     epochs: int = 2,
     batch_size: int = 128,
     lr: float = 1e-3,
@@ -57,14 +59,17 @@ def train_mnist_classifier(
     num_threads: int | None = None,
     log: Callable[[str], None] | None = None,
 ) -> ClassifierTraining:
-    """Train ``model`` (default ``MnistClassifier()``) with Adam and cross-entropy on uint8 (N, 28, 28) images."""
+    """Train an ``MnistClassifier`` with Adam and cross-entropy on uint8 (N, 28, 28) images.
+
+    ``model_config``: its architecture (an ``MnistClassifier`` config or part of one; the rest are the class's
+    defaults), initialised from ``seed``."""
     _check_images(images, "images")
     _check_images(test_images, "test_images")
     target = resolve_device(device)
     started = time.perf_counter()
     with torch_threads(num_threads):
         torch.manual_seed(seed)
-        model = (model or MnistClassifier()).to(target)
+        model = build(MnistClassifier, model_config).to(target)
         optimiser = torch.optim.Adam(model.parameters(), lr=lr)
         x_all = torch.from_numpy(images)
         y_all = torch.from_numpy(np.asarray(labels, dtype=np.int64))

@@ -1,37 +1,42 @@
-"""Training of the DCGAN generator against the spectrally normalised discriminator (``synthguard.models.gan``) with
-the hinge loss, with a per-epoch mode-collapse diagnostic."""
+"""Training of the DCGAN generator against the spectrally normalised discriminator (``synthguard.models.gan``),
+with a per-epoch mode-collapse diagnostic.
+
+- Loss: the hinge loss of Miyato et al. 2018 (as in the spectral-normalisation paper), one discriminator and one
+  generator Adam step per batch with DCGAN's momentum (Radford et al. 2016).
+- Optional weight averaging of the returned generator: Yazici et al. 2019, "The Unusual Effectiveness of
+  Averaging in GAN Training" (``GANTrainConfig.ema_decay``).
+
+The architecture is the generator's config (``model_config``); this module holds optimiser settings only.
+"""
 
 from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from synthguard.core.torch_utils import resolve_device, seeded_normal, to_uint8_images, torch_threads
-from synthguard.errors import InputError
 from synthguard.models.gan import DCGANGenerator, SNDiscriminator
+from synthguard.training.architecture import build, check_fits_images, check_image_training
 from synthguard.training.evaluation import DiversityReport, FeatureExtractor, diversity_report
 
 
 @dataclass(frozen=True)
 class GANTrainConfig:
-    """Architecture and optimiser settings of ``train_gan``."""
+    """Optimiser and diagnostic settings of ``train_gan`` (the architecture is the generator's config)."""
 
-    latent_dim: int = 64
-    width: int = 64  # generator and discriminator base channels
     lr_generator: float = 2e-4
     lr_discriminator: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)  # DCGAN's Adam momentum
     diagnostic_samples: int = 256  # fixed latents (and real images) for the per-epoch mode-collapse diagnostic
-    # Returned generator = exponential moving average of the trained one's weights (Yazici et al. 2019, "The
-    # Unusual Effectiveness of Averaging in GAN Training"), which smooths the oscillation of adversarial training.
-    # None returns the last iterate, as for the shipped weights: on MNIST, 0.999 over 25 epochs left FID where it
-    # was (29.5 against 28.4, see weights/README.md).
+    # The returned generator is the exponential moving average of the trained one's weights with this decay, which
+    # smooths the oscillation of adversarial training; None returns the last iterate.
     ema_decay: float | None = None
 
 
@@ -62,6 +67,7 @@ def train_gan(
     data: np.ndarray,
     config: GANTrainConfig = GANTrainConfig(),
     *,
+    model_config: Mapping[str, Any] | None = None,
     epochs: int = 5,
     batch_size: int = 128,
     seed: int = 0,
@@ -73,31 +79,32 @@ def train_gan(
 ) -> GANTraining:
     """Train a DCGAN generator against a spectral-norm discriminator on uint8 (N, H, W) grey images.
 
+    ``model_config``: the generator's architecture, a ``DCGANGenerator`` config or part of one (e.g.
+    ``{"width": 32}``, or ``DCGANGenerator.load_config(folder)`` for a saved model's); ``image_size`` defaults to
+    the images', the rest to the class's defaults. The discriminator takes the generator's width, channels
+    and image size. Both are initialised from ``seed``.
+
     One discriminator and one generator Adam step per batch, hinge loss. After each epoch the generator is
     diagnosed for mode collapse on ``config.diagnostic_samples`` fixed latents (``diversity_report``; class
     coverage when ``classifier`` is given) and ``log`` gets one line. ``max_steps`` stops after that many steps
     (0 returns the initial networks).
     """
-    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 3 or len(data) < 2:
-        shape = getattr(data, "shape", None)
-        raise InputError(f"GAN data must be uint8 (N, H, W) with N >= 2, not {type(data).__name__} {shape}")
-    if epochs <= 0 or batch_size <= 0 or (max_steps is not None and max_steps < 0):
-        raise InputError(
-            f"epochs and batch_size must be positive and max_steps >= 0, not {epochs!r}, {batch_size!r}, {max_steps!r}"
-        )
+    check_image_training(data, "GAN", min_images=2, epochs=epochs, batch_size=batch_size, max_steps=max_steps)
     target = resolve_device(device)
-    size = data.shape[1]
     with torch_threads(num_threads):
         torch.manual_seed(seed)
-        generator = DCGANGenerator(config.latent_dim, config.width, 1, size).to(target)
-        discriminator = SNDiscriminator(config.width, 1, size).to(target)
+        generator = build(DCGANGenerator, model_config, image_size=data.shape[1])
+        check_fits_images(generator, data, "the generator makes")
+        arch = generator.config
+        discriminator = SNDiscriminator(arch.width, arch.channels, arch.image_size).to(target)
+        generator = generator.to(target)
         # The average starts as a copy and follows the trained generator; its batch-norm statistics are copied.
         average = copy.deepcopy(generator) if config.ema_decay is not None else generator
         opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr_generator, betas=config.betas)
         opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.lr_discriminator, betas=config.betas)
         images = torch.from_numpy(data)
         order_rng = torch.Generator().manual_seed(seed)
-        fixed_z = seeded_normal(list(range(config.diagnostic_samples)), (config.latent_dim,)).to(target)
+        fixed_z = seeded_normal(list(range(config.diagnostic_samples)), (arch.latent_dim,)).to(target)
         fixed_real = data[torch.randperm(len(data), generator=order_rng)[: config.diagnostic_samples].numpy()]
         history: list[GANEpoch] = []
         step = 0
@@ -112,7 +119,7 @@ def train_gan(
                 if len(index) < 2:  # batch norm needs two samples
                     continue
                 real = (images[index].float() / 127.5 - 1).unsqueeze(1).to(target)  # (B, 1, s, s) in [-1, 1]
-                z = torch.randn(len(index), config.latent_dim, device=target)
+                z = torch.randn(len(index), arch.latent_dim, device=target)
                 fake = generator(z)
                 real_score, fake_score = discriminator(real), discriminator(fake.detach())
                 loss_d = F.relu(1 - real_score).mean() + F.relu(1 + fake_score).mean()

@@ -1,5 +1,6 @@
 """``synthguard train text``: the built-in text model, a small GPT-2 with a byte-level BPE tokenizer, trained from
-scratch on one plain-text file (the built-in weights: ``../shared/datasets/tinyshakespeare.txt``).
+scratch on one plain-text file: a path, or ``"tinyshakespeare"`` for the built-in weights' corpus (the dataset of
+``synthguard.core.datasets``, read from the dataset cache).
 
 The last 5% of the text is held out; its perplexity is recorded in ``training.json`` with the command, settings,
 data hash and loss curve.
@@ -8,7 +9,6 @@ data hash and loss curve.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import time
 from collections.abc import Callable
@@ -17,9 +17,12 @@ from pathlib import Path
 
 import torch
 
+from synthguard.core.datasets import dataset_path
 from synthguard.errors import InputError
+from synthguard.training.records import check_output_folder, write_training_record
 
 EOS = "<|endoftext|>"
+BUILTIN_CORPUS = "tinyshakespeare"
 
 
 @dataclass
@@ -51,9 +54,20 @@ def train_tokenizer(text: str, vocab_size: int):
     return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS, bos_token=EOS, pad_token=EOS)
 
 
-def train_text_model(data: Path, output: Path, config: TextTrainConfig, *, device: torch.device,
-                     progress: Callable[[int, float], None] | None = None, command: str = "") -> dict:
+def corpus_path(data: str | Path) -> Path:
+    """The training text: ``"tinyshakespeare"`` (the built-in model's corpus, from the dataset cache) or a path."""
+    return dataset_path(BUILTIN_CORPUS) if str(data) == BUILTIN_CORPUS else Path(data)
+
+
+def train_text_model(data: str | Path, output: Path, config: TextTrainConfig, *, device: torch.device,
+                     progress: Callable[[int, float], None] | None = None, command: str = "",
+                     overwrite: bool = False) -> dict:
+    """Train a GPT-2 and its tokenizer on the text file ``data``; save both and ``training.json`` (the record,
+    also returned) to ``output``, which must be empty or new unless ``overwrite``."""
     from transformers import GPT2Config, GPT2LMHeadModel  # noqa: PLC0415
+
+    output = check_output_folder(output, overwrite=overwrite)
+    data = corpus_path(data)
 
     try:
         raw = Path(data).read_bytes()
@@ -130,5 +144,5 @@ def train_text_model(data: Path, output: Path, config: TextTrainConfig, *, devic
     output.mkdir(parents=True, exist_ok=True)
     model.cpu().save_pretrained(output)
     tokenizer.save_pretrained(output)
-    (output / "training.json").write_text(json.dumps(record, indent=2) + "\n")
+    write_training_record(output, record)
     return record

@@ -1,24 +1,30 @@
-"""Training of the convolutional VAE (``synthguard.models.vae``): the negative ELBO with a beta-weighted KL term."""
+"""Training of the convolutional VAE (``synthguard.models.vae``): the negative ELBO with a beta-weighted KL term.
+
+The loss (Kingma & Welling 2014) is reconstruction (Bernoulli likelihood) plus ``beta`` times KL(q(z|x) || N(0, I));
+beta = 1 is the plain VAE (Higgins et al. 2017 for other values). The architecture is the model's config
+(``model_config``); this module holds optimiser settings only.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from synthguard.core.torch_utils import resolve_device, torch_threads
-from synthguard.errors import InputError
 from synthguard.models.vae import ConvVAE
+from synthguard.training.architecture import build, check_fits_images, check_image_training
 
 
 @dataclass(frozen=True)
 class VAETrainConfig:
-    latent_dim: int = 16
-    width: int = 32
+    """Optimiser and loss settings of ``train_vae`` (the architecture is the model's config)."""
+
     lr: float = 1e-3
     beta: float = 1.0  # weight of the KL term
 
@@ -53,6 +59,7 @@ def train_vae(
     data: np.ndarray,
     config: VAETrainConfig = VAETrainConfig(),
     *,
+    model_config: Mapping[str, Any] | None = None,
     epochs: int = 5,
     batch_size: int = 128,
     seed: int = 0,
@@ -63,19 +70,18 @@ def train_vae(
 ) -> VAETraining:
     """Train a ``ConvVAE`` with Adam on uint8 (N, H, W) grey images.
 
+    ``model_config``: its architecture, a ``ConvVAE`` config or part of one (``image_size`` defaults to the
+    images', the rest to the class's defaults), initialised from ``seed``.
+
     ``max_steps`` stops after that many steps (0 returns the initial model); ``log`` gets one line per epoch.
     """
-    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 3 or len(data) < 1:
-        shape = getattr(data, "shape", None)
-        raise InputError(f"VAE data must be uint8 (N, H, W), not {type(data).__name__} {shape}")
-    if epochs <= 0 or batch_size <= 0 or (max_steps is not None and max_steps < 0):
-        raise InputError(
-            f"epochs and batch_size must be positive and max_steps >= 0, not {epochs!r}, {batch_size!r}, {max_steps!r}"
-        )
+    check_image_training(data, "VAE", min_images=1, epochs=epochs, batch_size=batch_size, max_steps=max_steps)
     target = resolve_device(device)
     with torch_threads(num_threads):
         torch.manual_seed(seed)
-        model = ConvVAE(config.latent_dim, config.width, 1, data.shape[1]).to(target)
+        model = build(ConvVAE, model_config, image_size=data.shape[1])
+        check_fits_images(model, data, "the VAE takes")
+        model = model.to(target)
         optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
         images = torch.from_numpy(data)
         order_rng = torch.Generator().manual_seed(seed)

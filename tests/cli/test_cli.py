@@ -6,9 +6,9 @@ import sys
 import click
 import pytest
 from click.testing import CliRunner
-from conftest import INTEROP, files_in
+from helpers.bad_inputs import bad_inputs
+from helpers.files import INTEROP, files_in
 from PIL import Image
-from provenance.test_signing import bad_inputs
 
 from synthguard.cli import main
 from synthguard.core.media import file_sha256
@@ -147,7 +147,7 @@ def test_sign_option_errors(home, png, tmp_path):
 def test_demo(home, tmp_path):
     result = run("demo", "-o", tmp_path / "demo")
     assert result.exit_code == 0
-    assert "render-signed.png: unknown" in result.output and "watermark: found" in result.output
+    assert "render-signed.png: unknown" in result.output and "SynthGuard watermark found" in result.output
     assert result.output.count("provenance: trusted (ledger)") == 2  # by content hash, and by watermark payload
     assert "watermark payload leads to a manifest" in result.output
     assert "render-tampered.png: tampered" in result.output
@@ -221,3 +221,15 @@ def test_one_error_boundary_turns_library_errors_into_exit_codes(home, tmp_path)
     (tmp_path / "o.png").write_bytes(b"x")
     refused = run("watermark", "embed", tmp_path / "o.png", "-o", tmp_path / "o.png")
     assert refused.exit_code == 2 and refused.stderr.startswith("error: ")
+
+
+def test_data_list_and_fetch_from_a_local_copy(home, tmp_path, monkeypatch):
+    monkeypatch.setenv("SYNTHGUARD_DATA", str(tmp_path / "cache"))
+    listed = json.loads(run("data", "list", "--json").output)
+    assert {d["name"]: d["state"] for d in listed["datasets"]}["c2pa-photos"] == "missing"
+    fetched = run("data", "fetch", "c2pa-photos", "--from", INTEROP)
+    assert fetched.exit_code == 0 and str(tmp_path / "cache" / "c2pa-photos") in fetched.output
+    listed = json.loads(run("data", "list", "--json").output)
+    assert {d["name"]: d["state"] for d in listed["datasets"]}["c2pa-photos"] == "cached"
+    offline = run("data", "fetch", "tinyshakespeare")  # conftest turns downloads off
+    assert offline.exit_code == 2 and "tinyshakespeare.txt" in offline.stderr and "SYNTHGUARD_DATA" in offline.stderr

@@ -78,7 +78,7 @@ def test_marked_passage_inside_a_human_document_is_found_and_located(story, tmp_
     result, (data,) = detect_json(human)
     assert data["verdict"]["label"] == "unknown" and not data["watermark"]["detected"]
     text = run("detect", "--threads", "1", doc, "--no-ledger").output
-    assert "text watermark: found" in text and "characters" in text
+    assert "text watermark of this identity found" in text and "characters" in text
 
 
 def test_text_generation_options_and_refusals(tmp_path):

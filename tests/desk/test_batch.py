@@ -4,17 +4,21 @@ interruption, refusals, the grouped report and the audit trail."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import INTEROP, REPO
+from helpers.files import INTEROP, REPO
 from PIL import Image
 
 from synthguard.cli import main
 from synthguard.desk.audit import AuditLog
-from synthguard.desk.batch import VerifySettings, verify, walk
+from synthguard.desk.batch import VerifyLine, VerifySettings, verify, walk
+from synthguard.detect import VerdictLabel
 from synthguard.errors import Hint, InputError
-from synthguard.policy import load_policy
+from synthguard.policy import DeskAction, load_policy
+
+LABEL_AI, PUBLISH, HUMAN_REVIEW = DeskAction.LABEL_AI, DeskAction.PUBLISH, DeskAction.HUMAN_REVIEW
 
 
 def run(*args):
@@ -50,19 +54,35 @@ def test_walk_is_sorted_skips_hidden_and_sidecars_and_keeps_missing(inbox, tmp_p
 
 def test_actions_under_newsroom_default(home, inbox, tmp_path):
     result = verify([inbox, tmp_path / "missing.png"], settings(home))
-    by = {p["file"].rsplit("/", 1)[-1]: p for p in result.lines}
-    assert by["signed-ai.png"]["verdict"] == "ai-generated" and by["signed-ai.png"]["action"] == "label-ai"
-    assert by["capture.png"]["verdict"] == "authentic-capture" and by["capture.png"]["action"] == "publish"
+    by = {Path(line.file).name: line for line in result.lines}
+    assert by["signed-ai.png"].verdict is VerdictLabel.AI_GENERATED and by["signed-ai.png"].action is LABEL_AI
+    assert by["capture.png"].verdict is VerdictLabel.AUTHENTIC_CAPTURE and by["capture.png"].action is PUBLISH
     # stripped and re-encoded: the watermark leads back to the manifest; its AI bit still labels it
-    assert by["stripped-reencoded.jpg"]["verdict"] == "ai-generated"
-    assert by["stripped-reencoded.jpg"]["action"] == "label-ai"
-    assert by["interop.jpg"]["action"] == "human-review"  # a valid manifest from an untrusted signer
-    assert by["notes.txt"]["action"] == "human-review" and by["notes.txt"]["mime"].startswith("text/")
+    assert by["stripped-reencoded.jpg"].verdict is VerdictLabel.AI_GENERATED
+    assert by["stripped-reencoded.jpg"].action is LABEL_AI
+    assert by["interop.jpg"].action is HUMAN_REVIEW  # a valid manifest from an untrusted signer
+    assert by["notes.txt"].action is HUMAN_REVIEW and by["notes.txt"].mime.startswith("text/")
     for name in ("corrupt.png", "missing.png"):
-        assert by[name]["error"] and by[name]["action"] == "reject" and by[name]["verdict"] is None
-    strict = {p["file"].rsplit("/", 1)[-1]: p["action"] for p in verify([inbox], settings(home, "newsroom-strict.yaml"),
-                                                                        audit=False).lines}
-    assert strict["signed-ai.png"] == "reject" and strict["capture.png"] == "publish"
+        assert by[name].error and by[name].action is DeskAction.REJECT and by[name].verdict is None
+    assert result.errors == 2 and result.counts == {"label-ai": 2, "publish": 1, "human-review": 2, "reject": 2}
+    strict = {Path(line.file).name: line.action for line in verify([inbox], settings(home, "newsroom-strict.yaml"),
+                                                                   audit=False).lines}
+    assert strict["signed-ai.png"] is DeskAction.REJECT and strict["capture.png"] is PUBLISH
+
+
+def test_a_line_reads_back_to_the_same_text(home, inbox, tmp_path):
+    out = tmp_path / "v.jsonl"
+    result = verify([inbox, tmp_path / "missing.png"], settings(home), jsonl=out, audit=False)
+    raw = out.read_text().splitlines()
+    assert [line.to_json() for line in result.lines] == raw
+    for text in raw:
+        data = json.loads(text)
+        assert VerifyLine.from_dict(data).to_dict() == data
+        keys = {"file", "sha256", "mime", "verdict", "confidence", "action", "reasons", "error"}
+        assert set(data) == (keys if data["error"] else keys | {"provenance", "watermark", "classifier"})
+    notes = next(json.loads(t) for t in raw if t.find("notes.txt") > 0)
+    assert notes["watermark"]["details"]["kind"] == "text" and not notes["watermark"]["detected"]
+    assert notes["classifier"] is None
 
 
 def test_same_lines_with_one_or_two_workers(home, inbox, tmp_path):

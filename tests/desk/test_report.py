@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 
 import numpy as np
@@ -12,8 +13,8 @@ from synthguard.cli import main
 from synthguard.core.media import file_sha256
 from synthguard.core.samples import procedural_image
 from synthguard.desk.report import heatmap_overlay, render_html, write_report
-from synthguard.detect import inspect_file
-from synthguard.provenance.identity import TrustAnchors
+from synthguard.detect import InspectionContext, inspect_file
+from synthguard.detect.signals import watermark_from_dict
 
 
 def run(*args):
@@ -32,9 +33,7 @@ def test_heatmap_overlay_covers_the_image():
 def test_report_escapes_hostile_names_and_lists_errors(home, tmp_path):
     hostile = tmp_path / "<script>alert(1)<\\script>.png"
     Image.fromarray(procedural_image(96, 96, seed=2)).save(hostile)
-    from synthguard.models.detector import builtin_detector
-    inspection = inspect_file(hostile, trust=TrustAnchors.from_home(home), detector=builtin_detector(num_threads=1),
-                              keep_pixels=True)
+    inspection = inspect_file(hostile, InspectionContext.build(home, threads=1), keep_pixels=True)
     page = render_html([inspection], [("bad<b>.png", "not an image")])
     assert "<script>alert(1)" not in page and "&lt;script&gt;" in page
     assert "bad&lt;b&gt;.png" in page
@@ -65,6 +64,35 @@ def test_detect_report_and_json_fields(home, tmp_path):
     refused = run("detect", photo, "--report", photo)
     assert refused.exit_code == 2 and "input" in refused.stderr
     assert file_sha256(photo) == before
+
+
+def test_text_watermark_section_names_scheme_key_tokens_and_span(home, tmp_path):
+    """A text generated and stamped by the built-in text backend, and a document quoting it: the report says which
+    scheme found the mark, with which key, on how many tokens, and where."""
+    story = tmp_path / "story.txt"
+    made = run("generate", "--backend", "text", "--prompt", "ROMEO:", "--max-new-tokens", "80", "--seed", "3",
+               "--threads", "1", "-o", story, "--json")
+    assert made.exit_code == 0, made.output
+    stamped = json.loads(made.output.splitlines()[-1])["outputs"][0]["watermark"]
+    human = "It was the best of times, it was the worst of times, it was the age of wisdom. " * 12
+    article = tmp_path / "article.txt"
+    article.write_text(human + "\n" + story.read_text() + "\n" + human)
+    report = tmp_path / "r.html"
+    result = run("detect", story, article, "--json", "--threads", "1", "--report", report)
+    assert result.exit_code == 0, result.output
+    page = report.read_text()
+    assert "payload None" not in page
+    for data in map(json.loads, result.stdout.strip().splitlines()):
+        signal = watermark_from_dict(data["watermark"])
+        assert signal.detected and signal.key_id == stamped["key_id"]
+        line = html.escape(signal.describe()[0])
+        assert page.count(line) == 1  # in the section's evidence, not repeated among its reasons
+        for fact in (signal.algorithm, f"key {stamped['key_id']}",
+                     f"{signal.tokens_scored} of {signal.tokens} tokens scored"):
+            assert fact in line
+    start = len(human) + 1
+    assert signal.span[0] < start + len(story.read_text()) and signal.span[1] > start  # the article's passage
+    assert f"characters {signal.span[0]}-{signal.span[1]}" in page
 
 
 def test_detect_without_classifier_and_policy_threshold(home, tmp_path):

@@ -3,6 +3,7 @@
 import pytest
 
 from synthguard.detect.fusion import VerdictLabel, decide
+from synthguard.detect.signals import ClassifierSignal, ImageWatermarkSignal
 from synthguard.provenance.manifest import DigitalSourceType as D
 from synthguard.provenance.reading import ActionRecord, ProvenanceSignal
 from synthguard.provenance.reading import ProvenanceState as S
@@ -52,13 +53,12 @@ def test_reasons_name_the_evidence():
 
 
 def test_watermark_recovery_with_different_content_never_vouches_for_this_file():
-    from synthguard.detect.watermark_signal import WatermarkSignal
     recovered = signal(S.TRUSTED, D.DIGITAL_CAPTURE, recovered_from_ledger=True, ledger_match="soft-binding",
                        ledger_content_match=False)
-    copied = WatermarkSignal(True, "io.synthguard.tilemark.4", "000000000001", 1e-30, 0, False)
+    copied = ImageWatermarkSignal(True, "io.synthguard.tilemark.4", "000000000001", 1e-30, 0, False)
     v = decide(recovered, copied)
     assert v.label is VerdictLabel.UNKNOWN and "differs" in v.reasons[0]
-    marked_ai = WatermarkSignal(True, "io.synthguard.tilemark.4", "100000000001", 1e-30, 0, True)
+    marked_ai = ImageWatermarkSignal(True, "io.synthguard.tilemark.4", "100000000001", 1e-30, 0, True)
     assert decide(recovered, marked_ai).label is VerdictLabel.AI_GENERATED
     same = signal(S.TRUSTED, D.DIGITAL_CAPTURE, recovered_from_ledger=True, ledger_match="soft-binding",
                   ledger_content_match=True)
@@ -66,15 +66,13 @@ def test_watermark_recovery_with_different_content_never_vouches_for_this_file()
 
 
 # ----------------------------------------------------------------------------------- watermark x classifier rows
-from synthguard.detect.classifier_signal import ClassifierSignal  # noqa: E402
-from synthguard.detect.watermark_signal import WatermarkSignal  # noqa: E402
 
 ALG = "io.synthguard.tilemark.4"
 WATERMARKS = {
     "none": None,
-    "absent": WatermarkSignal(False, ALG, p_value=0.7),
-    "ai": WatermarkSignal(True, ALG, "900000000001", 1e-20, 0, True),
-    "not-ai": WatermarkSignal(True, ALG, "100000000001", 1e-20, 0, False),
+    "absent": ImageWatermarkSignal(False, ALG, p_value=0.7),
+    "ai": ImageWatermarkSignal(True, ALG, "900000000001", 1e-20, 0, True),
+    "not-ai": ImageWatermarkSignal(True, ALG, "100000000001", 1e-20, 0, False),
 }
 CLASSIFIERS = {
     "none": None,

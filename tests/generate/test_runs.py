@@ -1,6 +1,9 @@
-"""The generate flow end to end: every output watermarked, signed as AI, in the ledger; training and eval CLIs."""
+"""The image flows end to end: requests checked when made, every output watermarked, signed as AI and in the
+ledger, the identity made only once the model has loaded; the ``generate`` command over them; training and eval
+CLIs that feed it."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,7 +12,18 @@ from click.testing import CliRunner
 from PIL import Image
 
 from synthguard.cli import main
+from synthguard.errors import Hint, InputError, WatermarkError
+from synthguard.generate.runs import (
+    GenerateReport,
+    ImageFormat,
+    ImageRequest,
+    InterpolationRequest,
+    generate_images,
+    interpolate_images,
+)
+from synthguard.provenance.identity import IdentityStore
 from synthguard.provenance.ledger import Ledger
+from synthguard.stamp import Stamper
 
 
 def run(*args):
@@ -145,6 +159,106 @@ def test_a_hub_id_loads_from_the_local_hub_cache(home, tmp_path, monkeypatch):
 def test_native_size_is_too_small_to_watermark_and_says_what_to_do(home, tmp_path):
     result = run("generate", "--native", "-n", "1", "-o", tmp_path / "n", "--threads", "1")
     assert result.exit_code == 5 and "--no-watermark" in result.stderr and "28x28" in result.stderr
-    assert not list((tmp_path / "n").iterdir())
+    assert not (tmp_path / "n").exists()
     assert run("generate", "--native", "-n", "1", "-o", tmp_path / "n", "--threads", "1",
                "--no-watermark").exit_code == 0
+
+
+# ------------------------------------------------------------------------------------------------- the library
+def test_generate_images_from_a_home_reports_each_stamped_file(home, tmp_path):
+    request = ImageRequest(output_dir=tmp_path / "out", n=2, seed=3, fmt="jpeg", threads=1, workers=1)
+    done = []
+    report = generate_images(request, home, progress=done.append)
+    assert isinstance(report, GenerateReport) and report.model == "synthguard/mnist-dcgan" and sum(done) == 2
+    assert [Path(f.signed.output).name for f in report.files] == ["mnist-dcgan-000003.jpg", "mnist-dcgan-000004.jpg"]
+    assert all(f.payload is not None and f.signed.mime == "image/jpeg" for f in report.files)
+    assert set(report.seconds) == {"model", "watermark", "sign"} and report.wall_seconds > 0
+    assert report.to_dict()["images"] == 2 and IdentityStore(home).exists()
+    with Ledger(home.ledger_path) as ledger:
+        assert ledger.count() == 2
+        assert all(ledger.find_by_soft_binding(f.payload) for f in report.files)
+
+
+def test_a_given_stamper_is_used_and_left_open(home, identity, tmp_path):
+    with Stamper.from_home(home, identity=identity, image_watermark=False) as stamper:
+        request = ImageRequest(output_dir=tmp_path / "a", n=1, threads=1, watermark=False)
+        first = generate_images(request, stamper)
+        second = generate_images(ImageRequest(output_dir=tmp_path / "b", n=1, threads=1, watermark=False), stamper)
+        assert first.files[0].watermark_skipped == "watermarking turned off" and second.files[0].payload is None
+        with pytest.raises(InputError, match="watermark=True"):
+            generate_images(ImageRequest(output_dir=tmp_path / "c", n=1, threads=1), stamper)
+    assert not (tmp_path / "c").exists()
+
+
+def test_the_identity_is_made_only_once_the_model_has_loaded(home, tmp_path):
+    asked = []
+
+    def identity():
+        asked.append(True)
+        return IdentityStore(home).ensure()[0]
+
+    with pytest.raises(InputError, match="does not exist"):
+        generate_images(ImageRequest(output_dir=tmp_path / "o", model=str(tmp_path / "no-such-model")), home,
+                        identity=identity)
+    assert not asked and not IdentityStore(home).exists()
+    generate_images(ImageRequest(output_dir=tmp_path / "o", n=1, threads=1), home, identity=identity)
+    assert asked == [True]
+
+
+def test_existing_outputs_are_refused_before_sampling(home, tmp_path):
+    generate_images(ImageRequest(output_dir=tmp_path / "o", n=1, threads=1), home)
+    with pytest.raises(InputError, match="already exists") as exc:
+        generate_images(ImageRequest(output_dir=tmp_path / "o", n=2, threads=1), home)
+    assert exc.value.hint is Hint.OVERWRITE
+    again = generate_images(ImageRequest(output_dir=tmp_path / "o", n=2, threads=1, overwrite=True), home)
+    assert len(again.files) == 2
+
+
+def test_images_too_small_to_mark_are_refused_with_a_way_out(home, tmp_path):
+    with pytest.raises(WatermarkError, match="28x28") as exc:
+        generate_images(ImageRequest(output_dir=tmp_path / "n", n=1, size=None, threads=1), home)
+    assert exc.value.hint is Hint.NO_WATERMARK and not (tmp_path / "n").exists()
+
+
+def test_interpolate_images_between_seeds_and_between_images(home, tmp_path):
+    seeds = interpolate_images(InterpolationRequest(output_dir=tmp_path / "s", start=3, end=17, steps=3, threads=1),
+                               home)
+    assert [Path(f.signed.output).name for f in seeds.files] == [f"interp-{i:06d}.png" for i in range(3)]
+    assert seeds.model == "synthguard/mnist-vae" and all(f.payload is not None for f in seeds.files)
+    ends = [seeds.files[0].signed.output, seeds.files[-1].signed.output]
+    images = interpolate_images(InterpolationRequest(output_dir=tmp_path / "i", start=ends[0], end=str(ends[1]),
+                                                     steps=2, threads=1), home)
+    assert len(images.files) == 2
+    with pytest.raises(InputError) as exc:
+        interpolate_images(InterpolationRequest(output_dir=tmp_path / "g", start=1, end=2, backend="gan"), home)
+    assert exc.value.hint is Hint.NEEDS_VAE and not (tmp_path / "g").exists()
+
+
+@pytest.mark.parametrize("kwargs,fragment", [
+    ({"n": 0}, "number of images"),
+    ({"seed": -1}, "seed"),
+    ({"batch_size": 0}, "batch_size"),
+    ({"fmt": "gif"}, "unknown format 'gif'"),
+    ({"backend": "text"}, "unknown backend"),
+    ({"size": 0}, "output_size"),
+    ({"workers": 0}, "workers"),
+    ({"threads": 0}, "threads"),
+    ({"inference_steps": 4}, "diffusion backend only"),
+    ({"prompt": "a cat"}, "diffusion backend only"),
+])
+def test_image_requests_are_checked_when_made(tmp_path, kwargs, fragment):
+    with pytest.raises(InputError, match=fragment):
+        ImageRequest(output_dir=tmp_path, **kwargs)
+
+
+def test_requests_normalise_what_they_are_given(tmp_path):
+    request = ImageRequest(output_dir=str(tmp_path), fmt="webp", backend="diffusion", model="m", prompt="a cat")
+    assert request.output_dir == tmp_path and request.fmt is ImageFormat.WEBP and request.fmt.suffix == ".webp"
+    assert ImageFormat.JPEG.suffix == ".jpg" and ImageFormat.JPEG.mime == "image/jpeg"
+    morph = InterpolationRequest(output_dir=tmp_path, start="a.png", end=Path("b.png"))
+    assert morph.start == Path("a.png") and morph.end == Path("b.png")
+    for start, end, steps in ((1, Path("b.png"), 4), (-1, 2, 4), (1, 2, 1)):
+        with pytest.raises(InputError):
+            InterpolationRequest(output_dir=tmp_path, start=start, end=end, steps=steps)
+    with pytest.raises(InputError, match="Stamper or a Home"):
+        generate_images(ImageRequest(output_dir=tmp_path / "x"), str(tmp_path))

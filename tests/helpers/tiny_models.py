@@ -1,10 +1,9 @@
-"""Tiny seeded generator models, built from config (not the shipped weights), shared by the generator tests.
-
-Plain functions, not a conftest.py: the repository's tests import names from the top-level ``conftest`` module,
-which a second conftest.py would shadow.
-"""
+"""Tiny seeded models, built from config (not the shipped weights), shared by the tests: generators, a text model
+and a vision backbone. Plain functions; each test module wraps the ones it needs in its own fixtures."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -57,3 +56,14 @@ def tiny_text_model(folder):
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return load_text_model(str(folder), device="cpu")
+
+
+def tiny_clip(folder: Path) -> Path:
+    """A seeded 2-layer CLIP vision model with a projection head (32 px input), saved to ``folder``."""
+    import transformers
+
+    torch.manual_seed(0)
+    config = transformers.CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                           num_attention_heads=2, image_size=32, patch_size=8, projection_dim=16)
+    transformers.CLIPVisionModelWithProjection(config).save_pretrained(folder)
+    return folder

@@ -1,40 +1,23 @@
-"""The backbone detector: a linear probe on a pretrained vision model's features, loaded from a local folder
-(a tiny randomly initialised CLIP vision tower saved here; a hub id takes the same path through transformers)."""
+"""The backbone detector at inference: preprocessing from the model's own settings, a probe's score and its saved
+form (a tiny randomly initialised CLIP vision tower saved here; fitting the probe is tests/training/)."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
-from click.testing import CliRunner
-from PIL import Image
+from helpers import tiny_models
 
-from synthguard.cli import main
 from synthguard.core.samples import procedural_image
-from synthguard.detect import load_detector
 from synthguard.errors import InputError
-from synthguard.models.backbone import BackboneDetector, preprocess, train_backbone_detector
+from synthguard.models.backbone import BackboneDetector, load_backbone, preprocess
+from synthguard.models.detector import Calibration
 
 transformers = pytest.importorskip("transformers")
 
 
 @pytest.fixture(scope="module")
 def tiny_clip(tmp_path_factory):
-    import torch
-
-    torch.manual_seed(0)
-    config = transformers.CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                           num_attention_heads=2, image_size=32, patch_size=8, projection_dim=16)
-    folder = tmp_path_factory.mktemp("clip") / "tiny-clip"
-    transformers.CLIPVisionModelWithProjection(config).save_pretrained(folder)
-    return folder
-
-
-def images():
-    real = [procedural_image(64, 64, seed=i) for i in range(8)]
-    fake = [np.full((64, 64, 3), 40 + 20 * i, np.uint8) for i in range(8)]
-    return real, fake
+    return tiny_models.tiny_clip(tmp_path_factory.mktemp("clip") / "tiny-clip")
 
 
 def test_preprocess_shape_and_refusals():
@@ -44,36 +27,32 @@ def test_preprocess_shape_and_refusals():
         preprocess(np.zeros((8, 8), np.float32), 32, (0.5,) * 3, (0.25,) * 3)
 
 
-def test_probe_trains_saves_loads_and_separates(tiny_clip, tmp_path):
-    real, fake = images()
-    detector = train_backbone_detector(str(tiny_clip), real[:6], fake[:6], real[6:], fake[6:], num_threads=1)
-    assert type(detector.model).__name__ == "CLIPVisionModelWithProjection"  # its own architecture, projection kept
-    assert detector.probe_weight.shape == (16,)
-    scores = [detector.score(im).probability for im in real[6:] + fake[6:]]
-    assert max(scores[:2]) < min(scores[2:])  # held-out images ordered correctly (they are trivially separable)
+def test_probe_scores_and_round_trips(tiny_clip, tmp_path):
+    calibration = Calibration(weights=(2.0,), bias=-0.5, threshold=0.5, target_fpr=0.01, measured_fpr=0.0,
+                              n_real=10, n_fake=10)
+    weight = np.linspace(-1, 1, 16)
+    detector = BackboneDetector(str(tiny_clip), weight, 0.25, calibration, num_threads=1)
+    image = procedural_image(64, 64, seed=1)
+    result = detector.score(image)
+    logit = float(detector.features([image])[0] @ weight + 0.25)
+    assert result.logit == pytest.approx(logit)
+    assert result.probability == pytest.approx(1 / (1 + np.exp(-(2.0 * logit - 0.5))))
+    assert result.heatmap.shape == (1, 1) and result.model == f"backbone:{tiny_clip}"
     detector.save_pretrained(tmp_path)
-    loaded = load_detector(tmp_path, num_threads=1)
-    assert isinstance(loaded, BackboneDetector)
-    assert loaded.score(real[7]).probability == pytest.approx(detector.score(real[7]).probability)
+    loaded = BackboneDetector.from_pretrained(tmp_path, num_threads=1)
+    assert loaded.calibration == calibration and loaded.score(image).probability == pytest.approx(result.probability)
+
+
+def test_a_probe_for_another_backbone_is_refused(tiny_clip):
+    calibration = Calibration(weights=(1.0,), bias=0.0, threshold=0.5, target_fpr=0.01, measured_fpr=0.0,
+                              n_real=1, n_fake=1)
+    detector = BackboneDetector(str(tiny_clip), np.zeros(8), 0.0, calibration, num_threads=1)
+    with pytest.raises(InputError, match="wrong backbone"):
+        detector.score(procedural_image(64, 64, seed=0))
 
 
 def test_missing_backbone_is_a_clear_error(tmp_path):
     with pytest.raises(InputError, match="backbone"):
-        train_backbone_detector(str(tmp_path / "absent"), *images(), [], [], num_threads=1)
-
-
-def test_train_detector_backbone_cli(home, tiny_clip, tmp_path):
-    real_dir, fake_dir = tmp_path / "real", tmp_path / "fake"
-    real_dir.mkdir()
-    fake_dir.mkdir()
-    real, fake = images()
-    for i, (r, f) in enumerate(zip(real, fake)):
-        Image.fromarray(r).save(real_dir / f"{i}.png")
-        Image.fromarray(f).save(fake_dir / f"{i}.png")
-    out = tmp_path / "probe"
-    result = CliRunner().invoke(main, ["train", "detector", "--real", str(real_dir), "--fake", str(fake_dir),
-                                       "--backbone", str(tiny_clip), "-o", str(out), "--threads", "1"])
-    assert result.exit_code == 0, result.output
-    assert (out / "backbone.json").is_file()
-    detected = CliRunner().invoke(main, ["detect", str(fake_dir / "0.png"), "--json", "--detector", str(out)])
-    assert json.loads(detected.stdout)["classifier"]["model"] == str(out)
+        load_backbone(str(tmp_path / "absent"))
+    with pytest.raises(InputError, match="backbone detector"):
+        BackboneDetector.from_pretrained(tmp_path)

@@ -1,8 +1,8 @@
 import json
 
 import pytest
-from conftest import INTEROP
 from cryptography.hazmat.primitives import serialization
+from helpers.files import INTEROP
 from PIL import Image
 
 from synthguard.core.home import Home

@@ -48,3 +48,24 @@ def test_mnist_from_the_variable(tmp_path, monkeypatch):
     monkeypatch.setenv("SYNTHGUARD_MNIST", str(tmp_path / "absent.npz"))
     with pytest.raises(InputError, match="MNIST not found"):
         load_mnist()
+
+
+def test_mnist_from_a_folder_of_idx_files(tmp_path):
+    from helpers.files import MNIST_SUBSET
+    from helpers.mnist_idx import write_mnist_idx
+
+    with np.load(MNIST_SUBSET) as subset:
+        arrays = {k: subset[k] for k in subset.files}
+    folder = write_mnist_idx(tmp_path / "idx", arrays)
+    test = load_mnist("test", folder)
+    assert np.array_equal(test.images, arrays["test_images"]) and test.labels.dtype == np.int64
+
+
+def test_mnist_missing_from_the_cache_offline_says_where_it_goes(tmp_path, monkeypatch):
+    from synthguard.errors import Hint
+
+    monkeypatch.delenv("SYNTHGUARD_MNIST")
+    monkeypatch.setenv("SYNTHGUARD_DATA", str(tmp_path / "cache"))
+    with pytest.raises(InputError, match="downloads are off") as caught:
+        load_mnist("train")
+    assert caught.value.hint is Hint.NEEDS_DATA and str(tmp_path / "cache" / "mnist.npz") in str(caught.value)

@@ -86,8 +86,9 @@ def test_classifier_training_learns(mnist_like):
     labels = (mnist_like.reshape(200, -1).mean(1) > np.median(mnist_like.reshape(200, -1).mean(1))).astype(int)
     result = train_mnist_classifier(
         mnist_like[:150], labels[:150], mnist_like[150:], labels[150:],
-        model=MnistClassifier(width=4, feature_dim=16, num_classes=2, dropout=0.0),
+        model_config={"width": 4, "feature_dim": 16, "num_classes": 2, "dropout": 0.0},
         epochs=3, batch_size=32, device="cpu", num_threads=1,
     )
     assert len(result.epoch_losses) == 3 and 0.0 <= result.test_accuracy <= 1.0
+    assert (result.model.config.width, result.model.config.num_classes) == (4, 2)
     assert result.epoch_losses[-1] < result.epoch_losses[0]

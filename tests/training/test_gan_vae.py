@@ -31,10 +31,16 @@ def _changed(before: dict[str, torch.Tensor], model: torch.nn.Module) -> bool:
     return any(not torch.equal(before[k], v) for k, v in model.state_dict().items() if v.is_floating_point())
 
 
+TINY_GAN = {"latent_dim": 8, "width": 8}
+TINY_VAE = {"latent_dim": 4, "width": 4}
+
+
 def test_gan_one_step_moves_both_networks(digits):
-    config = GANTrainConfig(latent_dim=8, width=8, diagnostic_samples=16)
-    initial = train_gan(digits, config, epochs=1, batch_size=16, seed=1, device="cpu", num_threads=1, max_steps=0)
-    trained = train_gan(digits, config, epochs=1, batch_size=16, seed=1, device="cpu", num_threads=1, max_steps=1)
+    config = GANTrainConfig(diagnostic_samples=16)
+    initial = train_gan(digits, config, model_config=TINY_GAN, epochs=1, batch_size=16, seed=1, device="cpu",
+                        num_threads=1, max_steps=0)
+    trained = train_gan(digits, config, model_config=TINY_GAN, epochs=1, batch_size=16, seed=1, device="cpu",
+                        num_threads=1, max_steps=1)
     assert trained.steps == 1 and len(trained.history) == 1
     assert _changed(_snapshot(initial.generator), trained.generator)
     assert _changed(_snapshot(initial.discriminator), trained.discriminator)
@@ -44,23 +50,44 @@ def test_gan_one_step_moves_both_networks(digits):
 
 
 def test_gan_weight_average_follows_the_trained_generator(digits):
-    config = GANTrainConfig(latent_dim=8, width=8, diagnostic_samples=16, ema_decay=0.5)
-    initial = train_gan(digits, config, epochs=1, batch_size=16, seed=1, device="cpu", num_threads=1, max_steps=0)
-    trained = train_gan(digits, config, epochs=1, batch_size=16, seed=1, device="cpu", num_threads=1, max_steps=2)
+    config = GANTrainConfig(diagnostic_samples=16, ema_decay=0.5)
+    initial = train_gan(digits, config, model_config=TINY_GAN, epochs=1, batch_size=16, seed=1, device="cpu",
+                        num_threads=1, max_steps=0)
+    trained = train_gan(digits, config, model_config=TINY_GAN, epochs=1, batch_size=16, seed=1, device="cpu",
+                        num_threads=1, max_steps=2)
     assert _changed(_snapshot(initial.generator), trained.generator)
 
 
 def test_gan_training_is_seeded(digits):
-    config = GANTrainConfig(latent_dim=8, width=8, diagnostic_samples=16)
-    a = train_gan(digits, config, epochs=1, batch_size=16, seed=2, device="cpu", num_threads=1, max_steps=2)
-    b = train_gan(digits, config, epochs=1, batch_size=16, seed=2, device="cpu", num_threads=1, max_steps=2)
+    config = GANTrainConfig(diagnostic_samples=16)
+    a = train_gan(digits, config, model_config=TINY_GAN, epochs=1, batch_size=16, seed=2, device="cpu",
+                  num_threads=1, max_steps=2)
+    b = train_gan(digits, config, model_config=TINY_GAN, epochs=1, batch_size=16, seed=2, device="cpu",
+                  num_threads=1, max_steps=2)
     assert not _changed(_snapshot(a.generator), b.generator)
 
 
+def test_the_architecture_comes_from_the_model_config(digits):
+    gan = train_gan(digits, GANTrainConfig(diagnostic_samples=16), model_config=TINY_GAN, epochs=1, batch_size=16,
+                    device="cpu", num_threads=1, max_steps=0)
+    assert (gan.generator.config.latent_dim, gan.generator.config.width, gan.generator.config.image_size) == (8, 8, 28)
+    assert gan.discriminator.config.width == 8  # the discriminator mirrors the generator's width
+    vae = train_vae(digits, model_config=TINY_VAE, epochs=1, device="cpu", num_threads=1, max_steps=0)
+    assert (vae.model.config.latent_dim, vae.model.config.width) == (4, 4)
+    with pytest.raises(InputError, match="28x28 images, the data are 1x14x14"):
+        train_gan(digits[:, :14, :14], model_config={**TINY_GAN, "image_size": 28}, epochs=1, device="cpu")
+    with pytest.raises(InputError, match="no setting"):
+        train_vae(digits, model_config={"latent": 4}, epochs=1, device="cpu")
+    with pytest.raises(TypeError):
+        GANTrainConfig(width=8)  # the training settings hold no architecture
+
+
 def test_vae_one_step_moves_the_weights(digits):
-    config = VAETrainConfig(latent_dim=4, width=4)
-    initial = train_vae(digits, config, epochs=1, batch_size=16, seed=1, device="cpu", num_threads=1, max_steps=0)
-    trained = train_vae(digits, config, epochs=1, batch_size=16, seed=1, device="cpu", num_threads=1, max_steps=1)
+    config = VAETrainConfig()
+    initial = train_vae(digits, config, model_config=TINY_VAE, epochs=1, batch_size=16, seed=1, device="cpu",
+                        num_threads=1, max_steps=0)
+    trained = train_vae(digits, config, model_config=TINY_VAE, epochs=1, batch_size=16, seed=1, device="cpu",
+                        num_threads=1, max_steps=1)
     assert trained.steps == 1
     assert _changed(_snapshot(initial.model), trained.model)
     epoch = trained.history[0]

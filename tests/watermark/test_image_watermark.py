@@ -147,13 +147,13 @@ def test_small_copy_of_large_mark_still_read(wm, marked):
 
 
 def test_faint_mark_on_black_background_survives_jpeg(wm):
-    """Built-in GAN digits (black background): the closed loop alone leaves a mark above 50 dB that JPEG 75 erases
-    (2 of 12 survived); the embedder checks faint marks through JPEG 75 and strengthens them."""
+    """Built-in GAN digits (black background): the closed loop alone leaves a mark above 50 dB that JPEG 75 erases;
+    the embedder checks faint marks through JPEG 75 and strengthens them."""
     cv2 = pytest.importorskip("cv2")
     from synthguard.generate.backends import builtin_generator
 
     images = builtin_generator("gan", num_threads=1).generate(6, 3_000_000, device="cpu").images
-    for i, image in list(enumerate(images))[3:]:  # without the JPEG check, these three marks were all lost
+    for i, image in list(enumerate(images))[3:]:  # digits whose unchecked marks JPEG 75 erases
         payload = bytes([i] * 6)
         out = wm.embed(image, payload)
         assert cv2.PSNR(image, out) >= 40.0

@@ -1,1 +1,2 @@
-"""watermark/image"""
+"""Image watermarks: the interface (``base``), SynthGuard's TileMark (``tilemark``) and the attack suite
+(``attacks``)."""

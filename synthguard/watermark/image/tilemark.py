@@ -94,7 +94,8 @@ def _log_tail(z: float) -> float:
     """log of an upper bound on P(sum a_i e_i >= z) for independent Rademacher signs e_i and sum a_i^2 = 1.
 
     The smaller of Hoeffding's exp(-z^2 / 2) and Pinelis' (1994) 2e^3/9 * P(N(0,1) >= z), the Gaussian tail in turn
-    bounded by phi(z) / z (Mills' ratio): about 25x tighter than Hoeffding at z = 10, where decisions are made.
+    bounded by phi(z) / z (Mills' ratio): smaller by the factor sqrt(2 pi) z / (2e^3/9), about 5.6 at z = 10, where
+    decisions are made.
     """
     z = max(z, 0.0)
     hoeffding = -0.5 * z * z
@@ -229,8 +230,8 @@ class TileMarkWatermarker(ImageWatermarker):
     target_crop_z
         The same after a simulated centre crop (read at its known geometry): a crop loses tiles and the host
         cancellation's alignment, which on busy images costs more than any filter or re-encoding. Both targets
-        are in the embedder's simulation, which reads about 13 % above the decoded 8-bit image (13.2 there is
-        about 11.5 on the image, the threshold plus a JPEG margin).
+        are in the embedder's simulation, which reads above the decoded 8-bit image: the default leaves the
+        detection threshold plus a JPEG margin on the image itself.
     seed
         Seeds the frequency allocation, phases and signs; a detector needs the embedder's seed.
     threshold
@@ -375,7 +376,7 @@ class TileMarkWatermarker(ImageWatermarker):
             marked = self._apply(image, residual)
             # A mark the closed loop made very faint (flat or black images: the clean read is easy, but JPEG
             # removes sub-grey-level detail) is checked after a JPEG 75 round trip and strengthened until it
-            # survives or reaches the PSNR floor; textured photos, marked near 40 dB, never need this.
+            # survives or reaches the PSNR floor.
             boost = 1.0
             while cv2.PSNR(image, marked) > _FAINT_PSNR_DB and self._read_p(_jpeg(marked, 75), bytes(payload)) >= 1.0:
                 cap = self._psnr_cap(residual) / boost

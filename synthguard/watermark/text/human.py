@@ -3,7 +3,8 @@
 - The docstrings of the Python standard library (read with ``ast`` from the installed sources, nothing imported):
   English prose written by people, several MB of it.
 - The Python documentation's help topics (``pydoc_data``, the text behind ``help("if")``): reference prose.
-- Any plain-text file the user names (``../shared/datasets/tinyshakespeare.txt`` in this project's benchmarks).
+- Any plain-text file the user names (in this project's benchmarks ``tinyshakespeare.txt``, the dataset of
+  ``synthguard.core.datasets``).
 
 Both are cut into windows of whole words, so a window re-tokenises the same way under any tokenizer.
 """

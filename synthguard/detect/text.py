@@ -1,20 +1,20 @@
-"""The text signals of ``inspect``: the identity's text watermarks (every scheme, windowed) and, when a scoring model
-is named, the machine-text criterion. Calibrations are measured once per key, tokenizer and model, and cached in
+"""The text signals: the identity's text watermarks (every scheme, windowed) and, when a scoring model is named,
+the machine-text criterion. Calibrations are measured once per key, tokenizer and model, and cached in
 ``$SYNTHGUARD_HOME/text-calibration/``."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from synthguard.core.fileio import write_atomic
-from synthguard.detect.machine_text import MachineTextCalibration, MachineTextSignal, calibrate, score_machine_text
-from synthguard.detect.watermark_signal import WatermarkSignal
+from synthguard.detect.machine_text import MachineTextCalibration, calibrate, score_machine_text
+from synthguard.detect.signals import MachineTextSignal, TextWatermarkSignal
 from synthguard.errors import InputError
+from synthguard.watermark.text import SCHEMES, KeyCalibration, TextWatermarker, detect_windows, make_watermarker
 from synthguard.watermark.text.human import load_corpus
-from synthguard.watermark.text.schemes import SCHEMES, KeyCalibration, TextWatermarker, detect_windows, make_watermarker
 
 # Texts longer than this many tokens are tested on their first MAX_TOKENS tokens (bounded work; the signal says so).
 MAX_TOKENS = 1_000_000
@@ -27,6 +27,10 @@ def tokenizer_fingerprint(tokenizer) -> str:
     return hashlib.sha256(f"{len(vocab)}:{text}".encode()).hexdigest()[:16]
 
 
+NO_IDENTITY = "no SynthGuard identity on this machine: no text watermark key to test with (`synthguard keys init`)"
+WATERMARK_OFF = "the watermark test is turned off"
+
+
 @dataclass
 class TextChecks:
     """Everything needed to test texts: the tokenizing model, the identity's watermarkers, an optional scorer."""
@@ -36,11 +40,12 @@ class TextChecks:
     max_p_value: float = 1e-3
     scorer: object | None = None  # TextModel for the machine-text criterion
     scorer_calibration: MachineTextCalibration | None = None
-    notes: list[str] = field(default_factory=list)
+    # Why the watermark test does not run when there is no key to test with.
+    watermark_skipped: str = NO_IDENTITY
 
     @classmethod
     def create(cls, tm, secret: bytes | None, cache: Path | None, *, scorer=None, max_p_value: float = 1e-3,
-               schemes: tuple[str, ...] = tuple(SCHEMES)) -> TextChecks:
+               schemes: tuple[str, ...] = tuple(SCHEMES), watermark_skipped: str = NO_IDENTITY) -> TextChecks:
         watermarkers = []
         if secret is not None:
             for scheme in schemes:
@@ -49,17 +54,16 @@ class TextChecks:
                     wm.bind_vocab(tm.vocab_size)
                 _calibrate_key(wm, tm, cache)
                 watermarkers.append(wm)
-        checks = cls(tm, watermarkers, max_p_value, scorer)
+        checks = cls(tm, watermarkers, max_p_value, scorer, watermark_skipped=watermark_skipped)
         if scorer is not None:
             checks.scorer_calibration = _calibrate_scorer(scorer, cache)
         return checks
 
-    def score(self, text: str) -> tuple[WatermarkSignal, MachineTextSignal | None]:
+    def score(self, text: str) -> tuple[TextWatermarkSignal, MachineTextSignal | None]:
         if not text.strip():
             raise InputError("empty text: nothing to test")
         if not self.watermarkers:
-            wm = WatermarkSignal(False, "text", skipped="no SynthGuard identity on this machine: no text watermark "
-                                                       "key to test with (`synthguard keys init`)")
+            wm = TextWatermarkSignal(False, "text", skipped=self.watermark_skipped)
         else:
             wm = self._watermark(text)
         machine = None
@@ -67,7 +71,7 @@ class TextChecks:
             machine = score_machine_text(self.scorer, text, self.scorer_calibration)
         return wm, machine
 
-    def _watermark(self, text: str) -> WatermarkSignal:
+    def _watermark(self, text: str) -> TextWatermarkSignal:
         ids, offsets = self.tm.encode_with_offsets(text)
         note = None
         if len(ids) > MAX_TOKENS:
@@ -78,13 +82,12 @@ class TextChecks:
         # One test per scheme: a union bound over them.
         p = min(1.0, best.p_value * len(results))
         detected = p <= self.max_p_value
-        details = {"kind": "text", "tokenizer_model": self.tm.name, "key_id": best.key_id, "z": best.z,
-                   "score": best.score, "null_rate": best.null_rate, "tokens_scored": best.tokens_scored,
-                   "tokens": len(ids), "span": list(best.span) if best.span else None,
-                   "windows_tested": best.windows_tested, "schemes_tested": [w.algorithm_id for w in
-                                                                             self.watermarkers],
-                   "max_p_value": self.max_p_value, "note": "; ".join(x for x in (note, best.note) if x) or None}
-        return WatermarkSignal(detected, best.algorithm, None, p, None, True if detected else None, details=details)
+        return TextWatermarkSignal(
+            detected, best.algorithm, p, True if detected else None, tokenizer_model=self.tm.name,
+            key_id=best.key_id, z=best.z, score=best.score, null_rate=best.null_rate, tokens_scored=best.tokens_scored,
+            tokens=len(ids), span=tuple(best.span) if best.span else None, windows_tested=best.windows_tested,
+            schemes_tested=tuple(w.algorithm_id for w in self.watermarkers), max_p_value=self.max_p_value,
+            note="; ".join(x for x in (note, best.note) if x) or None)
 
 
 def _cached(cache: Path | None, name: str, load, measure, dump):
@@ -134,4 +137,5 @@ def text_checks_for_home(home, text_model: str = "builtin", *, scorer: str | Non
     scoring = None
     if scorer:
         scoring = tm if scorer == text_model else load_text_model(scorer, device="cpu")
-    return TextChecks.create(tm, secret, home.root / "text-calibration", scorer=scoring, max_p_value=max_p_value)
+    return TextChecks.create(tm, secret, home.root / "text-calibration", scorer=scoring, max_p_value=max_p_value,
+                             watermark_skipped=NO_IDENTITY if watermark else WATERMARK_OFF)

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from synthguard.models.text import generate_text, load_text_model
-from synthguard.watermark.text.schemes import make_watermarker
+from synthguard.generate.sampling import generate_text
+from synthguard.models.text import load_text_model
+from synthguard.watermark.text import make_watermarker
 
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 

@@ -1,0 +1,182 @@
+"""Inspecting a file: every signal, then one verdict (the ``inspect`` flow of ARCHITECTURE.md).
+
+``InspectionContext.build`` is the one place an inspection is set up (policy, trust anchors, ledger, which tests
+run); ``detect``, ``verify``, the web desk and a Python caller all make one and pass it to ``inspect_file`` for each
+file. The models it needs (image watermarker, detector, text model) are loaded on first need, once.
+
+    with InspectionContext.build(Home.from_env()) as context:
+        print(inspect_file("photo.jpg", context).verdict.label)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from synthguard.core.home import Home
+from synthguard.core.media import MediaKind, MediaType, decode_image, read_text, sniff
+from synthguard.core.torch_utils import torch_threads
+from synthguard.detect import rules
+from synthguard.detect.fusion import Verdict, decide
+from synthguard.detect.image import load_detector, score_classifier, score_watermark
+from synthguard.detect.signals import (
+    ClassifierSignal,
+    Findings,
+    ImageWatermarkSignal,
+    MachineTextSignal,
+    TextWatermarkSignal,
+    WatermarkSignal,
+)
+from synthguard.detect.text import TextChecks, text_checks_for_home
+from synthguard.errors import InputError
+from synthguard.provenance.identity import TrustAnchors
+from synthguard.provenance.ledger import Ledger
+from synthguard.provenance.reading import (
+    ProvenanceSignal,
+    ProvenanceState,
+    read_provenance,
+    signal_from_ledger_record,
+    validation_context,
+)
+from synthguard.watermark import ImageWatermarker, default_image_watermarker
+
+if TYPE_CHECKING:
+    from synthguard.policy import Policy
+
+
+@dataclass(frozen=True, eq=False)
+class InspectionContext:
+    """What every inspection of a run shares. Make it with :meth:`build`; close it (or use ``with``) to close the
+    ledger it opened."""
+
+    home: Home
+    policy: Policy
+    trust: TrustAnchors
+    ledger: Ledger | None = None
+    watermark: bool = True  # test images and texts for SynthGuard's watermarks (and the policy says so)
+    classifier: bool = True  # score images with the detector (and the policy says so)
+    detector_path: Path | None = None  # a detector folder; None: the built-in detector
+    text_model: str = "builtin"  # the model whose tokenizer re-reads texts for the identity's text watermark
+    text_scorer: str | None = None  # the model of the machine-text score; None: no score
+    threads: int | None = None  # torch threads for the detector and text models; None: torch's choice
+    owns_ledger: bool = field(default=False, repr=False)
+
+    @classmethod
+    def build(cls, home: Home, *, policy: Policy | None = None, trust: tuple[Path, ...] = (),
+              ledger: bool | Ledger = True, watermark: bool = True, classifier: bool = True,
+              detector: Path | None = None, text_model: str = "builtin", text_scorer: str | None = None,
+              threads: int | None = None) -> InspectionContext:
+        """The context for ``home`` under ``policy`` (None: the default policy). ``trust``: PEM files trusted on
+        top of the policy's anchors; ``ledger``: look stripped copies up in the home's ledger (when it has one), or
+        the open ledger to use; ``watermark`` / ``classifier`` False skip those tests (the policy can also turn
+        them off); ``detector``: a detector folder instead of the built-in one. Models are loaded on first need, so
+        a folder that exists but holds no detector fails on the first image."""
+        if detector is not None and not Path(detector).is_dir():
+            raise InputError(f"detector folder {detector} does not exist")
+        policy = rules.in_force(policy)
+        anchors = rules.trust_anchors(policy, home, tuple(Path(t) for t in trust))
+        owns = ledger is True and home.ledger_path.exists()
+        opened = ledger if isinstance(ledger, Ledger) else (Ledger(home.ledger_path) if owns else None)
+        return cls(home, policy, anchors, opened, watermark and policy.detection.watermark,
+                   classifier and policy.detection.classifier, None if detector is None else Path(detector),
+                   text_model, text_scorer, threads, owns)
+
+    @cached_property
+    def watermarker(self) -> ImageWatermarker | None:
+        return default_image_watermarker() if self.watermark else None
+
+    @cached_property
+    def detector(self):
+        """The image detector, loaded on the first image (None when the classifier is off)."""
+        return load_detector(self.detector_path, num_threads=self.threads) if self.classifier else None
+
+    @cached_property
+    def text_checks(self) -> TextChecks:
+        """The text tests, made on the first text (loads the text model and measures or reads calibrations)."""
+        with torch_threads(self.threads):
+            return text_checks_for_home(self.home, self.text_model, scorer=self.text_scorer, watermark=self.watermark,
+                                        max_p_value=self.policy.detection.text_watermark_max_p_value)
+
+    def score_text(self, text: str) -> tuple[TextWatermarkSignal, MachineTextSignal | None]:
+        checks = self.text_checks
+        with torch_threads(self.threads):
+            return checks.score(text)
+
+    def close(self) -> None:
+        if self.owns_ledger and self.ledger is not None:
+            self.ledger.close()
+
+    def __enter__(self) -> InspectionContext:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class Inspection:
+    file: Path
+    media: MediaType
+    provenance: ProvenanceSignal
+    watermark: WatermarkSignal | None
+    verdict: Verdict
+    classifier: ClassifierSignal | None = None
+    machine_text: MachineTextSignal | None = None
+    pixels: np.ndarray | None = field(default=None, repr=False, compare=False)  # decoded RGB, when kept for a report
+
+    def to_dict(self) -> dict:
+        return {"file": str(self.file), "mime": self.media.mime, "provenance": self.provenance.to_dict(),
+                "watermark": self.watermark.to_dict() if self.watermark else None,
+                "classifier": self.classifier.to_dict() if self.classifier else None,
+                "machine_text": self.machine_text.to_dict() if self.machine_text else None,
+                "verdict": self.verdict.to_dict()}
+
+    def findings(self) -> Findings:
+        return Findings.of(self.provenance, (self.watermark, self.classifier, self.machine_text),
+                           self.verdict.reasons)
+
+
+def inspect_file(path: Path, context: InspectionContext, *, keep_pixels: bool = False) -> Inspection:
+    """All signals for one file and the verdict, under the context's policy. ``keep_pixels`` keeps the decoded
+    image on the result (for a report's pictures). A file that cannot be read raises ``InputError``."""
+    path = Path(path)
+    media = sniff(path)
+    policy = context.policy
+    content, watermark, classifier, pixels, machine = None, None, None, None, None
+    if media.kind is MediaKind.IMAGE:
+        watermarker, detector = context.watermarker, context.detector
+        # A corrupt, truncated or oversized image is an input error, not something to give a verdict on.
+        decoded = decode_image(path, keep_rgb=watermarker is not None or detector is not None or keep_pixels)
+        content = decoded.content_sha256
+        pixels = decoded.rgb if keep_pixels else None
+        if watermarker is not None:
+            watermark = rules.apply_to_watermark(policy, score_watermark(decoded.rgb, watermarker))
+        if detector is not None:
+            classifier = score_classifier(decoded.rgb, detector, policy.detection.classifier_threshold)
+    elif media.kind is MediaKind.TEXT:
+        text = read_text(path)
+        watermark, machine = context.score_text(text)
+        watermark = rules.apply_to_watermark(policy, watermark)
+    provenance = read_provenance(path, trust=context.trust, ledger=context.ledger, media=media,
+                                 content_sha256=content)
+    if (provenance.state is ProvenanceState.ABSENT and isinstance(watermark, ImageWatermarkSignal)
+            and watermark.detected and context.ledger is not None):
+        provenance = _recover_by_watermark(watermark, content, context.ledger, context.trust) or provenance
+    provenance = rules.apply_to_provenance(policy, provenance)
+    return Inspection(path, media, provenance, watermark, decide(provenance, watermark, classifier, machine),
+                      classifier, machine, pixels)
+
+
+def _recover_by_watermark(watermark: ImageWatermarkSignal, content_sha256: str | None, ledger: Ledger,
+                          trust: TrustAnchors) -> ProvenanceSignal | None:
+    """A watermark payload found, no manifest: the ledger's manifest for that payload, checked against this file."""
+    records = ledger.find_by_soft_binding(bytes.fromhex(watermark.payload))
+    if not records:
+        return None
+    record = records[0]
+    signal = signal_from_ledger_record(record, "soft-binding", validation_context(trust))
+    return replace(signal, ledger_content_match=content_sha256 == record.content_sha256)

@@ -1,0 +1,60 @@
+"""A policy applied to the signals: whose signatures count as trusted, what a declared source type means, when a
+watermark counts as found. ``synthguard.policy`` holds the rules as data; this is the one module of ``detect`` that
+reads them.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import replace
+from pathlib import Path
+
+from synthguard.core.home import Home
+from synthguard.detect.signals import ImageWatermarkSignal, TextWatermarkSignal, WatermarkSignal, source_type_code
+from synthguard.policy import DEFAULT_POLICY, Policy
+from synthguard.provenance.identity import TrustAnchors
+from synthguard.provenance.reading import ProvenanceSignal, ProvenanceState
+
+
+def in_force(policy: Policy | None) -> Policy:
+    """The policy an inspection runs under: the given one, else the default (trust this machine's identity and
+    the anchors added to its home)."""
+    return DEFAULT_POLICY if policy is None else policy
+
+
+def trust_anchors(policy: Policy, home: Home, extra: tuple[Path, ...] = ()) -> TrustAnchors:
+    """The roots this policy trusts on this home, and ``extra`` PEM files."""
+    return TrustAnchors.from_home(home, include_own=policy.trust.own_identity, include_added=policy.trust.home_anchors,
+                                  extra=policy.anchor_files() + tuple(extra))
+
+
+def signer_allowed(policy: Policy, signer: str | None, issuer: str | None) -> bool:
+    """Does the signer (or its issuer) match the policy's list of signers (any, when the list is empty)?"""
+    if not policy.trust.signers:
+        return True
+    names = [n for n in (signer, issuer) if n]
+    return any(fnmatch.fnmatchcase(n.lower(), pattern.lower()) for n in names for pattern in policy.trust.signers)
+
+
+def apply_to_provenance(policy: Policy, provenance: ProvenanceSignal) -> ProvenanceSignal:
+    """The provenance as this policy reads it: a trusted signer not on its list counts as untrusted, and the AI
+    flag follows its source types."""
+    p = provenance
+    if p.state is ProvenanceState.TRUSTED and not signer_allowed(policy, p.signer, p.issuer):
+        p = replace(p, state=ProvenanceState.VALID, failures=(*p.failures, "policy.signerNotListed"))
+    declared = {source_type_code(t) for t in (p.digital_source_type, *(a.digital_source_type for a in p.actions))
+                if t}
+    if declared:
+        p = replace(p, ai_generated=bool(declared & set(policy.labeling.ai_source_types)))
+    return p
+
+
+def apply_to_watermark(policy: Policy, watermark: WatermarkSignal | None) -> WatermarkSignal | None:
+    """A watermark whose p-value is not within this policy's bound (images: below it; texts: at or below it)
+    counts as not found."""
+    w, bounds = watermark, policy.detection
+    if isinstance(w, TextWatermarkSignal) and w.detected and w.p_value > bounds.text_watermark_max_p_value:
+        return replace(w, detected=False, ai_declared=None)
+    if isinstance(w, ImageWatermarkSignal) and w.detected and w.p_value >= bounds.watermark_max_p_value:
+        return replace(w, detected=False, payload=None, ai_declared=None, bit_errors=None)
+    return w

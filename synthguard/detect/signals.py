@@ -1,0 +1,264 @@
+"""The signals of an inspection as typed values, each with its two renderings: ``to_dict()`` (the fields of
+``detect --json`` and of a ``verify`` line) and ``describe()`` (the human lines). Every renderer prints
+``describe()``: the verdict's reasons (``fusion``), the CLI summary, the HTML report, the web desk and
+``watermark detect``; so a signal is worded in one place. ``from_dict`` reads a signal back from its JSON form (a
+``verify`` line of an earlier run, for a resumed run's report).
+
+The provenance signal is ``provenance.reading.ProvenanceSignal``; its rendering is here (``describe_provenance``),
+beside the other signals'.
+
+One module for all signals: they are small, renderers use them together, and ``Findings`` puts them side by side.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import ClassVar
+
+import numpy as np
+
+from synthguard.provenance.manifest import DigitalSourceType
+from synthguard.provenance.reading import ActionRecord, ProvenanceSignal, ProvenanceState
+
+
+@dataclass(frozen=True)
+class ImageWatermarkSignal:
+    """Is SynthGuard's image watermark in these pixels, what does its payload say, how sure."""
+
+    detected: bool
+    algorithm: str
+    payload: str | None = None  # hex
+    p_value: float = 1.0  # chance that an unmarked image decodes this well (the detector's own union bound)
+    bit_errors: int | None = None
+    ai_declared: bool | None = None  # the payload's AI bit (SynthGuard payload layout)
+    skipped: str | None = None  # why the image could not be tested (too small, ...)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "details": None}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ImageWatermarkSignal:
+        return cls(**{f.name: data[f.name] for f in fields(cls)})
+
+    def describe(self) -> tuple[str, ...]:
+        if self.skipped:
+            return (f"watermark not tested: {self.skipped}",)
+        if not self.detected:
+            return (f"no SynthGuard watermark found ({self.algorithm})",)
+        return (f"SynthGuard watermark found ({self.algorithm}, payload {self.payload}, p={self.p_value:.1e})"
+                + ("; its payload declares AI-generated content" if self.ai_declared else ""),)
+
+
+@dataclass(frozen=True)
+class TextWatermarkSignal:
+    """This identity's text watermark: the best of the schemes tested (each on the whole text and on windows of it,
+    so a marked passage inside a longer document is found and located)."""
+
+    detected: bool
+    algorithm: str  # the scheme with the lowest p-value; "text" when nothing was tested
+    p_value: float = 1.0  # that scheme's p-value times the number of schemes (a union bound over them)
+    ai_declared: bool | None = None  # True when found: an identity marks only what it generated
+    skipped: str | None = None  # why the text could not be tested (no identity, ...)
+    tokenizer_model: str | None = None  # the model whose tokenizer re-read the text
+    key_id: str | None = None
+    z: float | None = None
+    score: float | None = None
+    null_rate: float | None = None
+    tokens_scored: int = 0
+    tokens: int = 0
+    span: tuple[int, int] | None = None  # characters of the best window, when one beat the whole text
+    windows_tested: int = 0
+    schemes_tested: tuple[str, ...] = ()
+    max_p_value: float | None = None  # found means p-value at or below this
+    note: str | None = None
+
+    _DETAILS: ClassVar[tuple[str, ...]] = ("tokenizer_model", "key_id", "z", "score", "null_rate", "tokens_scored",
+                                           "tokens", "span", "windows_tested", "schemes_tested", "max_p_value",
+                                           "note")
+
+    def to_dict(self) -> dict:
+        details = None
+        if self.skipped is None:
+            details = {"kind": "text", **{name: getattr(self, name) for name in self._DETAILS}}
+            details["span"] = list(self.span) if self.span else None
+            details["schemes_tested"] = list(self.schemes_tested)
+        return {"detected": self.detected, "algorithm": self.algorithm, "payload": None, "p_value": self.p_value,
+                "bit_errors": None, "ai_declared": self.ai_declared, "skipped": self.skipped, "details": details}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TextWatermarkSignal:
+        details = dict(data.get("details") or {})
+        details.pop("kind", None)
+        if details.get("span"):
+            details["span"] = tuple(details["span"])
+        details["schemes_tested"] = tuple(details.get("schemes_tested") or ())
+        return cls(data["detected"], data["algorithm"], data["p_value"], data["ai_declared"], data["skipped"],
+                   **details)
+
+    def describe(self) -> tuple[str, ...]:
+        if self.skipped:
+            return (f"watermark not tested: {self.skipped}",)
+        where = f", characters {self.span[0]}-{self.span[1]}" if self.span else ""
+        note = f"; {self.note}" if self.note else ""
+        return (f"text watermark of this identity {'found' if self.detected else 'not found'} ({self.algorithm}, "
+                f"best of {', '.join(self.schemes_tested)}: {self.tokens_scored} of {self.tokens} tokens scored, "
+                f"z={self.z:.2f}, p={self.p_value:.1e}, key {self.key_id}{where}{note})",)
+
+
+WatermarkSignal = ImageWatermarkSignal | TextWatermarkSignal
+
+
+def watermark_from_dict(data: dict | None) -> WatermarkSignal | None:
+    """A watermark signal from its JSON form (a text one names its kind in ``details``, or was never tested)."""
+    if data is None:
+        return None
+    text = (data.get("details") or {}).get("kind") == "text" or data["algorithm"] == "text"
+    return (TextWatermarkSignal if text else ImageWatermarkSignal).from_dict(data)
+
+
+@dataclass(frozen=True)
+class ClassifierSignal:
+    """How likely a discriminator finds an image synthetic, and where. ``probability`` is the calibrated
+    P(synthetic); ``threshold`` the decision threshold in force (the policy's, or the detector's own, chosen for
+    ``threshold_fpr`` on held-out real images); ``synthetic`` the call."""
+
+    model: str
+    probability: float | None = None
+    threshold: float | None = None
+    threshold_fpr: float | None = None  # measured FPR of the detector's own threshold on held-out real images
+    synthetic: bool = False
+    patches: int = 0
+    heatmap: np.ndarray | None = field(default=None, repr=False, compare=False)  # (rows, cols) P per patch
+    skipped: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "probability": self.probability, "threshold": self.threshold,
+                "threshold_fpr": self.threshold_fpr, "synthetic": self.synthetic, "patches": self.patches,
+                "heatmap": None if self.heatmap is None else np.round(self.heatmap, 3).tolist(),
+                "skipped": self.skipped}
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> ClassifierSignal | None:
+        if data is None:
+            return None
+        values = {f.name: data[f.name] for f in fields(cls)}
+        if values["heatmap"] is not None:
+            values["heatmap"] = np.asarray(values["heatmap"], dtype=np.float64)
+        return cls(**values)
+
+    def describe(self) -> tuple[str, ...]:
+        if self.skipped:
+            return (f"classifier not run: {self.skipped}",)
+        rate = (f", {100 * self.threshold_fpr:.1f}% of held-out real images score that high"
+                if self.threshold_fpr is not None else " (the policy's threshold)")
+        if self.synthetic:
+            return (f"classifier {self.model}: P(synthetic) {self.probability:.3f} >= threshold "
+                    f"{self.threshold:.3f}{rate}; a statistical signal, not proof",)
+        return (f"classifier {self.model}: P(synthetic) {self.probability:.3f} < threshold {self.threshold:.3f}: "
+                "no sign of synthesis it was trained to see (not evidence of authenticity)",)
+
+
+@dataclass(frozen=True)
+class MachineTextSignal:
+    """The machine-text criterion (``machine_text``) for one text, with its threshold and the measured rate of
+    human text above it."""
+
+    model: str
+    score: float | None = None
+    threshold: float | None = None
+    threshold_fpr: float | None = None
+    empirical_p: float | None = None  # share of human reference windows scoring at least this high (+1 smoothing)
+    flagged: bool = False
+    tokens: int = 0
+    skipped: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> MachineTextSignal | None:
+        return None if data is None else cls(**{f.name: data[f.name] for f in fields(cls)})
+
+    def describe(self) -> tuple[str, ...]:
+        if self.skipped:
+            return (f"machine-text score not computed: {self.skipped}",)
+        rate = f"{100 * self.threshold_fpr:.1f}% of held-out human reference windows score that high"
+        if self.flagged:
+            return (f"machine-text score (Fast-DetectGPT criterion under {self.model}) {self.score:.2f} >= threshold "
+                    f"{self.threshold:.2f} ({rate}); a statistical signal, not proof",)
+        return (f"machine-text score (Fast-DetectGPT criterion under {self.model}) {self.score:.2f} < threshold "
+                f"{self.threshold:.2f}: not flagged (not evidence of human authorship)",)
+
+
+# ------------------------------------------------------------------------------------------------- provenance
+def source_type_code(uri: str | None) -> str | None:
+    """The IPTC term of a digital source type URI (the URI itself when it is not a known type)."""
+    if not uri:
+        return None
+    try:
+        return DigitalSourceType.parse(uri).code
+    except ValueError:
+        return uri
+
+
+def provenance_claims(p: ProvenanceSignal) -> str:
+    """Who signed the manifest and what it declares, in one phrase (the verdict's reasons quote it)."""
+    parts = [f"signed by {p.signer or 'an unnamed signer'}" + (f" ({p.issuer})" if p.issuer else "")]
+    if p.digital_source_type:
+        parts.append(f"declares {source_type_code(p.digital_source_type)}")
+    if p.model and p.model.get("name"):
+        parts.append(f"model {p.model['name']}" + (f" {p.model['version']}" if p.model.get("version") else ""))
+    return ", ".join(parts)
+
+
+def describe_provenance(p: ProvenanceSignal) -> tuple[str, ...]:
+    """The provenance signal as human lines: state, source and signer, then what the manifest declares (how a
+    manifest was recovered from the ledger, the verdict's reasons say)."""
+    first = f"provenance: {p.state.value}" + (f" ({p.source})" if p.source else "")
+    if p.signer:
+        first += f", signed by {p.signer}" + (f" / {p.issuer}" if p.issuer else "")
+    lines = [first]
+    if p.present or p.recovered_from_ledger:
+        ai = {True: "yes", False: "no", None: "not declared"}[p.ai_generated]
+        declared = source_type_code(p.digital_source_type) or "(no source type)"
+        lines.append(f"declares: {declared}; AI-generated: {ai}")
+        if p.actions:
+            lines.append(f"actions: {', '.join(a.action for a in p.actions)}; ingredients: {p.ingredients}")
+        if p.model:
+            lines.append(f"model: {json.dumps(p.model, sort_keys=True)}")
+        if p.failures:
+            lines.append(f"failures: {', '.join(p.failures)}")
+    return tuple(lines)
+
+
+def provenance_from_dict(data: dict | None) -> ProvenanceSignal | None:
+    """``ProvenanceSignal.to_dict()`` read back."""
+    if data is None:
+        return None
+    values = {f.name: data[f.name] for f in fields(ProvenanceSignal)}
+    values["state"] = ProvenanceState(values["state"])
+    values["actions"] = tuple(ActionRecord(**a) for a in values["actions"])
+    values["failures"] = tuple(values["failures"])
+    values["ingredient_failures"] = tuple(values["ingredient_failures"])
+    return ProvenanceSignal(**values)
+
+
+# ---------------------------------------------------------------------------------------------------- findings
+@dataclass(frozen=True)
+class Findings:
+    """What a renderer shows for one file: the evidence (the provenance's lines, then each signal's
+    ``describe()``) and the verdict's reasons that are not already among them (a verdict quotes each signal's
+    description in its reasons; shown once)."""
+
+    evidence: tuple[str, ...]
+    reasons: tuple[str, ...]
+
+    @classmethod
+    def of(cls, provenance: ProvenanceSignal | None, signals: tuple, reasons: tuple[str, ...]) -> Findings:
+        lines = describe_provenance(provenance) if provenance is not None else ()
+        for signal in signals:
+            if signal is not None:
+                lines += signal.describe()
+        shown = set(lines)
+        return cls(lines, tuple(r for r in reasons if r not in shown))

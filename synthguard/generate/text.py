@@ -1,0 +1,247 @@
+"""The generate flow for text: sample with the text watermark in the loop, then stamp each text (written atomically
+with a signed ``.c2pa`` sidecar: trainedAlgorithmicMedia, the model assertion, the watermark's scheme and key id as
+soft binding; recorded in the ledger). One function, ``generate_texts(TextRequest)``, written as numbered steps.
+
+A flow of its own beside ``runs.py`` (images): its model is a causal LM, its inputs are prompts, its outputs are a
+file or a folder of texts with sidecars, and its watermark is applied while sampling rather than after.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from synthguard.core.fileio import check_output_path
+from synthguard.core.home import Home
+from synthguard.core.media import read_text
+from synthguard.core.torch_utils import torch_threads
+from synthguard.errors import InputError
+from synthguard.generate.base import MAX_SEED, ProgressCallback
+from synthguard.generate.sampling import check_sampling, generate_text
+from synthguard.models.text import load_text_model
+from synthguard.provenance.manifest import ManifestSpec, ModelInfo
+from synthguard.provenance.signing import sidecar_path
+from synthguard.stamp import IdentitySource, Stamper
+from synthguard.watermark.text import SCHEMES
+
+# Fewer new tokens than this rarely carry a detectable watermark; such outputs are written with a warning.
+SHORT_TEXT_TOKENS = 25
+TEXT_SUFFIXES = (".txt", ".md")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TextRequest:
+    """What to generate: ``n`` samples of each prompt, written to ``output`` (a ``.txt`` or ``.md`` file for one
+    text; otherwise a folder of ``text-0000.txt``...). Checked when made (``InputError`` names the bad value)."""
+
+    output: Path
+    prompts: tuple[str, ...] = ("",)  # "" continues from the start of a text
+    n: int = 1  # samples per prompt
+    model: str | None = None  # None: the built-in model; a causal LM folder, a .gguf file or a hub id
+    seed: int = 0  # batch b is sampled from seed + b
+    device: str = "auto"
+    batch_size: int = 16
+    threads: int | None = None  # torch CPU threads; None: torch's choice
+    max_new_tokens: int = 100
+    temperature: float = 1.0
+    top_p: float = 0.95
+    top_k: int = 0  # 0: off
+    scheme: str = "synthid"  # the text watermark, keyed by the signing identity
+    watermark: bool = True  # mark while sampling (the sidecar declares AI either way)
+    overwrite: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "output", Path(self.output))
+        prompts = (self.prompts,) if isinstance(self.prompts, str) else tuple(self.prompts)
+        if not prompts or not all(isinstance(p, str) for p in prompts):
+            raise InputError(f"prompts must be one or more strings, not {self.prompts!r}")
+        object.__setattr__(self, "prompts", prompts)
+        for name in ("n", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(f"{name} must be a positive integer, not {value!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise InputError(f"seed must be an integer in [0, 2**63 - 1], not {self.seed!r}")
+        threads = self.threads
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise InputError(f"threads must be a positive integer or None, not {threads!r}")
+        check_sampling(max_new_tokens=self.max_new_tokens, temperature=self.temperature, top_p=self.top_p,
+                       top_k=self.top_k)
+        if self.scheme not in SCHEMES:
+            raise InputError(f"unknown text watermark scheme {self.scheme!r}: choose from {sorted(SCHEMES)}")
+
+    @property
+    def count(self) -> int:
+        """How many texts the request makes."""
+        return len(self.prompts) * self.n
+
+
+@dataclass(frozen=True)
+class TextOutput:
+    file: Path
+    sidecar: Path | None
+    prompt_sha256: str
+    new_tokens: int
+    watermark: dict | None  # the scheme's public settings (algorithm, key id...), None when unmarked
+    asset_id: str
+    warning: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"file": str(self.file), "sidecar": str(self.sidecar) if self.sidecar else None,
+                "prompt_sha256": self.prompt_sha256, "new_tokens": self.new_tokens, "watermark": self.watermark,
+                "asset_id": self.asset_id, "warning": self.warning}
+
+
+@dataclass(frozen=True)
+class TextReport:
+    model: str
+    version: str
+    device: str
+    outputs: tuple[TextOutput, ...]
+    seconds: float  # sampling time
+    tokens_per_second: float
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "version": self.version, "device": self.device,
+                "outputs": [o.to_dict() for o in self.outputs], "seconds": self.seconds,
+                "tokens_per_second": self.tokens_per_second}
+
+
+def read_prompts(path: Path) -> tuple[str, ...]:
+    """The prompts of a UTF-8 file, one per non-blank line (stripped)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    prompts = tuple(line.strip() for line in read_text(path).splitlines() if line.strip())
+    if not prompts:
+        raise InputError(f"{path}: no prompt in it (one per line)")
+    return prompts
+
+
+def output_paths(output: Path, count: int) -> list[Path]:
+    """One ``.txt``/``.md`` file for one text; otherwise a folder of ``text-0000.txt``..."""
+    if output.suffix.lower() in TEXT_SUFFIXES:
+        if count != 1:
+            raise InputError(f"{output} names one file, but {count} texts will be made: give a folder")
+        return [output]
+    if output.exists() and not output.is_dir():
+        raise InputError(f"{output} is a file; several texts go into a folder")
+    return [output / f"text-{i:04d}.txt" for i in range(count)]
+
+
+def generate_texts(request: TextRequest, stamper: Stamper | Home, *, identity: IdentitySource = None,
+                   progress: ProgressCallback | None = None,
+                   stream: Callable[[str, bool], None] | None = None) -> TextReport:
+    """Sample the request's texts, marked by the stamper's text watermarker, and stamp each.
+
+    ``stamper``: an open Stamper (its ``text_watermarker`` marks the texts), or a Home to open one from (signing as
+    ``identity``, see ``IdentitySource``, once the model has loaded; the request's scheme keyed from it).
+    ``progress(k)``: ``k`` more texts sampled. ``stream(text, end)``: called with the decoded text (prompt
+    included) as it is sampled, ``end`` True on the last piece; one text only.
+    """
+    # 1. Check the inputs: the stamper, every prompt n times, and outputs that are free, before minutes go into
+    # sampling.
+    _check_stamper(stamper, request)
+    prompts = [p for p in request.prompts for _ in range(request.n)]
+    if stream is not None and len(prompts) != 1:
+        raise InputError(f"streaming shows one text as it is sampled, but {len(prompts)} will be made")
+    paths = output_paths(request.output, len(prompts))
+    for path in paths:
+        for out in (path, sidecar_path(path)):
+            if out.parent.exists():
+                check_output_path(out, overwrite=request.overwrite)
+
+    with torch_threads(request.threads):
+        # 2. Load the model.
+        tm = load_text_model(request.model, device=request.device)
+
+        # 3. Open the stamper (signing identity, ledger, the text watermark keyed from the identity).
+        with _opened(stamper, request, identity) as stamper:
+            wm = stamper.text_watermarker
+
+            # 4. Sample, the watermark in the loop.
+            start = time.perf_counter()
+            samples = generate_text(tm, prompts, max_new_tokens=request.max_new_tokens,
+                                    temperature=request.temperature, top_p=request.top_p, top_k=request.top_k,
+                                    seed=request.seed, watermarker=wm, batch_size=request.batch_size,
+                                    progress=_increments(progress), streamer=_streamer(tm, stream))
+            seconds = time.perf_counter() - start
+
+            # 5. Stamp each text: the model, how it was sampled and the watermark's settings, in a signed sidecar.
+            paths[0].parent.mkdir(parents=True, exist_ok=True)
+            outputs = []
+            for i, (sample, path) in enumerate(zip(samples, paths, strict=True)):
+                if not sample.text.strip():
+                    raise InputError(f"the model ended prompt {i} without any text (seed {request.seed}); try "
+                                     "another seed or prompt")
+                params = {"prompt_sha256": hashlib.sha256(sample.prompt.encode()).hexdigest(), "prompt_index": i,
+                          "max_new_tokens": request.max_new_tokens, "temperature": request.temperature,
+                          "top_p": request.top_p, "top_k": request.top_k, "batch_size": request.batch_size,
+                          "new_tokens": sample.new_tokens}
+                if wm is not None:
+                    params["watermark"] = wm.settings()
+                spec = ManifestSpec(title=path.name, model=ModelInfo(tm.name, tm.version, None, request.seed, params))
+                stamped = stamper.stamp_text(sample.text, path, spec, overwrite=request.overwrite)
+                warning = None
+                if wm is not None and sample.new_tokens < SHORT_TEXT_TOKENS:
+                    warning = (f"only {sample.new_tokens} tokens: too short for the watermark to be detected "
+                               "reliably; the signed sidecar still declares it AI-generated")
+                outputs.append(TextOutput(path, stamped.signed.sidecar, params["prompt_sha256"], sample.new_tokens,
+                                          wm.settings() if wm is not None else None, stamped.signed.asset_id,
+                                          warning))
+
+    # 6. Report.
+    tokens = sum(s.new_tokens for s in samples)
+    return TextReport(tm.name, tm.version, str(tm.device), tuple(outputs), seconds, tokens / max(seconds, 1e-9))
+
+
+def _check_stamper(target: Stamper | Home, request: TextRequest) -> None:
+    """A given Stamper must mark texts as the request asks; anything else must be a Home to open one from."""
+    if isinstance(target, Stamper):
+        wm = target.text_watermarker
+        if request.watermark and not isinstance(wm, SCHEMES[request.scheme]):
+            raise InputError(f"the request asks for the {request.scheme} text watermark, but the stamper's text "
+                             f"watermarker is {type(wm).__name__ if wm is not None else 'None'}")
+        if not request.watermark and wm is not None:
+            raise InputError("the request asks for unmarked texts, but the stamper has a text watermarker")
+    elif not isinstance(target, Home):
+        raise InputError(f"stamper must be a Stamper or a Home, not {type(target).__name__}")
+
+
+def _opened(target: Stamper | Home, request: TextRequest, identity: IdentitySource):
+    """The given Stamper (left open after the block), or one opened from the Home (closed after it)."""
+    if isinstance(target, Stamper):
+        return contextlib.nullcontext(target)
+    return Stamper.from_home(target, identity=identity, image_watermark=False,
+                             text_watermark=request.scheme if request.watermark else None)
+
+
+def _increments(progress: ProgressCallback | None) -> Callable[[int], None] | None:
+    """``generate_text`` reports how many prompts are done; the flows' callbacks take how many more."""
+    if progress is None:
+        return None
+    done = 0
+
+    def report(total: int) -> None:
+        nonlocal done
+        progress(total - done)
+        done = total
+
+    return report
+
+
+def _streamer(tm, stream: Callable[[str, bool], None] | None):
+    """A transformers streamer that hands each finalised piece of text to ``stream``."""
+    if stream is None:
+        return None
+    from transformers import TextStreamer  # noqa: PLC0415
+
+    class _Forward(TextStreamer):
+        def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+            stream(text, stream_end)
+
+    return _Forward(tm.tokenizer, skip_prompt=False, skip_special_tokens=True)
