@@ -51,7 +51,7 @@ def measure_watermark_cost(tm, prompts: list[str], *, max_new_tokens: int, top_p
     for scheme in schemes:
         pairs, costs, per_key = [], [], []
         for k in range(n_keys):
-            # Fixed measurement keys, not anyone's identity (key 0 is the one earlier releases used).
+            # Fixed measurement keys, not anyone's identity (key 0 is the one the published figures used).
             secret = b"synthguard eval text watermark cost" + (f" {k}".encode() if k else b"")
             wm = make_watermarker(scheme, secret)
             marked, cost = measure(wm)

@@ -150,6 +150,10 @@ def train_detector_cmd(real_dirs, fake_dirs, output, steps, global_epochs, holdo
     click.echo(f"saved the detector to {output}/: threshold {cal.threshold:.4f} on P(synthetic), measured FPR "
                f"{100 * cal.measured_fpr:.1f}% on {cal.n_real} held-out real scores (use it with: synthguard detect "
                f"--detector {output} FILE)")
+    if cal.n_real < 100:
+        click.echo(f"note: the threshold rests on {cal.n_real} held-out real image(s): an FPR measured on so few is "
+                   f"coarse (steps of {100 / max(cal.n_real, 1):.0f} %); use 100 or more real images for a threshold "
+                   "a newsroom can rely on", err=True)
 
 
 @train.command("text")
