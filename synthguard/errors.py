@@ -23,6 +23,7 @@ class Hint(str, Enum):
     NEEDS_VAE = "needs-vae"  # only the VAE backend can do this
     NEEDS_DATA = "needs-data"  # give the dataset's path, or put it in the dataset cache
     INSTALL_EXTRA = "install-extra"  # an optional dependency is missing (the message names the extra)
+    NEEDS_IDENTITY = "needs-identity"  # make a signing identity first (Python: IdentityStore(home).init)
 
 
 class SynthGuardError(Exception):

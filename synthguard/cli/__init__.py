@@ -49,6 +49,7 @@ HINTS = {
     Hint.NEEDS_MODEL: "give --model",
     Hint.NEEDS_VAE: "use --backend vae",
     Hint.NEEDS_DATA: "give --data PATH, or set SYNTHGUARD_DATA to the dataset cache",
+    Hint.NEEDS_IDENTITY: "run: synthguard keys init",
 }
 
 

@@ -190,8 +190,8 @@ def train_text_cmd(data, steps, vocab_size, layers, width, context, batch_size, 
 
     if threads:
         torch.set_num_threads(threads)
-    config = TextTrainConfig(vocab_size=vocab_size, n_layer=layers, n_embd=width, n_head=max(1, width // 32),
-                             context=context, steps=steps, batch_size=batch_size, seed=seed)
+    config = TextTrainConfig(vocab_size=vocab_size, steps=steps, batch_size=batch_size, seed=seed)
+    architecture = {"n_layer": layers, "n_embd": width, "n_head": max(1, width // 32), "n_positions": context}
     command = (f"synthguard train text --data {Path(data).name} --steps {steps} --vocab-size {vocab_size} "
                f"--layers {layers} --width {width} --context {context} --batch-size {batch_size} --seed {seed}")
     bars: list = []  # the progress bar, opened at the first step (after the library's checks of data and output)
@@ -204,7 +204,8 @@ def train_text_cmd(data, steps, vocab_size, layers, width, context, batch_size, 
             bars[0].set_postfix(loss=f"{loss:.3f}")
 
     try:
-        record = train_text_model(data, output, config, device=resolve_device(device), progress=progress,
+        record = train_text_model(data, output, config, device=resolve_device(device), model_config=architecture,
+                                  progress=progress,
                                   command=command, overwrite=force)
     finally:
         for bar in bars:

@@ -27,7 +27,7 @@ def tokenizer_fingerprint(tokenizer) -> str:
     return hashlib.sha256(f"{len(vocab)}:{text}".encode()).hexdigest()[:16]
 
 
-NO_IDENTITY = "no SynthGuard identity on this machine: no text watermark key to test with (`synthguard keys init`)"
+NO_IDENTITY = "no SynthGuard identity on this machine: no text watermark key to test with"
 WATERMARK_OFF = "the watermark test is turned off"
 
 

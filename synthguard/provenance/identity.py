@@ -269,7 +269,7 @@ class IdentityStore:
 
     def load(self) -> Identity:
         if not self.exists():
-            raise IdentityError(f"no signing identity in {self.home.keys_dir} (run: synthguard keys init)")
+            raise IdentityError(f"no signing identity in {self.home.keys_dir}", hint=Hint.NEEDS_IDENTITY)
         try:
             return Identity.from_pem(self.chain_path.read_bytes(), self.key_path.read_bytes())
         except OSError as exc:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -22,16 +23,19 @@ from synthguard.errors import InputError
 from synthguard.training.records import check_output_folder, write_training_record
 
 EOS = "<|endoftext|>"
+_FROM_TOKENIZER = frozenset({"vocab_size", "bos_token_id", "eos_token_id", "pad_token_id"})
 BUILTIN_CORPUS = "tinyshakespeare"
 
 
-@dataclass
+# The GPT-2 architecture of the built-in model; train_text_model's model_config overrides any of these keys.
+GPT2_ARCHITECTURE = {"n_layer": 4, "n_head": 4, "n_embd": 128, "n_positions": 256}
+
+
+@dataclass(frozen=True)
 class TextTrainConfig:
-    vocab_size: int = 1024
-    n_layer: int = 4
-    n_head: int = 4
-    n_embd: int = 128
-    context: int = 256
+    """Tokenizer, optimiser and data settings; the architecture is the model's config (``model_config``)."""
+
+    vocab_size: int = 1024  # of the byte-level BPE tokenizer trained on the data
     steps: int = 2000
     batch_size: int = 8
     lr: float = 3e-3
@@ -60,12 +64,22 @@ def corpus_path(data: str | Path) -> Path:
 
 
 def train_text_model(data: str | Path, output: Path, config: TextTrainConfig, *, device: torch.device,
+                     model_config: Mapping[str, Any] | None = None,
                      progress: Callable[[int, float], None] | None = None, command: str = "",
                      overwrite: bool = False) -> dict:
     """Train a GPT-2 and its tokenizer on the text file ``data``; save both and ``training.json`` (the record,
-    also returned) to ``output``, which must be empty or new unless ``overwrite``."""
+    also returned) to ``output``, which must be empty or new unless ``overwrite``.
+
+    ``model_config``: GPT-2 config keys over ``GPT2_ARCHITECTURE`` (its ``n_positions`` is also the training
+    context); the vocabulary size and special tokens come from the tokenizer."""
     from transformers import GPT2Config, GPT2LMHeadModel  # noqa: PLC0415
 
+    architecture = {**GPT2_ARCHITECTURE, **(model_config or {})}
+    unknown = sorted(set(architecture) - set(GPT2Config().to_dict()) | set(architecture) & _FROM_TOKENIZER)
+    if unknown:
+        raise InputError(f"GPT-2 has no architecture setting {', '.join(map(repr, unknown))} (the vocabulary and "
+                         "special tokens come from the tokenizer)")
+    context = int(architecture["n_positions"])
     output = check_output_folder(output, overwrite=overwrite)
     data = corpus_path(data)
 
@@ -84,10 +98,9 @@ def train_text_model(data: str | Path, output: Path, config: TextTrainConfig, *,
     tokenizer = train_tokenizer(text[:split], config.vocab_size)
     train_ids = torch.tensor(tokenizer(text[:split])["input_ids"], dtype=torch.long)
     val_ids = torch.tensor(tokenizer(text[split:])["input_ids"], dtype=torch.long)
-    model_config = GPT2Config(vocab_size=len(tokenizer), n_positions=config.context, n_embd=config.n_embd,
-                              n_layer=config.n_layer, n_head=config.n_head, bos_token_id=tokenizer.eos_token_id,
-                              eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id)
-    model = GPT2LMHeadModel(model_config).to(device)
+    gpt2 = GPT2Config(**architecture, vocab_size=len(tokenizer), bos_token_id=tokenizer.eos_token_id,
+                      eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id)
+    model = GPT2LMHeadModel(gpt2).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.1, betas=(0.9, 0.95))
 
     def lr_at(step: int) -> float:
@@ -101,8 +114,8 @@ def train_text_model(data: str | Path, output: Path, config: TextTrainConfig, *,
     start = time.perf_counter()
     model.train()
     for step in range(config.steps):
-        starts = torch.randint(0, len(train_ids) - config.context - 1, (config.batch_size,), generator=generator)
-        batch = torch.stack([train_ids[s:s + config.context] for s in starts.tolist()]).to(device)
+        starts = torch.randint(0, len(train_ids) - context - 1, (config.batch_size,), generator=generator)
+        batch = torch.stack([train_ids[s:s + context] for s in starts.tolist()]).to(device)
         for group in opt.param_groups:
             group["lr"] = lr_at(step)
         loss = model(batch, labels=batch).loss
@@ -117,8 +130,8 @@ def train_text_model(data: str | Path, output: Path, config: TextTrainConfig, *,
     model.eval()
     total, count = 0.0, 0
     with torch.inference_mode():
-        for s in range(0, len(val_ids) - 1, config.context):
-            chunk = val_ids[s:s + config.context + 1]
+        for s in range(0, len(val_ids) - 1, context):
+            chunk = val_ids[s:s + context + 1]
             if len(chunk) < 2:
                 break
             out = model(chunk[None, :-1].to(device))
@@ -131,6 +144,7 @@ def train_text_model(data: str | Path, output: Path, config: TextTrainConfig, *,
         "data": {"file": Path(data).name, "sha256": hashlib.sha256(raw).hexdigest(), "characters": len(text),
                  "train_tokens": len(train_ids), "heldout_tokens": len(val_ids)},
         "config": asdict(config),
+        "model_config": architecture,
         "parameters": sum(p.numel() for p in model.parameters()),
         "steps": config.steps,
         "final_loss": history[-1]["loss"],

@@ -59,8 +59,15 @@ def test_loading_errors_are_clear(tmp_path):
 def test_training_a_tiny_model_records_how(tmp_path):
     data = tmp_path / "corpus.txt"
     data.write_text(TEXT * 40)
-    config = TextTrainConfig(vocab_size=280, n_layer=1, n_head=2, n_embd=32, context=32, steps=30, batch_size=4)
-    record = train_text_model(data, tmp_path / "lm", config, device=torch.device("cpu"), command="test")
+    config = TextTrainConfig(vocab_size=280, steps=30, batch_size=4)
+    architecture = {"n_layer": 1, "n_head": 2, "n_embd": 32, "n_positions": 32}
+    record = train_text_model(data, tmp_path / "lm", config, device=torch.device("cpu"), model_config=architecture,
+                              command="test")
+    assert record["model_config"] == architecture
+    saved = json.loads((tmp_path / "lm" / "config.json").read_text())
+    assert {k: saved[k] for k in architecture} == architecture and "n_layer" not in record["config"]
+    with pytest.raises(InputError, match="vocab_size"):
+        train_text_model(data, tmp_path / "x", config, device=torch.device("cpu"), model_config={"vocab_size": 9})
     assert record["history"][0]["loss"] > record["final_loss"]
     assert (tmp_path / "lm" / "training.json").is_file()
     tm = load_text_model(str(tmp_path / "lm"), device="cpu")
