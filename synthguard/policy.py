@@ -1,8 +1,10 @@
 """Policies: a desk's written rules as a YAML file, validated on load (unknown keys are errors, named).
 
-A policy says whose signatures count as *trusted* (anchors, and optionally which signers), which declared source
-types need an AI label, which detection tests run and at what thresholds, what each verdict means for the desk
-(``publish``, ``label-ai``, ``human-review``, ``reject``) and what the audit log records.
+A policy says whose signatures count as *trusted* (anchors, and optionally which signers), which trusted signers
+may vouch for a capture (``trust.capture_signers``: a capture claim from any other signer is not an authentic
+capture), which declared source types need an AI label, which detection tests run and at what thresholds, what each
+verdict means for the desk (``publish``, ``label-ai``, ``human-review``, ``reject``) and what the audit log
+records.
 ``policies/default.yaml`` is the file form of :data:`DEFAULT_POLICY`; ``policies/newsroom-*.yaml`` and
 ``platform-labeling.yaml`` are worked examples. ``synthguard policy check|explain FILE``.
 
@@ -39,6 +41,9 @@ class TrustRules(BaseModel):
                                                      "policy file")
     signers: tuple[str, ...] = Field((), description="if not empty, only these signers count as trusted (the "
                                                      "certificate's common name or organisation; * and ? wildcards)")
+    capture_signers: tuple[str, ...] = Field(
+        (), description="the trusted signers whose capture claims (digitalCapture, film, print...) make an "
+                        "authentic capture, matched like `signers`; empty: no signer's capture claim does")
 
 
 class LabelingRules(BaseModel):
@@ -75,6 +80,8 @@ class ActionRules(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     ai_generated: DeskAction = Field(DeskAction.LABEL_AI, alias="ai-generated")
+    ai_declared: DeskAction = Field(DeskAction.LABEL_AI, alias="ai-declared",
+                                    description="something declares AI (an unsigned watermark), nothing proves it")
     likely_synthetic: DeskAction = Field(DeskAction.HUMAN_REVIEW, alias="likely-synthetic")
     tampered: DeskAction = Field(DeskAction.REJECT)
     authentic_capture: DeskAction = Field(DeskAction.PUBLISH, alias="authentic-capture")
@@ -134,6 +141,12 @@ class Policy(BaseModel):
         if t.signers:
             lines.append("Only these signers count as trusted: " + ", ".join(t.signers) + "; any other is read as "
                          "an unverified claim.")
+        if t.capture_signers:
+            lines.append("A trusted manifest's capture claim (camera, film, scan) makes an authentic capture only "
+                         "from: " + ", ".join(t.capture_signers) + "; from any other signer it settles nothing.")
+        else:
+            lines.append("No signer is named as a capture source (trust.capture_signers): a capture claim never "
+                         "makes an authentic capture, whoever signed it.")
         lines.append("A trusted manifest means AI-generated content when it declares: "
                      + ", ".join(self.labeling.ai_source_types) + ".")
         tests = []
@@ -146,10 +159,13 @@ class Policy(BaseModel):
                             d.classifier_threshold is None else f"P(synthetic) >= {d.classifier_threshold:g}")
                          + ")")
         lines.append("Images are tested for " + (" and ".join(tests) if tests else "nothing beyond provenance") + ".")
+        if d.watermark:
+            lines.append("An image watermark whose AI bit is set, with no trusted manifest behind it, gives "
+                         "ai-declared: anyone with SynthGuard can embed that mark.")
         lines.append("")
         lines.append("Desk actions:")
-        for label in ("ai-generated", "likely-synthetic", "tampered", "authentic-capture", "edited", "unknown",
-                      "error"):
+        for label in ("ai-generated", "ai-declared", "likely-synthetic", "tampered", "authentic-capture", "edited",
+                      "unknown", "error"):
             lines.append(f"  {label:18} -> {a.for_label(label).value}")
         lines.append("")
         lines.append("Audit: " + ("every verification is appended to the audit log" + (

@@ -250,7 +250,9 @@ class Stamper:
         return ledger is not None and bool(ledger.find_by_soft_binding(payload))
 
     def _binding(self, spec: ManifestSpec) -> tuple[bytes, ManifestSpec]:
-        payload = Payload.new(spec.digital_source_type.is_generative_ai, self._key_taken).to_bytes()
+        # The AI bit follows the declaration: set only when the manifest declares generative AI.
+        ai = spec.digital_source_type is not None and spec.digital_source_type.is_generative_ai
+        payload = Payload.new(ai, self._key_taken).to_bytes()
         return payload, replace(spec, soft_binding=SoftBinding(self.watermarker.algorithm_id, payload))
 
     def stamp_file(self, src: Path, dst: Path, spec: ManifestSpec, *, overwrite: bool = False) -> StampResult:

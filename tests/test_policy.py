@@ -78,3 +78,46 @@ def test_check_policy_needs_its_anchor_files(tmp_path):
 def test_policy_explain_command():
     result = CliRunner().invoke(main, ["policy", "explain", str(REPO / "policies" / "newsroom-strict.yaml")])
     assert result.exit_code == 0 and "likely-synthetic   -> reject" in result.stdout
+
+
+# ------------------------------------------------------------------------------ ai-declared and capture signers
+def test_ai_declared_has_a_desk_action_in_every_shipped_policy():
+    expected = {"default": "label-ai", "newsroom-default": "label-ai", "platform-labeling": "label-ai",
+                "newsroom-strict": "human-review"}
+    for path in SHIPPED:
+        policy = load_policy(path)
+        action = policy.actions.for_label("ai-declared").value
+        assert action == expected[policy.name] and action != "reject"  # never reject on an unsigned declaration
+        assert f"ai-declared        -> {action}" in policy.explain()
+        assert "anyone with SynthGuard can embed" in policy.explain()
+    assert DEFAULT_POLICY.actions.for_label("ai-declared").value == "label-ai"
+    explained = CliRunner().invoke(main, ["policy", "explain", str(REPO / "policies" / "newsroom-strict.yaml")])
+    assert explained.exit_code == 0 and "ai-declared        -> human-review" in explained.stdout
+
+
+def test_capture_signers_load_and_explain(tmp_path):
+    assert DEFAULT_POLICY.trust.capture_signers == ()
+    assert "a capture claim never makes an authentic capture" in DEFAULT_POLICY.explain()
+    path = tmp_path / "p.yaml"
+    path.write_text("version: 1\ntrust:\n  capture_signers: ['Example Camera Co', 'Wire Photo*']\n"
+                    "actions:\n  ai-declared: human-review\n")
+    policy = load_policy(path)
+    assert policy.trust.capture_signers == ("Example Camera Co", "Wire Photo*")
+    assert policy.actions.for_label("ai-declared").value == "human-review"
+    assert "authentic capture only from: Example Camera Co, Wire Photo*" in policy.explain()
+    assert policy.sha256 != DEFAULT_POLICY.sha256
+
+
+@pytest.mark.parametrize(("text", "named"), [
+    ("version: 1\nactions:\n  ai-declred: label-ai\n", "actions.ai-declred"),  # unknown labels stay errors
+    ("version: 1\nactions:\n  ai-declared: label\n", "actions.ai-declared"),
+    ("version: 1\ntrust:\n  capture_signer: [x]\n", "trust.capture_signer"),
+])
+def test_policy_check_names_bad_ai_declared_and_capture_keys(tmp_path, text, named):
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    result = CliRunner().invoke(main, ["policy", "check", str(path)])
+    assert result.exit_code == 2 and named in result.stderr
+    ok = tmp_path / "ok.yaml"
+    ok.write_text("version: 1\ntrust:\n  capture_signers: [x]\nactions:\n  ai-declared: reject\n")
+    assert CliRunner().invoke(main, ["policy", "check", str(ok)]).exit_code == 0

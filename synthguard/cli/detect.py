@@ -37,9 +37,11 @@ def detect(env: Env, files: tuple[Path, ...], as_json: bool, policy_path, trust_
     Texts: the .c2pa sidecar, this identity's text watermarks (SynthID-Text and KGW, whole text and windows, so a
     marked passage inside a longer document is found and located), and with --text-scorer the machine-text score.
 
-    Verdicts: ai-generated, likely-synthetic (classifier only, nothing declared), tampered, authentic-capture,
-    edited, unknown. Missing provenance alone is never evidence of fakery. Exit status is 0 when every file was
-    inspected, 2 when any file could not be read (it is reported as an error and the others are still inspected).
+    Verdicts: ai-generated (a trusted manifest or this identity's text watermark says so), ai-declared (something
+    says AI, nothing authenticates it: an unsigned watermark, unsigned metadata), likely-synthetic (classifier only),
+    tampered (changed after signing), authentic-capture (a trusted capture source), edited, unknown. Missing
+    provenance alone is never evidence of fakery. Exit status is 0 when every file was inspected, 2 when any file
+    could not be read (it is reported as an error and the others are still inspected).
 
     \b
     Examples:

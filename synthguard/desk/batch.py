@@ -23,6 +23,7 @@ from synthguard.core.home import Home
 from synthguard.core.media import file_sha256
 from synthguard.desk.audit import AuditLog
 from synthguard.detect import Inspection, InspectionContext, VerdictLabel, inspect_file
+from synthguard.detect.metadata import MetadataSignal
 from synthguard.detect.signals import (
     ClassifierSignal,
     WatermarkSignal,
@@ -84,6 +85,7 @@ class VerifyLine:
     provenance: ProvenanceSignal | None = None
     watermark: WatermarkSignal | None = None
     classifier: ClassifierSignal | None = None
+    metadata: MetadataSignal | None = None
     error: str | None = None
 
     @classmethod
@@ -95,7 +97,7 @@ class VerifyLine:
         return cls(str(inspection.file), sha256, policy.actions.for_label(verdict.label.value),
                    inspection.media.mime, verdict.label,
                    None if verdict.confidence is None else round(verdict.confidence, 6), verdict.reasons,
-                   inspection.provenance, inspection.watermark, classifier)
+                   inspection.provenance, inspection.watermark, classifier, inspection.metadata)
 
     @classmethod
     def failed(cls, path: Path, sha256: str | None, error: SynthGuardError, policy: Policy) -> VerifyLine:
@@ -110,7 +112,8 @@ class VerifyLine:
             return {**line, "error": self.error}
         return {**line, "provenance": self.provenance.to_dict(),
                 "watermark": None if self.watermark is None else self.watermark.to_dict(),
-                "classifier": None if self.classifier is None else self.classifier.to_dict(), "error": None}
+                "classifier": None if self.classifier is None else self.classifier.to_dict(),
+                "metadata": None if self.metadata is None else self.metadata.to_dict(), "error": None}
 
     @classmethod
     def from_dict(cls, data: dict) -> VerifyLine:
@@ -119,7 +122,7 @@ class VerifyLine:
                    None if data["verdict"] is None else VerdictLabel(data["verdict"]), data["confidence"],
                    tuple(data["reasons"]), provenance_from_dict(data.get("provenance")),
                    watermark_from_dict(data.get("watermark")), ClassifierSignal.from_dict(data.get("classifier")),
-                   data["error"])
+                   MetadataSignal.from_dict(data.get("metadata")), data["error"])
 
     def to_json(self) -> str:
         """The JSONL line (keys sorted, no newline)."""

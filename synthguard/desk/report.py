@@ -31,8 +31,9 @@ if TYPE_CHECKING:
 
 PREVIEW_SIDE = 384  # pictures are shown at most this many pixels on their long side
 
-LABEL_COLOURS = {"ai-generated": "#b3261e", "likely-synthetic": "#c26a00", "tampered": "#7b1fa2",
-                 "authentic-capture": "#1b5e20", "edited": "#0d47a1", "unknown": "#455a64", "error": "#b3261e"}
+LABEL_COLOURS = {"ai-generated": "#b3261e", "ai-declared": "#d84315", "likely-synthetic": "#c26a00",
+                 "tampered": "#7b1fa2", "authentic-capture": "#1b5e20", "edited": "#0d47a1", "unknown": "#455a64",
+                 "error": "#b3261e"}
 
 
 def heatmap_overlay(image: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
@@ -113,7 +114,7 @@ class ReportEntry:
     @classmethod
     def of_line(cls, line: VerifyLine, figures: dict[str, bytes] | None = None) -> ReportEntry:
         """A ``verify`` line's section (its desk action shown), with the given pictures."""
-        findings = Findings.of(line.provenance, (line.watermark, line.classifier), line.reasons)
+        findings = Findings.of(line.provenance, (line.watermark, line.metadata, line.classifier), line.reasons)
         return cls(line.file, "error" if line.verdict is None else line.verdict.value, line.mime, line.confidence,
                    line.action.value, findings, line.error, figures or {})
 

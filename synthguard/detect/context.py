@@ -23,6 +23,7 @@ from synthguard.core.torch_utils import torch_threads
 from synthguard.detect import rules
 from synthguard.detect.fusion import Verdict, decide
 from synthguard.detect.image import load_detector, score_classifier, score_watermark
+from synthguard.detect.metadata import MetadataSignal, read_declarations
 from synthguard.detect.signals import (
     ClassifierSignal,
     Findings,
@@ -126,6 +127,7 @@ class Inspection:
     verdict: Verdict
     classifier: ClassifierSignal | None = None
     machine_text: MachineTextSignal | None = None
+    metadata: MetadataSignal | None = None  # unsigned declarations in the file's metadata (images)
     pixels: np.ndarray | None = field(default=None, repr=False, compare=False)  # decoded RGB, when kept for a report
 
     def to_dict(self) -> dict:
@@ -133,10 +135,11 @@ class Inspection:
                 "watermark": self.watermark.to_dict() if self.watermark else None,
                 "classifier": self.classifier.to_dict() if self.classifier else None,
                 "machine_text": self.machine_text.to_dict() if self.machine_text else None,
+                "metadata": self.metadata.to_dict() if self.metadata else None,
                 "verdict": self.verdict.to_dict()}
 
     def findings(self) -> Findings:
-        return Findings.of(self.provenance, (self.watermark, self.classifier, self.machine_text),
+        return Findings.of(self.provenance, (self.watermark, self.metadata, self.classifier, self.machine_text),
                            self.verdict.reasons)
 
 
@@ -146,7 +149,7 @@ def inspect_file(path: Path, context: InspectionContext, *, keep_pixels: bool = 
     path = Path(path)
     media = sniff(path)
     policy = context.policy
-    content, watermark, classifier, pixels, machine = None, None, None, None, None
+    content, watermark, classifier, pixels, machine, metadata = None, None, None, None, None, None
     if media.kind is MediaKind.IMAGE:
         watermarker, detector = context.watermarker, context.detector
         # A corrupt, truncated or oversized image is an input error, not something to give a verdict on.
@@ -157,6 +160,7 @@ def inspect_file(path: Path, context: InspectionContext, *, keep_pixels: bool = 
             watermark = rules.apply_to_watermark(policy, score_watermark(decoded.rgb, watermarker))
         if detector is not None:
             classifier = score_classifier(decoded.rgb, detector, policy.detection.classifier_threshold)
+        metadata = read_declarations(path, media=media)
     elif media.kind is MediaKind.TEXT:
         text = read_text(path)
         watermark, machine = context.score_text(text)
@@ -167,8 +171,8 @@ def inspect_file(path: Path, context: InspectionContext, *, keep_pixels: bool = 
             and watermark.detected and context.ledger is not None):
         provenance = _recover_by_watermark(watermark, content, context.ledger, context.trust) or provenance
     provenance = rules.apply_to_provenance(policy, provenance)
-    return Inspection(path, media, provenance, watermark, decide(provenance, watermark, classifier, machine),
-                      classifier, machine, pixels)
+    verdict = decide(provenance, watermark, classifier, machine, metadata=metadata)
+    return Inspection(path, media, provenance, watermark, verdict, classifier, machine, metadata, pixels)
 
 
 def _recover_by_watermark(watermark: ImageWatermarkSignal, content_sha256: str | None, ledger: Ledger,

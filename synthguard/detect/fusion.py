@@ -5,15 +5,37 @@ file; a manifest recovered through a watermark for different content is not abou
 
 | signals | label | confidence |
 | --- | --- | --- |
-| manifest fails validation | ``tampered`` | 1.0 |
+| integrity failure: changed after signing, or malformed (an expired credential is not) | ``tampered`` | 1.0 |
 | trusted manifest declares generative AI | ``ai-generated`` | 1.0 |
-| trusted manifest records edits | ``edited`` | 1.0 |
-| trusted manifest declares a capture (camera, scan, film) | ``authentic-capture`` | 1.0 |
-| trusted manifest declares another source type | ``unknown`` | none |
-| no trusted manifest; watermark found: AI bit set (images), this identity's (texts) | ``ai-generated`` | 1 - p-value |
+| trusted manifest records edits (or was opened from an asset with its own manifest) | ``edited`` | 1.0 |
+| trusted manifest declares a capture; its signer is named in ``trust.capture_signers`` | ``authentic-capture`` | 1.0 |
+| trusted manifest declares a capture; any other signer (this machine's own identity too) | the rows below | |
+| trusted manifest declares another source type, or none | ``unknown`` | none |
+| no trusted manifest; this identity's text watermark found (texts) | ``ai-generated`` | 1 - p-value |
+| no trusted manifest; SynthGuard image watermark found, its AI bit set | ``ai-declared`` | none |
+| no trusted manifest; unsigned metadata declares AI (IPTC source type, generator parameters) | ``ai-declared`` | none |
 | no trusted manifest; classifier at or above its threshold | ``likely-synthetic`` | P(synthetic) |
 | no trusted manifest; machine-text score (texts) at or above its threshold | ``likely-synthetic`` | 1 - empirical p |
 | anything else | ``unknown`` | none |
+
+Labels follow what the evidence authenticates. ``ai-declared`` means: something says AI, nothing authenticates it.
+A SynthGuard image watermark is not signed: anyone with SynthGuard can embed one with its AI bit set in any
+picture (``synthguard watermark embed``), so it gives ``ai-declared``, never ``ai-generated``, unless a trusted
+manifest about this file stands behind it (embedded, sidecar, or recovered from the ledger through the payload with
+this very content): then that manifest's row applies. Its confidence is none: the watermark's p-value measures that
+the mark is there (the watermark's own line gives it), not that the content is AI, and a number beside the label
+would read as the latter. A mark with the AI bit clear (``--not-ai``) changes nothing: the rows below it apply as if
+no mark were there. This identity's text watermark is keyed by the identity's secret: only its own generator can
+write it, so it authenticates "made by this identity's generator" and gives ``ai-generated``, 1 - p-value.
+
+Unsigned metadata (``detect.metadata``: IPTC ``DigitalSourceType`` in XMP, Stable Diffusion web UI, ComfyUI, InvokeAI,
+NovelAI and Fooocus parameters) that declares AI also gives ``ai-declared``: anyone can add or remove it. A generator
+name in EXIF ``Software`` or XMP ``CreatorTool`` is a hint only and never changes the label.
+
+A capture claim is a claim about the world (a camera, film or a scan made this picture) that only some signers
+are in a position to vouch for, so a policy names them (``trust.capture_signers``, ``synthguard.policy``); any
+trusted signer can sign ``digitalCapture`` over a downloaded photo. ``detect.rules`` marks a capture claim from
+any other signer (``CAPTURE_NOT_VOUCHED``); its manifest then settles nothing and the rows below it apply.
 
 The empirical p of a machine-text score is the share of human reference text scoring that high. Where a reason
 describes one signal, it is that signal's own ``describe()`` (``signals``), the words every renderer prints.
@@ -29,11 +51,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from synthguard.detect.metadata import MetadataSignal
 from synthguard.detect.signals import (
+    SIGNER_NOT_TRUSTED,
     ClassifierSignal,
     ImageWatermarkSignal,
     MachineTextSignal,
     WatermarkSignal,
+    describe_validation,
     provenance_claims,
     source_type_code,
 )
@@ -44,8 +69,19 @@ NON_EDIT_ACTIONS = frozenset({"c2pa.created", "c2pa.opened", "c2pa.watermarked",
                               "c2pa.repackaged", "c2pa.transcoded"})
 
 
+# The informational code ``detect.rules`` adds to a trusted manifest whose capture claim the policy does not accept
+# from its signer (the manifest did not fail: the policy does not take that claim from that signer).
+CAPTURE_NOT_VOUCHED = "policy.captureSignerNotListed"
+
+UNSIGNED_MARK = ("an unsigned SynthGuard watermark declares AI-generated content; anyone with SynthGuard can embed "
+                 "this mark, so it proves nothing by itself")
+TEXT_MARK = ("this identity's text watermark is keyed by its secret, so only its own generator writes it: it "
+             "authenticates the text as made by that generator")
+
+
 class VerdictLabel(str, Enum):
     AI_GENERATED = "ai-generated"
+    AI_DECLARED = "ai-declared"
     LIKELY_SYNTHETIC = "likely-synthetic"
     TAMPERED = "tampered"
     AUTHENTIC_CAPTURE = "authentic-capture"
@@ -79,8 +115,32 @@ def _trusted_here(p: ProvenanceSignal) -> bool:
     return p.state is ProvenanceState.TRUSTED and not copied
 
 
+def _records_edits(p: ProvenanceSignal) -> list[str] | None:
+    """The edit actions of the manifest (``[]`` when it was opened from an asset with its own manifest); None when
+    it records no edit."""
+    names = [a.action for a in p.actions]
+    edits = [a for a in names if a not in NON_EDIT_ACTIONS]
+    # Opened from a file without credentials (manifests == 1): the manifest only says that file was signed as is.
+    return edits if edits or ("c2pa.opened" in names and p.manifests != 1) else None
+
+
+def _declares_capture(p: ProvenanceSignal) -> bool:
+    try:
+        return bool(p.digital_source_type) and DigitalSourceType.parse(p.digital_source_type).is_capture
+    except ValueError:
+        return False
+
+
+def _vouched(p: ProvenanceSignal) -> bool:
+    """A trusted manifest about this file whose claim settles the verdict: not a capture claim the policy does not
+    accept from its signer (``CAPTURE_NOT_VOUCHED``; an AI claim or recorded edits still settle it)."""
+    unvouched = CAPTURE_NOT_VOUCHED in p.informational and not p.ai_generated and _records_edits(p) is None
+    return _trusted_here(p) and not unvouched
+
+
 def decide(provenance: ProvenanceSignal, watermark: WatermarkSignal | None = None,
-           classifier: ClassifierSignal | None = None, machine_text: MachineTextSignal | None = None) -> Verdict:
+           classifier: ClassifierSignal | None = None, machine_text: MachineTextSignal | None = None, *,
+           metadata: MetadataSignal | None = None) -> Verdict:
     """The verdict from the provenance signal and the watermark, classifier (images) and machine-text (texts)
     signals."""
     label, reasons = _decide_provenance(provenance, watermark)
@@ -88,17 +148,28 @@ def decide(provenance: ProvenanceSignal, watermark: WatermarkSignal | None = Non
                *(machine_text.describe() if machine_text else ()))
     flagged = classifier is not None and classifier.synthetic and not classifier.skipped
     text_flagged = machine_text is not None and machine_text.flagged and not machine_text.skipped
+    declared = metadata is not None and metadata.declares_ai
     confidence: float | None = None
-    if label is VerdictLabel.TAMPERED or (_trusted_here(provenance) and label is not VerdictLabel.UNKNOWN):
+    if label is VerdictLabel.TAMPERED or (_vouched(provenance) and label is not VerdictLabel.UNKNOWN):
         confidence = 1.0
         if flagged and label in (VerdictLabel.AUTHENTIC_CAPTURE, VerdictLabel.EDITED):
             reasons += ("the classifier's score conflicts with the trusted manifest; the signed record outranks a "
                         "statistical score, but a human may want to look",)
-    elif label is VerdictLabel.AI_GENERATED:  # the watermark's AI bit, without a trusted manifest here
-        confidence = 1.0 - watermark.p_value
-    elif label is VerdictLabel.UNKNOWN and flagged and not _trusted_here(provenance):
+        if declared and label in (VerdictLabel.AUTHENTIC_CAPTURE, VerdictLabel.EDITED):
+            reasons += ("unsigned metadata declares AI generation, which the trusted manifest does not; the signed "
+                        "record outranks it, but a human may want to look",)
+    elif label is VerdictLabel.AI_GENERATED and isinstance(watermark, ImageWatermarkSignal):
+        # The image watermark's AI bit, with no trusted manifest behind it: a declaration, not proof.
+        label, reasons = VerdictLabel.AI_DECLARED, (*reasons, UNSIGNED_MARK)
+    elif label is VerdictLabel.AI_GENERATED:  # this identity's text watermark, without a trusted manifest here
+        confidence, reasons = 1.0 - watermark.p_value, (*reasons, TEXT_MARK)
+    elif label is VerdictLabel.UNKNOWN and declared and not _vouched(provenance):
+        # Unsigned metadata that says AI (IPTC source type, generator parameters): a declaration, not proof.
+        label = VerdictLabel.AI_DECLARED
+        reasons += tuple(d.describe() for d in metadata.declarations if d.declares_ai)
+    elif label is VerdictLabel.UNKNOWN and flagged and not _vouched(provenance):
         label, confidence = VerdictLabel.LIKELY_SYNTHETIC, classifier.probability
-    elif label is VerdictLabel.UNKNOWN and text_flagged and not _trusted_here(provenance):
+    elif label is VerdictLabel.UNKNOWN and text_flagged and not _vouched(provenance):
         label, confidence = VerdictLabel.LIKELY_SYNTHETIC, 1.0 - machine_text.empirical_p
     return Verdict(label, reasons, confidence)
 
@@ -126,40 +197,48 @@ def _decide_provenance(provenance: ProvenanceSignal,
                            f"{p.ledger_match} match")
     if p.state is ProvenanceState.ABSENT:
         if marked_ai:
-            return VerdictLabel.AI_GENERATED, ("no C2PA manifest, but the SynthGuard watermark marks the content "
-                                               "as AI-generated",)
+            return VerdictLabel.AI_GENERATED, ("no C2PA manifest (embedded or sidecar), but a SynthGuard watermark "
+                                               "declares AI-generated content",)
         return VerdictLabel.UNKNOWN, ("no C2PA provenance (embedded or sidecar); absence of provenance is not "
                                       "evidence of manipulation or synthesis",)
     if p.state is ProvenanceState.ERROR:
         reasons.append(f"provenance could not be checked: {p.error}")
         return (VerdictLabel.AI_GENERATED if marked_ai else VerdictLabel.UNKNOWN), tuple(reasons)
     if p.state is ProvenanceState.INVALID:
-        codes = ", ".join(c for c in p.failures if c != "signingCredential.untrusted") or "no detail"
+        codes = ", ".join(p.integrity_failures) or "c2pa names no failure code"
         reasons.append(f"the C2PA manifest fails validation ({codes}): content or manifest was changed after "
-                       "signing")
-        return VerdictLabel.TAMPERED, tuple(reasons)
+                       "signing, or is malformed")
+        return VerdictLabel.TAMPERED, (*reasons, *describe_validation(p))
     if p.state is ProvenanceState.VALID:
-        reasons.append(f"intact manifest, but the signer is not on your trust list: {provenance_claims(p)}; "
-                       "treat its claims as unverified")
+        # Not authenticated, never tampered: an untrusted signer, a credential that no longer holds, or codes
+        # that could not be checked here or are of no known kind (describe_validation says which).
+        if set(p.failures) & SIGNER_NOT_TRUSTED or not p.failures:
+            lead = "the signer is not on your trust list" if p.unclassified else \
+                "intact manifest, but the signer is not on your trust list"
+        else:
+            lead = "the manifest is not authenticated"
+        reasons += [f"{lead}: {provenance_claims(p)}; treat its claims as unverified", *describe_validation(p)]
         if p.ai_generated:
             reasons.append("the unverified manifest itself declares generative-AI content")
         return (VerdictLabel.AI_GENERATED if marked_ai else VerdictLabel.UNKNOWN), tuple(reasons)
 
     # Trusted from here on.
-    reasons.append(f"trusted manifest, {provenance_claims(p)}")
+    reasons += [f"trusted manifest, {provenance_claims(p)}", *describe_validation(p)]
     if p.ai_generated:
         return VerdictLabel.AI_GENERATED, tuple(reasons)
-    action_names = [a.action for a in p.actions]
-    edits = [a for a in action_names if a not in NON_EDIT_ACTIONS]
-    declared = source_type_code(p.digital_source_type)
-    if "c2pa.opened" in action_names or edits:
+    edits = _records_edits(p)
+    if edits is not None:
         reasons.append(f"records edits: {', '.join(edits) or 'opened from an earlier asset'}")
         return VerdictLabel.EDITED, tuple(reasons)
-    try:
-        capture = bool(p.digital_source_type) and DigitalSourceType.parse(p.digital_source_type).is_capture
-    except ValueError:
-        capture = False
-    if capture:
+    if _declares_capture(p) and CAPTURE_NOT_VOUCHED in p.informational:
+        reasons.append(f"a capture is claimed by {p.signer or 'an unnamed signer'}, which this policy does not name "
+                       "as a capture source (trust.capture_signers)")
+        return (VerdictLabel.AI_GENERATED if marked_ai else VerdictLabel.UNKNOWN), tuple(reasons)
+    if _declares_capture(p):
         return VerdictLabel.AUTHENTIC_CAPTURE, tuple(reasons)
-    reasons.append(f"declared source type {declared or '(none)'} is neither a capture nor generative AI")
+    declared = source_type_code(p.digital_source_type)
+    if declared is None:
+        reasons.append("the manifest declares no digital source type: it does not say how the content was made")
+    else:
+        reasons.append(f"declared source type {declared} is neither a capture nor generative AI")
     return VerdictLabel.UNKNOWN, tuple(reasons)

@@ -1,6 +1,6 @@
-"""A policy applied to the signals: whose signatures count as trusted, what a declared source type means, when a
-watermark counts as found. ``synthguard.policy`` holds the rules as data; this is the one module of ``detect`` that
-reads them.
+"""A policy applied to the signals: whose signatures count as trusted, who may vouch for a capture, what a declared
+source type means, when a watermark counts as found. ``synthguard.policy`` holds the rules as data; this is the one
+module of ``detect`` that reads them.
 """
 
 from __future__ import annotations
@@ -10,9 +10,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from synthguard.core.home import Home
+from synthguard.detect.fusion import CAPTURE_NOT_VOUCHED
 from synthguard.detect.signals import ImageWatermarkSignal, TextWatermarkSignal, WatermarkSignal, source_type_code
 from synthguard.policy import DEFAULT_POLICY, Policy
 from synthguard.provenance.identity import TrustAnchors
+from synthguard.provenance.manifest import DigitalSourceType
 from synthguard.provenance.reading import ProvenanceSignal, ProvenanceState
 
 
@@ -28,17 +30,34 @@ def trust_anchors(policy: Policy, home: Home, extra: tuple[Path, ...] = ()) -> T
                                   extra=policy.anchor_files() + tuple(extra))
 
 
+def _named(patterns: tuple[str, ...], signer: str | None, issuer: str | None) -> bool:
+    names = [n for n in (signer, issuer) if n]
+    return any(fnmatch.fnmatchcase(n.lower(), pattern.lower()) for n in names for pattern in patterns)
+
+
 def signer_allowed(policy: Policy, signer: str | None, issuer: str | None) -> bool:
     """Does the signer (or its issuer) match the policy's list of signers (any, when the list is empty)?"""
-    if not policy.trust.signers:
-        return True
-    names = [n for n in (signer, issuer) if n]
-    return any(fnmatch.fnmatchcase(n.lower(), pattern.lower()) for n in names for pattern in policy.trust.signers)
+    return not policy.trust.signers or _named(policy.trust.signers, signer, issuer)
+
+
+def capture_signer_allowed(policy: Policy, signer: str | None, issuer: str | None) -> bool:
+    """May this signer vouch for a capture: does it (or its issuer) match ``trust.capture_signers`` (none may, when
+    the list is empty)? The same matching as ``signer_allowed``."""
+    return _named(policy.trust.capture_signers, signer, issuer)
+
+
+def _declares_capture(uri: str | None) -> bool:
+    try:
+        return bool(uri) and DigitalSourceType.parse(uri).is_capture
+    except ValueError:
+        return False
 
 
 def apply_to_provenance(policy: Policy, provenance: ProvenanceSignal) -> ProvenanceSignal:
-    """The provenance as this policy reads it: a trusted signer not on its list counts as untrusted, and the AI
-    flag follows its source types."""
+    """The provenance as this policy reads it: a trusted signer not on its list counts as untrusted, the AI flag
+    follows its source types, and a capture claim from a trusted signer the policy does not name as a capture source
+    is marked (``CAPTURE_NOT_VOUCHED`` among its informational codes: the manifest stays trusted and intact, its
+    capture claim settles nothing)."""
     p = provenance
     if p.state is ProvenanceState.TRUSTED and not signer_allowed(policy, p.signer, p.issuer):
         p = replace(p, state=ProvenanceState.VALID, failures=(*p.failures, "policy.signerNotListed"))
@@ -46,6 +65,9 @@ def apply_to_provenance(policy: Policy, provenance: ProvenanceSignal) -> Provena
                 if t}
     if declared:
         p = replace(p, ai_generated=bool(declared & set(policy.labeling.ai_source_types)))
+    if (p.state is ProvenanceState.TRUSTED and _declares_capture(p.digital_source_type)
+            and not capture_signer_allowed(policy, p.signer, p.issuer)):
+        p = replace(p, informational=(*p.informational, CAPTURE_NOT_VOUCHED))  # a note on the claim, not a failure
     return p
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from synthguard.provenance.manifest import DigitalSourceType
 from synthguard.provenance.reading import ActionRecord, ProvenanceSignal, ProvenanceState
+from synthguard.provenance.validation import classify, explain
 
 
 @dataclass(frozen=True)
@@ -229,18 +230,55 @@ def describe_provenance(p: ProvenanceSignal) -> tuple[str, ...]:
             lines.append(f"model: {json.dumps(p.model, sort_keys=True)}")
         if p.failures:
             lines.append(f"failures: {', '.join(p.failures)}")
+        lines += _ingredient_lines(p)
     return tuple(lines)
+
+
+def _ingredient_lines(p: ProvenanceSignal) -> list[str]:
+    if not p.ingredient_failures:
+        return []
+    found = ", ".join(f"{code} ({classify(code).value})" for code in dict.fromkeys(p.ingredient_failures))
+    return [f"ingredient manifests report: {found}; they concern the earlier assets this file was made from, not "
+            "this file's own manifest"]
+
+
+# The codes that say the claim's signer itself is not trusted here: the verdict's first reason says so.
+SIGNER_NOT_TRUSTED = frozenset({"signingCredential.untrusted", "policy.signerNotListed"})
+
+
+def describe_validation(p: ProvenanceSignal) -> tuple[str, ...]:
+    """Why a manifest is not authenticated beyond its integrity, one line per kind of code (the verdict's
+    reasons quote these): a credential that no longer holds, a time-stamp authority or named identity not on
+    your lists, what could not be checked here, codes of no known kind, then what the ingredients' own manifests
+    report (also a line of ``describe_provenance``). The integrity failures and an untrusted signer are the
+    verdict's own first reason."""
+    lines = []
+    if p.credential_failures:
+        codes = ", ".join(p.credential_failures)
+        lines.append(f"the signature's credential no longer holds ({codes}); the content hashes match"
+                     if not p.integrity_failures else f"the signature's credential no longer holds either ({codes})")
+    lines += [f"{explain(code)}: what it vouches for is unverified"
+              for code in p.trust_failures if code not in SIGNER_NOT_TRUSTED]
+    if p.unchecked:
+        lines.append(f"could not be checked here: {', '.join(explain(code) for code in p.unchecked)}")
+    if p.unclassified:
+        lines.append(f"validation codes of no known kind ({', '.join(p.unclassified)}): the manifest is not "
+                     "authenticated, but they are not taken as proof of tampering")
+    return (*lines, *_ingredient_lines(p))
 
 
 def provenance_from_dict(data: dict | None) -> ProvenanceSignal | None:
     """``ProvenanceSignal.to_dict()`` read back."""
     if data is None:
         return None
-    values = {f.name: data[f.name] for f in fields(ProvenanceSignal)}
+    # A line written before informational codes and c2pa's own state were recorded reads back without them.
+    later = {"informational": (), "c2pa_state": None}
+    values = {f.name: data.get(f.name, later[f.name]) if f.name in later else data[f.name]
+              for f in fields(ProvenanceSignal)}
     values["state"] = ProvenanceState(values["state"])
     values["actions"] = tuple(ActionRecord(**a) for a in values["actions"])
-    values["failures"] = tuple(values["failures"])
-    values["ingredient_failures"] = tuple(values["ingredient_failures"])
+    for name in ("failures", "ingredient_failures", "informational"):
+        values[name] = tuple(values[name])
     return ProvenanceSignal(**values)
 
 

@@ -3,7 +3,9 @@
 What a SynthGuard manifest says:
 - ``c2pa.actions.v2``: ``c2pa.created`` with the IPTC digital source type of the asset (or ``c2pa.opened`` of the
   parent ingredient + ``c2pa.edited`` when the input already carried a manifest), and ``c2pa.watermarked`` when an
-  invisible watermark was embedded;
+  invisible watermark was embedded. With no source type declared, the manifest says none: c2pa requires one on
+  ``c2pa.created``, so the input itself is the ``parentOf`` ingredient (no manifest of its own) and the action is
+  ``c2pa.opened``;
 - ``io.synthguard.model``: which model made it (name, version, config hash, seed, parameters) when known;
 - ``cawg.training-mining``: whether the asset may be used for AI training / data mining / inference (default: not);
 - ``c2pa.soft-binding``: the watermark algorithm and payload, so a copy stripped of its manifest can find it again.
@@ -22,6 +24,7 @@ from synthguard import __version__
 
 IPTC_PREFIX = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 MODEL_ASSERTION = "io.synthguard.model"
+UNDECLARED_INPUT = "input"  # the ingredient label of the input, when the manifest declares no source type
 CLAIM_GENERATOR = "synthguard"
 
 
@@ -159,7 +162,7 @@ class ManifestSpec:
     """Everything a SynthGuard manifest states about one asset."""
 
     title: str
-    digital_source_type: DigitalSourceType = DigitalSourceType.TRAINED_ALGORITHMIC_MEDIA
+    digital_source_type: DigitalSourceType | None = DigitalSourceType.TRAINED_ALGORITHMIC_MEDIA  # None: not declared
     model: ModelInfo | None = None
     training_mining: TrainingMining = TrainingMining.NOT_ALLOWED
     soft_binding: SoftBinding | None = None
@@ -171,13 +174,18 @@ class ManifestSpec:
         actions then say the asset was opened from it and edited, instead of created.
         """
         agent = {"name": CLAIM_GENERATOR, "version": __version__}
-        if parent_ingredient is None:
-            actions = [{"action": "c2pa.created", "digitalSourceType": self.digital_source_type.value,
-                        "softwareAgent": agent}]
+        declared = {} if self.digital_source_type is None else {"digitalSourceType": self.digital_source_type.value}
+        ingredients: list[dict] = []
+        if parent_ingredient is None and self.digital_source_type is None:
+            ingredients = [{"title": "input (no content credentials)", "relationship": "parentOf",
+                            "label": UNDECLARED_INPUT}]
+            actions = [{"action": "c2pa.opened", "softwareAgent": agent,
+                        "parameters": {"ingredientIds": [UNDECLARED_INPUT]}}]
+        elif parent_ingredient is None:
+            actions = [{"action": "c2pa.created", **declared, "softwareAgent": agent}]
         else:
             actions = [{"action": "c2pa.opened", "parameters": {"ingredientIds": [parent_ingredient]}},
-                       {"action": "c2pa.edited", "digitalSourceType": self.digital_source_type.value,
-                        "softwareAgent": agent}]
+                       {"action": "c2pa.edited", **declared, "softwareAgent": agent}]
         assertions: list[dict] = []
         if self.soft_binding is not None:
             actions.append({"action": "c2pa.watermarked", "softwareAgent": agent,
@@ -189,4 +197,5 @@ class ManifestSpec:
                                                 for use in TRAINING_MINING_USES}}})
         if self.model is not None:
             assertions.append({"label": MODEL_ASSERTION, "data": self.model.to_assertion_data()})
-        return {"claim_generator_info": [agent], "title": self.title, "assertions": assertions}
+        definition = {"claim_generator_info": [agent], "title": self.title, "assertions": assertions}
+        return {**definition, "ingredients": ingredients} if ingredients else definition

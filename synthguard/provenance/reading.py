@@ -1,11 +1,17 @@
 """Reading and validating C2PA provenance into one typed signal.
 
 States (``ProvenanceState``):
-- ``trusted``: the manifest is intact and its signer chains to one of *your* trust anchors;
-- ``valid``: intact, but the signer is not one you trust (anyone can make a certificate: this is never "authentic");
-- ``invalid``: the manifest or the content was changed after signing (failure codes say which);
+- ``trusted``: the manifest is intact, its credential holds and its signer chains to one of *your* trust anchors;
+- ``valid``: intact (no integrity failure), but not authenticated: the signer is not one you trust (anyone can make
+  a certificate: this is never "authentic"), the signature's credential no longer holds (expired, revoked), or
+  something could not be checked here; the failure kinds say which (``provenance.validation``);
+- ``invalid``: the manifest or the content was changed after signing, or the manifest is malformed (an integrity
+  failure code says which; or c2pa reports Invalid and names no failure at all);
 - ``absent``: no manifest (embedded or sidecar); absence is not evidence of anything;
 - ``error``: a manifest is there but cannot be read or checked here (remote and unreachable, unsupported...).
+
+c2pa's own ``validation_state`` is kept (``c2pa_state``) and never upgraded to trusted: a manifest is trusted only
+when no failure remains and c2pa found the signer's chain ends at one of your anchors.
 
 When the file has no manifest, the local ledger is consulted: a file whose bytes or decoded pixels match a signed
 asset gets that asset's manifest back (``recovered_from_ledger``), re-validated for signature and trust.
@@ -29,6 +35,7 @@ from synthguard.provenance.identity import TrustAnchors
 from synthguard.provenance.ledger import Ledger, LedgerRecord
 from synthguard.provenance.manifest import MODEL_ASSERTION, source_type_is_ai
 from synthguard.provenance.signing import sidecar_path
+from synthguard.provenance.validation import ValidationKind, ValidationKinds, classify
 
 # Without the asset, a manifest's data hash cannot be checked: for a ledger recovery the ledger's own content hash
 # takes its place, so this one code is expected and set aside.
@@ -78,13 +85,46 @@ class ProvenanceSignal:
     ledger_content_match: bool | None = None
     remote_url: str | None = None
     error: str | None = None
+    informational: tuple[str, ...] = ()  # the active manifest's informational codes (never failures)
+    c2pa_state: str | None = None  # c2pa's own validation_state: "Invalid", "Valid" or "Trusted"
+
+    @property
+    def kinds(self) -> ValidationKinds:
+        """The failure codes by kind (``provenance.validation``)."""
+        return ValidationKinds.of(self.failures)
+
+    @property
+    def integrity_failures(self) -> tuple[str, ...]:
+        """Changed after signing, or malformed: the only failures that make a manifest invalid."""
+        return self.kinds.integrity
+
+    @property
+    def credential_failures(self) -> tuple[str, ...]:
+        """The signature's credential no longer holds (expired, revoked...)."""
+        return self.kinds.credential
+
+    @property
+    def trust_failures(self) -> tuple[str, ...]:
+        """The signer, time-stamp authority or named identity is not on the verifier's lists."""
+        return self.kinds.trust
+
+    @property
+    def unchecked(self) -> tuple[str, ...]:
+        """What could not be checked here: not-checked failure codes, then not-checked informational ones."""
+        return ValidationKinds.of((*self.kinds.not_checked, *self.informational)).not_checked
+
+    @property
+    def unclassified(self) -> tuple[str, ...]:
+        """Failure codes of no known kind: not authenticated, but not proof of tampering."""
+        return self.kinds.unclassified
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data["state"] = self.state.value
         data["actions"] = [asdict(a) for a in self.actions]
-        data["failures"] = list(self.failures)
-        data["ingredient_failures"] = list(self.ingredient_failures)
+        for name in ("failures", "ingredient_failures", "informational", "integrity_failures",
+                     "credential_failures", "trust_failures", "unchecked", "unclassified"):
+            data[name] = list(getattr(self, name))
         return data
 
 
@@ -124,25 +164,39 @@ def _codes(results: dict, kind: str) -> list[str]:
     return [item["code"] for item in results.get(kind, []) if "code" in item]
 
 
+def _state(raw_state: str | None, reported: list[str], failures: tuple[str, ...],
+           successes: set[str]) -> ProvenanceState:
+    """Our state from c2pa's: only an integrity failure makes a manifest invalid, and nothing upgrades c2pa's."""
+    if any(classify(code) is ValidationKind.INTEGRITY for code in failures):
+        return ProvenanceState.INVALID
+    if raw_state == "Invalid" and not reported:
+        return ProvenanceState.INVALID  # c2pa says invalid and names no failure: nothing to weigh, never upgrade it
+    if failures:
+        return ProvenanceState.VALID  # a credential, trust, not-checked or unclassified failure: not authenticated
+    if raw_state == "Trusted" or "signingCredential.trusted" in successes:
+        # Trusted means no failure is left and the chain ends at one of our anchors (c2pa reports Invalid for a
+        # ledger recovery only because of the set-aside data hash, which the ledger's content hash replaces).
+        return ProvenanceState.TRUSTED
+    return ProvenanceState.VALID
+
+
 def signal_from_store(store: dict, *, source: str, set_aside: frozenset[str] = frozenset()) -> ProvenanceSignal:
-    """Turn a reader's JSON (``reader.json()``) into a signal; ``set_aside`` codes do not count as failures."""
+    """Turn a reader's JSON (``reader.json()``) into a signal; ``set_aside`` codes do not count as failures.
+
+    The state weighs each failure by its kind (``provenance.validation``): an integrity failure gives ``invalid``;
+    a credential, trust, not-checked or unclassified one leaves the manifest ``valid`` (not authenticated).
+    """
     manifests = store.get("manifests", {})
     active = manifests.get(store.get("active_manifest"), {})
     results = store.get("validation_results", {})
-    failures = tuple(c for c in _codes(results.get("activeManifest", {}), "failure") if c not in set_aside)
+    reported = _codes(results.get("activeManifest", {}), "failure")
+    failures = tuple(c for c in reported if c not in set_aside)
     ingredient_failures = tuple(
         code for delta in results.get("ingredientDeltas", [])
         for code in _codes(delta.get("validationDeltas", {}), "failure"))
     successes = set(_codes(results.get("activeManifest", {}), "success"))
     raw_state = store.get("validation_state")
-    if set(failures) - {"signingCredential.untrusted"}:
-        state = ProvenanceState.INVALID
-    elif raw_state == "Invalid" and not set_aside:
-        state = ProvenanceState.INVALID  # invalid without a listed failure: never upgrade it
-    elif raw_state == "Trusted" or "signingCredential.trusted" in successes:
-        state = ProvenanceState.TRUSTED
-    else:
-        state = ProvenanceState.VALID
+    state = _state(raw_state, reported, failures, successes)
 
     active_actions = _actions(active)
     all_types = [a.digital_source_type for m in manifests.values() for a in _actions(m) if a.digital_source_type]
@@ -168,7 +222,8 @@ def signal_from_store(store: dict, *, source: str, set_aside: frozenset[str] = f
         manifest_label=active.get("label") or store.get("active_manifest"), digital_source_type=declared,
         ai_generated=ai_generated, actions=tuple(active_actions), ingredients=len(active.get("ingredients", [])),
         manifests=len(manifests), failures=failures, ingredient_failures=ingredient_failures,
-        model=_assertion(active, MODEL_ASSERTION), soft_binding=soft_binding)
+        model=_assertion(active, MODEL_ASSERTION), soft_binding=soft_binding,
+        informational=tuple(_codes(results.get("activeManifest", {}), "informational")), c2pa_state=raw_state)
 
 
 def _error_signal(exc: Exception) -> ProvenanceSignal:

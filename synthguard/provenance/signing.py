@@ -27,6 +27,7 @@ from synthguard.errors import InputError, LedgerError, ProvenanceError, one_line
 from synthguard.provenance.identity import Identity
 from synthguard.provenance.ledger import Ledger, LedgerRecord
 from synthguard.provenance.manifest import ManifestSpec
+from synthguard.provenance.validation import ValidationKinds
 
 SIDECAR_SUFFIX = ".c2pa"
 PARENT_INGREDIENT_LABEL = "parent"
@@ -53,7 +54,7 @@ class SignResult:
     file_sha256: str
     content_sha256: str
     signer: str
-    digital_source_type: str
+    digital_source_type: str | None  # None: the manifest declares none
     has_parent: bool
     manifest_bytes: int
 
@@ -85,8 +86,11 @@ def _existing_manifest(src: Path, media: MediaType) -> _SidecarParent | bytes | 
             store = side.read_bytes()
             with open(src, "rb") as stream, c2pa.Reader(media.mime, stream, store) as reader:
                 reading = json.loads(reader.json())
-            failures = {f.get("code") for f in reading.get("validation_results", {}).get("activeManifest", {})
-                        .get("failure", [])} - {"signingCredential.untrusted"}
+            kinds = ValidationKinds.of(f.get("code") for f in reading.get("validation_results", {})
+                                       .get("activeManifest", {}).get("failure", []))
+            # Only a hash or signature that does not match says the sidecar is not this file's; an expired or
+            # untrusted credential does not (an unknown code is treated as a mismatch, to be safe).
+            failures = kinds.integrity + kinds.unclassified
             if failures:
                 raise InputError(f"{side}: this sidecar does not validate against {src.name} "
                                  f"({', '.join(sorted(failures))}): it belongs to another file or the file was "
@@ -226,7 +230,8 @@ class SigningSession:
         result = SignResult(
             output=dst, sidecar=sidecar, mime=media.mime, asset_id=label.rsplit(":", 1)[-1], manifest_label=label,
             file_sha256=file_sha256(dst), content_sha256=content_sha256, signer=self.identity.common_name,
-            digital_source_type=spec.digital_source_type.value, has_parent=parent is not None,
+            digital_source_type=None if spec.digital_source_type is None else spec.digital_source_type.value,
+            has_parent=parent is not None,
             manifest_bytes=len(manifest))
         if self.ledger is not None:
             binding = spec.soft_binding

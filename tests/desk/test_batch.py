@@ -29,7 +29,7 @@ def run(*args):
 def inbox(home, tmp_path, png):
     box = tmp_path / "inbox"
     (box / "sub").mkdir(parents=True)
-    assert run("sign", png, "-o", box / "signed-ai.png").exit_code == 0  # watermark + trainedAlgorithmicMedia
+    assert run("sign", png, "-o", box / "signed-ai.png", "--ai").exit_code == 0  # watermark + trainedAlgorithmicMedia
     assert run("sign", png, "-o", box / "sub" / "capture.png", "--source-type", "digitalCapture",
                "--no-watermark").exit_code == 0
     Image.open(box / "signed-ai.png").convert("RGB").save(box / "stripped-reencoded.jpg", quality=85)
@@ -56,18 +56,21 @@ def test_actions_under_newsroom_default(home, inbox, tmp_path):
     result = verify([inbox, tmp_path / "missing.png"], settings(home))
     by = {Path(line.file).name: line for line in result.lines}
     assert by["signed-ai.png"].verdict is VerdictLabel.AI_GENERATED and by["signed-ai.png"].action is LABEL_AI
-    assert by["capture.png"].verdict is VerdictLabel.AUTHENTIC_CAPTURE and by["capture.png"].action is PUBLISH
-    # stripped and re-encoded: the watermark leads back to the manifest; its AI bit still labels it
-    assert by["stripped-reencoded.jpg"].verdict is VerdictLabel.AI_GENERATED
+    # A capture claimed by this machine's own key: the newsroom names no capture source, so the claim settles
+    # nothing and the classifier speaks (the procedural picture scores as synthetic).
+    assert by["capture.png"].verdict is VerdictLabel.LIKELY_SYNTHETIC and by["capture.png"].action is HUMAN_REVIEW
+    # stripped and re-encoded: the watermark leads back to the manifest of the original; its AI bit declares AI
+    assert by["stripped-reencoded.jpg"].verdict is VerdictLabel.AI_DECLARED
     assert by["stripped-reencoded.jpg"].action is LABEL_AI
     assert by["interop.jpg"].action is HUMAN_REVIEW  # a valid manifest from an untrusted signer
     assert by["notes.txt"].action is HUMAN_REVIEW and by["notes.txt"].mime.startswith("text/")
     for name in ("corrupt.png", "missing.png"):
         assert by[name].error and by[name].action is DeskAction.REJECT and by[name].verdict is None
-    assert result.errors == 2 and result.counts == {"label-ai": 2, "publish": 1, "human-review": 2, "reject": 2}
+    assert result.errors == 2 and result.counts == {"label-ai": 2, "human-review": 3, "reject": 2}
     strict = {Path(line.file).name: line.action for line in verify([inbox], settings(home, "newsroom-strict.yaml"),
                                                                    audit=False).lines}
-    assert strict["signed-ai.png"] is DeskAction.REJECT and strict["capture.png"] is PUBLISH
+    assert strict["signed-ai.png"] is DeskAction.REJECT and strict["capture.png"] is DeskAction.REJECT
+    assert strict["stripped-reencoded.jpg"] is HUMAN_REVIEW  # an unsigned declaration alone is never rejected
 
 
 def test_a_line_reads_back_to_the_same_text(home, inbox, tmp_path):
@@ -79,7 +82,7 @@ def test_a_line_reads_back_to_the_same_text(home, inbox, tmp_path):
         data = json.loads(text)
         assert VerifyLine.from_dict(data).to_dict() == data
         keys = {"file", "sha256", "mime", "verdict", "confidence", "action", "reasons", "error"}
-        assert set(data) == (keys if data["error"] else keys | {"provenance", "watermark", "classifier"})
+        assert set(data) == (keys if data["error"] else keys | {"provenance", "watermark", "classifier", "metadata"})
     notes = next(json.loads(t) for t in raw if t.find("notes.txt") > 0)
     assert notes["watermark"]["details"]["kind"] == "text" and not notes["watermark"]["detected"]
     assert notes["classifier"] is None

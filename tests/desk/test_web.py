@@ -35,7 +35,7 @@ def files(home, tmp_path, png):
 
     runner = CliRunner()
     stamped = tmp_path / "stamped.png"
-    assert runner.invoke(main, ["sign", str(png), "-o", str(stamped)]).exit_code == 0
+    assert runner.invoke(main, ["sign", str(png), "-o", str(stamped), "--ai"]).exit_code == 0
     skimage = pytest.importorskip("skimage.data")
     photo = tmp_path / "photo.jpg"
     Image.fromarray(skimage.coffee()).save(photo, quality=90)
@@ -67,7 +67,9 @@ def verdict_of(page: str) -> tuple[str, str]:
     return m.group(1), m.group(2)
 
 
-def test_upload_verdicts_and_review(home, client, files, tmp_path):
+def test_upload_verdicts_and_review(home, files, client, tmp_path):
+    # files first: the desk starts once the signing identity exists, so it trusts it (a desk started before would
+    # read the stamped file's manifest as untrusted, and its mark alone as ai-declared)
     expected = {"stamped": ("ai-generated", "label-ai"), "tampered": ("tampered", "reject")}
     for name, want in expected.items():
         page = client.post("/verify", data=token(client),

@@ -59,7 +59,7 @@ def test_watermark_recovery_with_different_content_never_vouches_for_this_file()
     v = decide(recovered, copied)
     assert v.label is VerdictLabel.UNKNOWN and "differs" in v.reasons[0]
     marked_ai = ImageWatermarkSignal(True, "io.synthguard.tilemark.4", "100000000001", 1e-30, 0, True)
-    assert decide(recovered, marked_ai).label is VerdictLabel.AI_GENERATED
+    assert decide(recovered, marked_ai).label is VerdictLabel.AI_DECLARED  # the mark alone: anyone can embed it
     same = signal(S.TRUSTED, D.DIGITAL_CAPTURE, recovered_from_ledger=True, ledger_match="soft-binding",
                   ledger_content_match=True)
     assert decide(same, copied).label is VerdictLabel.AUTHENTIC_CAPTURE
@@ -102,8 +102,8 @@ def expected(prov: str, wm: str, cls: str) -> tuple[VerdictLabel, float | None]:
     if prov in TRUSTED_LABEL:
         label = TRUSTED_LABEL[prov]
         return label, (None if label is VerdictLabel.UNKNOWN else 1.0)
-    if wm == "ai":
-        return VerdictLabel.AI_GENERATED, 1.0 - 1e-20
+    if wm == "ai":  # an unsigned image mark: a declaration, without a confidence
+        return VerdictLabel.AI_DECLARED, None
     if cls == "high":
         return VerdictLabel.LIKELY_SYNTHETIC, 0.95
     return VerdictLabel.UNKNOWN, None

@@ -57,3 +57,36 @@ def test_trust_anchors_follow_the_policy(home, identity, tmp_path):
     anchors = rules.trust_anchors(load_policy(path), home)
     assert [c.subject for c in anchors.certificates] == [other.anchor.subject]
     assert rules.in_force(None) is DEFAULT_POLICY
+
+
+def test_capture_claims_count_only_from_named_capture_signers(tmp_path):
+    from helpers.files import REPO
+
+    from synthguard.detect.fusion import CAPTURE_NOT_VOUCHED
+
+    def capture(state=ProvenanceState.TRUSTED, source_type="digitalCapture", signer="SynthGuard local identity (me)",
+                issuer="SynthGuard (self-issued)"):
+        return ProvenanceSignal(present=True, state=state, signer=signer, issuer=issuer,
+                                digital_source_type=URI + source_type,
+                                actions=(ActionRecord("c2pa.created", URI + source_type),), ai_generated=False)
+
+    newsroom = load_policy(REPO / "policies" / "newsroom-default.yaml")
+    for policy in (DEFAULT_POLICY, newsroom):  # no capture source named: this machine's own identity included
+        marked = rules.apply_to_provenance(policy, capture())
+        assert marked.state is ProvenanceState.TRUSTED and marked.informational == (CAPTURE_NOT_VOUCHED,)
+        assert marked.failures == ()  # a note on the claim, not a validation failure
+        for other in ("negativeFilm", "positiveFilm", "print", "computationalCapture"):
+            assert CAPTURE_NOT_VOUCHED in rules.apply_to_provenance(policy, capture(source_type=other)).informational
+        # Only capture claims of trusted manifests are marked.
+        assert rules.apply_to_provenance(policy, capture(source_type="digitalArt")).informational == ()
+        assert rules.apply_to_provenance(policy, capture(ProvenanceState.VALID)).informational == ()
+    path = tmp_path / "p.yaml"
+    path.write_text("version: 1\ntrust:\n  capture_signers: ['Example Camera Co', 'synthguard local identity*']\n")
+    named = load_policy(path)
+    assert rules.apply_to_provenance(named, capture()).informational == ()  # matched like trust.signers: no case
+    assert rules.apply_to_provenance(named, capture(signer="Body cam 7", issuer="Example Camera Co")).informational \
+        == ()  # the issuer's organisation matches too
+    assert rules.apply_to_provenance(named, capture(signer="Someone", issuer="Org")).informational \
+        == (CAPTURE_NOT_VOUCHED,)
+    assert rules.capture_signer_allowed(named, None, "example camera co")
+    assert not rules.capture_signer_allowed(DEFAULT_POLICY, "Example Camera Co", None)
