@@ -2,34 +2,29 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
 
 
-def json_output(help: str = "Print JSON."):  # noqa: A002 (click's own keyword)
+def json_output(help: str = "Print JSON."):
     return click.option("--json", "as_json", is_flag=True, help=help)
 
 
-def force(help: str = "Replace OUTPUT if it exists."):  # noqa: A002
+def force(help: str = "Replace OUTPUT if it exists."):
     return click.option("--force", is_flag=True, help=help)
 
 
-def threads(default=None, help: str = "torch CPU threads."):  # noqa: A002
+def threads(default=None, help: str = "torch CPU threads."):
     extra = {"default": default, "show_default": True} if isinstance(default, int) else {}
     return click.option("--threads", type=click.IntRange(1), help=help, **extra)
 
 
-def default_threads() -> int:
-    return min(4, os.cpu_count() or 1)
-
-
-def policy(help: str = "Policy YAML (default: the built-in default policy; see policies/)."):  # noqa: A002
+def policy(help: str = "Policy YAML (default: the built-in default policy; see policies/)."):
     return click.option("--policy", "policy_path", type=click.Path(dir_okay=False, path_type=Path), help=help)
 
 
-def detector(help: str = "A detector folder from `synthguard train detector` instead of the built-in one."):  # noqa: A002
+def detector(help: str = "A detector folder from `synthguard train detector` instead of the built-in one."):
     return click.option("--detector", "detector_path", type=click.Path(file_okay=False, path_type=Path), help=help)
 
 

@@ -11,11 +11,7 @@ from dataclasses import dataclass
 from synthguard.errors import InputError, WatermarkError
 
 PAYLOAD_LAYOUT_VERSION = 1
-
-
 PAYLOAD_BITS = 48
-
-
 _KEY_BITS = 44
 
 
