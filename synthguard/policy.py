@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from synthguard.errors import InputError
 from synthguard.provenance.manifest import DigitalSourceType
+from synthguard.provenance.trustlist import TrustList
 
 
 class DeskAction(str, Enum):
@@ -36,6 +37,9 @@ class TrustRules(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     own_identity: bool = Field(True, description="trust manifests signed by this machine's SynthGuard identity")
+    c2pa_trust_list: bool = Field(True, description="trust signers whose chains end at a certificate of the official "
+                                                    "C2PA Trust List (the snapshot that ships with SynthGuard, or a "
+                                                    "newer one installed with `synthguard keys trust-list update`)")
     home_anchors: bool = Field(True, description="trust the anchors added with `synthguard keys add-trust`")
     anchors: tuple[str, ...] = Field((), description="PEM files of root certificates to trust, relative to the "
                                                      "policy file")
@@ -67,6 +71,8 @@ class DetectionRules(BaseModel):
                                                                            "below this p-value (1e-6 or stricter)")
     text_watermark_max_p_value: float = Field(1e-3, gt=0.0, le=1e-2, description="a text watermark counts as found "
                                                                                 "only at or below this p-value")
+    sd_marks: bool = Field(True, description="read the Stable Diffusion 1.x / 2.x / XL invisible marks (unsigned "
+                                             "declarations: they give ai-declared, never ai-generated)")
     classifier: bool = Field(True, description="score images with the synthetic-image classifier")
     classifier_threshold: float | None = Field(
         None, gt=0.0, lt=1.0, description="P(synthetic) at or above which an image without trusted provenance is "
@@ -125,10 +131,13 @@ class Policy(BaseModel):
         text = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
-    def explain(self) -> str:
-        """The policy in plain words."""
+    def explain(self, trust_list: TrustList | None = None, tsa_list: TrustList | None = None) -> str:
+        """The policy in plain words; ``trust_list`` / ``tsa_list``: the C2PA lists in force on this machine (their
+        issue dates and sizes are named)."""
         t, d, a = self.trust, self.detection, self.actions
         anchors = []
+        if t.c2pa_trust_list:
+            anchors.append("the C2PA Trust List" + (f" ({trust_list.summary()})" if trust_list else ""))
         if t.own_identity:
             anchors.append("this machine's own SynthGuard identity")
         if t.home_anchors:
@@ -138,6 +147,13 @@ class Policy(BaseModel):
                                                                            self.description else ""), "",
                  "Trust: a manifest counts as trusted when it is intact and its signer chains to "
                  + (", ".join(anchors) or "nothing (no manifest is ever trusted)") + "."]
+        if not t.c2pa_trust_list:
+            lines.append("The C2PA Trust List does not count (trust.c2pa_trust_list: false): signers certified by "
+                         "the C2PA conformance programme read as unverified unless one of the anchors above covers "
+                         "them.")
+        if tsa_list is not None:
+            lines.append(f"Time-stamps are checked against the {tsa_list.summary()}; an untrusted time-stamp is "
+                         "reported, and the signing time it gives is then only the signer's claim.")
         if t.signers:
             lines.append("Only these signers count as trusted: " + ", ".join(t.signers) + "; any other is read as "
                          "an unverified claim.")
@@ -159,6 +175,9 @@ class Policy(BaseModel):
                             d.classifier_threshold is None else f"P(synthetic) >= {d.classifier_threshold:g}")
                          + ")")
         lines.append("Images are tested for " + (" and ".join(tests) if tests else "nothing beyond provenance") + ".")
+        if d.sd_marks:
+            lines.append("Images are read for the Stable Diffusion invisible marks (dwtDct); one found gives "
+                         "ai-declared: anyone can write or strip it.")
         if d.watermark:
             lines.append("An image watermark whose AI bit is set, with no trusted manifest behind it, gives "
                          "ai-declared: anyone with SynthGuard can embed that mark.")

@@ -157,8 +157,9 @@ def mark_file(src: Path, dst: Path, *, payload: bytes | None = None, ai_generate
 
 
 def mark_and_check(watermarker: ImageWatermarker, pixels: np.ndarray, alpha: Image.Image | None, payload: bytes,
-                   mime: str, save_options: dict | None = None) -> tuple[bytes, str]:
-    """Embed, encode, and check that the encoded file really carries the payload; returns (bytes, content hash).
+                   mime: str, save_options: dict | None = None) -> tuple[bytes, str | None]:
+    """Embed, encode, and check that the encoded file really carries the payload; returns (bytes, content hash)
+    (see ``encode_image``).
 
     A mark the detector cannot read back (a small or nearly black image, a lossy re-encode) would be a silent
     skip: it is refused with a WatermarkError instead, before anything is written or signed.
@@ -176,8 +177,11 @@ def mark_and_check(watermarker: ImageWatermarker, pixels: np.ndarray, alpha: Ima
 
 
 def encode_image(marked: np.ndarray, alpha: Image.Image | None, mime: str,
-                 save_options: dict | None = None) -> tuple[bytes, str]:
-    """Encode (marked) pixels in a format that keeps the mark; returns (file bytes, the ledger's content hash)."""
+                 save_options: dict | None = None) -> tuple[bytes, str | None]:
+    """Encode (marked) pixels in a format that keeps the mark; returns (file bytes, the ledger's content hash).
+
+    The hash is None when the file carries what changes its rendering beyond the pixels (an ICC profile, an EXIF
+    orientation): the content hash covers those too, so signing hashes the encoded file itself."""
     if mime not in _WRITE_OPTIONS:
         raise WatermarkError(f"cannot write a watermarked {mime} (supported: "
                              f"{', '.join(sorted(_WRITE_OPTIONS))})", hint=Hint.NO_WATERMARK)
@@ -190,6 +194,8 @@ def encode_image(marked: np.ndarray, alpha: Image.Image | None, mime: str,
     data = buf.getvalue()
     if fmt == "JPEG":
         return data, jpeg_coded_data_sha256(data)
+    if save_options and save_options.keys() & {"icc_profile", "exif"}:
+        return data, None
     if alpha is not None:
         return data, array_content_sha256(np.asarray(img))
     return data, array_content_sha256(marked)
@@ -356,7 +362,7 @@ class Stamper:
             signed = self.session.sign_file(src, dst, spec, overwrite=overwrite)
         return StampResult(signed, payload, algorithm, skipped, {"sign": time.perf_counter() - start})
 
-    def _sign_encoded(self, data: bytes, content: str, dst: Path, spec: ManifestSpec, *, overwrite: bool,
+    def _sign_encoded(self, data: bytes, content: str | None, dst: Path, spec: ManifestSpec, *, overwrite: bool,
                       parent_source: Path | None = None) -> SignResult:
         # The encoded image goes through the one signing path (which sniffs and embeds); a private temp folder
         # beside the output keeps it on the same filesystem and removes it whatever happens.

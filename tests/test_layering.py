@@ -19,7 +19,7 @@ LOWER = {
     "provenance": {"core"},
     "watermark": {"core"},
     "models": {"core"},
-    "policy": {"core", "provenance.manifest"},
+    "policy": {"core", "provenance.manifest", "provenance.trustlist"},
     "stamp": {"core", "provenance", "watermark", "models"},
     "generate": {"core", "provenance", "watermark", "models", "stamp"},
     "detect": {"core", "provenance", "watermark", "models"},

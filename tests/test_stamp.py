@@ -211,6 +211,22 @@ def test_marking_keeps_transparency_orientation_and_colour_profile(stamper, tmp_
         assert img.getexif().get(0x0112) == 6 and img.info.get("icc_profile") == b"\x00" * 128
 
 
+@pytest.mark.parametrize("suffix", [".png", ".webp"])
+def test_the_recorded_content_hash_is_the_written_files_when_it_carries_a_profile(stamper, tmp_path, suffix):
+    from PIL import ImageCms
+
+    from synthguard.core.media import decode_image
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    src = tmp_path / f"tagged{suffix}"
+    Image.fromarray(procedural_image(256, 256, seed=5)).save(src, icc_profile=profile, exif=exif, lossless=True)
+    out = tmp_path / f"tagged-out{suffix}"
+    result = stamper.stamp_file(src, out, ManifestSpec(title="t"))
+    assert result.signed.content_sha256 == decode_image(out).content_sha256
+
+
 # ------------------------------------------------------------------------------------------------------- texts
 def test_stamp_text_binds_the_text_watermark_in_a_signed_sidecar(home, identity, tmp_path):
     from synthguard.provenance.signing import sidecar_path

@@ -269,3 +269,28 @@ def _print_watermark_table(reports: list[dict], attacks: list[str]) -> None:
                    f"(min {r['psnr_min']:.2f}), SSIM {r['ssim_mean']:.4f}, embed {r['embed_ms_per_mp']:.0f} ms/MP, "
                    f"decode {r['decode_ms_per_mp']:.0f} ms/MP, false positives {r['false_positives_total']}/"
                    f"{r['unmarked_tests']}")
+
+
+@bench.command("sd-marks")
+@click.option("--photos", "photos_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of real photos to use instead of the scikit-image/scikit-learn set.")
+@options.json_output()
+def bench_sd_marks(photos_dir, as_json) -> None:
+    """Detection rate and false positives of the Stable Diffusion XL / 1.x / 2.x invisible marks reader.
+
+    Marks 20 photos with invisible-watermark's own encoder the way each generator calls it, saved as PNG and JPEG
+    85 (and, for completeness, JPEG 85 4:4:4, 50 % resize, 90 degree rotation); reads 200+ unmarked photos, crops
+    and variants with every reading; times a 1024x1024 and a 4000x3000 image.
+
+    \b
+    Examples:
+      synthguard bench sd-marks
+      synthguard bench sd-marks --photos ~/photos --json > sd-marks.json
+    """
+    from synthguard.bench.sd_marks_bench import render, run  # noqa: PLC0415
+
+    result = run(photos_dir)
+    if as_json:
+        print_json(result)
+    else:
+        click.echo(render(result))

@@ -148,3 +148,71 @@ def keys_add_trust(env: Env, pem: Path) -> None:
         raise InputError(f"{pem}: no such file")
     for cert in add_trust_anchor(env.home, pem):
         click.echo(f"trusted: {cert.subject.rfc4514_string()}")
+
+
+@keys.group("trust-list")
+def keys_trust_list() -> None:
+    """The official C2PA trust lists (claim signers and time-stamp authorities).
+
+    \b
+    A dated snapshot ships with SynthGuard; a policy counts the list with trust.c2pa_trust_list.
+    Examples:
+      synthguard keys trust-list show
+      synthguard keys trust-list update --from conformance-public/trust-list/
+    """
+
+
+def _echo_list(listed) -> None:
+    click.echo(listed.summary())
+    click.echo(f"  sha256 {listed.sha256}; operator {listed.operator or 'not named'}")
+
+
+@keys_trust_list.command("show")
+@click.option("--entities", is_flag=True, help="Also list the trusted entities.")
+@options.json_output()
+@pass_env
+def keys_trust_list_show(env: Env, entities: bool, as_json: bool) -> None:
+    """Show the C2PA Trust List and TSA Trust List in force: issue date, next update, certificates, staleness.
+
+    \b
+    Example:
+      synthguard keys trust-list show --entities
+    """
+    from synthguard.provenance.trustlist import TrustListKind, trust_list  # noqa: PLC0415
+
+    lists = [trust_list(env.home, kind) for kind in TrustListKind]
+    if as_json:
+        print_json({"lists": [listed.to_dict() for listed in lists]})
+        return
+    for listed in lists:
+        _echo_list(listed)
+        if entities:
+            for name in listed.entities:
+                click.echo(f"  - {name}")
+    if any(listed.is_stale() for listed in lists):
+        click.echo("warning: a list is past its next update: install a newer snapshot with "
+                   "`synthguard keys trust-list update --from FOLDER`", err=True)
+
+
+@keys_trust_list.command("update")
+@click.option("--from", "source", required=True, type=click.Path(path_type=Path),
+              help="A folder holding C2PA-TRUST-LIST.json and/or C2PA-TSA-TRUST-LIST.json (each with its .pem, if "
+                   "published), or one of those files: e.g. the trust-list folder of c2pa-org/conformance-public.")
+@options.json_output()
+@pass_env
+def keys_trust_list_update(env: Env, source: Path, as_json: bool) -> None:
+    """Install a newer snapshot of the C2PA trust lists (checked: LoTE JSON, PEM bundle, newer than in force).
+
+    \b
+    Example:
+      synthguard keys trust-list update --from ~/Downloads/conformance-public/trust-list
+    """
+    from synthguard.provenance.trustlist import install_trust_lists  # noqa: PLC0415
+
+    lists = install_trust_lists(env.home, source)
+    if as_json:
+        print_json({"lists": [listed.to_dict() for listed in lists]})
+        return
+    for listed in lists:
+        click.echo("in force: ", nl=False)
+        _echo_list(listed)

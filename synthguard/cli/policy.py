@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from synthguard.cli import options
+from synthguard.cli.context import Env, pass_env
 from synthguard.cli.render import print_json
 
 
@@ -42,13 +43,16 @@ def policy_check(file: Path, as_json: bool) -> None:
 
 @policy.command("explain")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-def policy_explain(file: Path) -> None:
-    """Print a policy in plain words.
+@pass_env
+def policy_explain(env: Env, file: Path) -> None:
+    """Print a policy in plain words, with the C2PA trust lists in force on this machine.
 
     \b
     Example:
       synthguard policy explain policies/platform-labeling.yaml
     """
     from synthguard.policy import load_policy  # noqa: PLC0415
+    from synthguard.provenance.trustlist import TrustListKind, trust_list  # noqa: PLC0415
 
-    click.echo(load_policy(file).explain())
+    click.echo(load_policy(file).explain(trust_list(env.home, TrustListKind.CLAIM_SIGNERS),
+                                         trust_list(env.home, TrustListKind.TIME_STAMPS)))

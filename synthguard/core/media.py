@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import struct
 import warnings
 from dataclasses import dataclass, field
 from enum import Enum
@@ -166,8 +168,10 @@ class DecodedImage:
     height: int
     mode: str
     frames: int
-    # The ledger's lookup key for stripped copies (see content_sha256 of JPEG vs other images below): unchanged when
-    # only metadata (a C2PA manifest, EXIF, XMP) is added or removed.
+    # The ledger's lookup key for stripped copies (see decode_image): unchanged when only metadata that does not
+    # change how the picture renders (a C2PA manifest, XMP, text chunks, EXIF fields other than orientation) is
+    # added or removed; changed with the pixels and with anything that changes rendering (colour profile, gamma,
+    # chromaticities, sRGB intent, transparency key, orientation).
     content_sha256: str
     # (H, W, 3) uint8 RGB of the first frame, only when asked for (decode_image(..., keep_rgb=True)).
     rgb: np.ndarray | None = field(default=None, repr=False, compare=False)
@@ -191,7 +195,10 @@ def _update_pixel_digest(digest, mode: str, width: int, height: int, data) -> No
 
 
 def array_content_sha256(rgb: np.ndarray) -> str:
-    """The content hash :func:`decode_image` gives a lossless (PNG/WebP-lossless/TIFF) file of these pixels."""
+    """The content hash :func:`decode_image` gives a lossless (PNG/WebP-lossless/TIFF) file of these pixels that
+    carries none of the rendering properties (no colour profile, gamma, chromaticities, sRGB intent, transparency
+    key, nor an orientation other than 1): a file written from ``rgb`` with an ICC profile or an EXIF orientation
+    hashes differently, as it renders differently."""
     if rgb.dtype != np.uint8 or rgb.ndim not in (2, 3):
         raise InputError(f"expected a uint8 (H, W) or (H, W, C) array, got {rgb.dtype} {rgb.shape}")
     mode = "L" if rgb.ndim == 2 else {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}.get(rgb.shape[2])
@@ -200,6 +207,143 @@ def array_content_sha256(rgb: np.ndarray) -> str:
     digest = _pixel_digest()
     _update_pixel_digest(digest, mode, rgb.shape[1], rgb.shape[0], np.ascontiguousarray(rgb).reshape(-1).data)
     return digest.hexdigest()
+
+
+# Rendering properties of lossless images, hashed after the pixels (see decode_image). The trailer's tag can never
+# be read as a frame header ("|mode|WxH|"), and every value is length-prefixed, so the encoding is unambiguous.
+_RENDERING_TAG = b"|rendering-v1|"
+# PNG chunks Pillow does not read that set the colour space (cICP) or HDR tone mapping (mDCv, cLLi), with the
+# length the PNG specification (third edition) gives them; renderers read them only before the image data.
+_PNG_RAW_RENDERING_CHUNKS = {b"cICP": 4, b"mDCv": 24, b"cLLi": 8}
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_TIFF_ORIENTATION = 0x0112
+_TIFF_ICC_PROFILE = 34675
+
+
+def _png_raw_rendering_chunks(path: Path) -> list[tuple[str, bytes]]:
+    """cICP / mDCv / cLLi before the first IDAT (the first of each), read from the chunk headers: each chunk's data
+    is skipped unread unless it is one of these. One whose length is not the specified one renders as if absent in
+    a conforming decoder, but is kept apart (as "<name>-malformed" with its length) rather than trusted to."""
+    found: dict[bytes, bytes] = {}
+    malformed: dict[bytes, int] = {}
+    with open(path, "rb") as handle:
+        if handle.read(8) != _PNG_SIGNATURE:
+            return []
+        while True:
+            header = handle.read(8)
+            if len(header) < 8:
+                break
+            length, kind = int.from_bytes(header[:4], "big"), header[4:]
+            if kind in (b"IDAT", b"IEND"):
+                break
+            expected = _PNG_RAW_RENDERING_CHUNKS.get(kind)
+            if expected is not None and kind not in found and kind not in malformed:
+                if length == expected:
+                    found[kind] = handle.read(length)
+                    handle.seek(4, os.SEEK_CUR)
+                    continue
+                malformed[kind] = length
+            handle.seek(length + 4, os.SEEK_CUR)
+    props = []
+    for kind in _PNG_RAW_RENDERING_CHUNKS:  # a fixed order, whatever the file's
+        if kind in found:
+            props.append((kind.decode(), found[kind]))
+        elif kind in malformed:
+            props.append((f"{kind.decode()}-malformed", str(malformed[kind]).encode()))
+    return props
+
+
+class _UnreadableExif(ValueError):
+    pass
+
+
+def _exif_orientation(exif: bytes) -> int | None:
+    """The Orientation tag of IFD0 of a raw EXIF block (with or without the "Exif\\0\\0" prefix), None when absent;
+    _UnreadableExif when the block is not a TIFF structure this can walk. Read here rather than with
+    Image.getexif(), which also takes an orientation from XMP (metadata, not rendering)."""
+    data = re.sub(b"^(Exif\x00\x00){1,2}", b"", exif)
+    if not data:
+        return None
+    order = {b"II*\x00": "<", b"MM\x00*": ">"}.get(data[:4])
+    if order is None:
+        raise _UnreadableExif("no TIFF header")
+    try:
+        (ifd,) = struct.unpack_from(order + "I", data, 4)
+        (count,) = struct.unpack_from(order + "H", data, ifd)
+        if ifd + 2 + 12 * count > len(data):
+            raise _UnreadableExif("IFD0 runs past the end of the block")
+        for i in range(count):
+            entry = ifd + 2 + 12 * i
+            tag, kind, n = struct.unpack_from(order + "HHI", data, entry)
+            if tag != _TIFF_ORIENTATION:
+                continue
+            if n >= 1 and kind in (3, 4):  # SHORT (the specified type) or LONG
+                return struct.unpack_from(order + ("H" if kind == 3 else "I"), data, entry + 8)[0]
+            raise _UnreadableExif(f"orientation of type {kind} x {n}")
+    except struct.error as exc:
+        raise _UnreadableExif(str(exc)) from None
+    return None
+
+
+def _plain(value) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value).encode()
+    return str(value).encode()
+
+
+def _rendering_properties(frame: Image.Image, image_format: str | None, path: Path) -> list[tuple[str, bytes]]:
+    """What changes how this (loaded) frame renders beyond its decoded pixels, as (name, canonical bytes), in a
+    fixed order; empty when it carries none of them."""
+    info = frame.info
+    props: list[tuple[str, bytes]] = []
+    # PNG gAMA / cHRM (Pillow gives value / 100000; the file's integers are restored) and the sRGB intent.
+    if "gamma" in info:
+        props.append(("gAMA", str(round(info["gamma"] * 100000)).encode()))
+    if "chromaticity" in info:
+        props.append(("cHRM", ",".join(str(round(v * 100000)) for v in info["chromaticity"]).encode()))
+    if "srgb" in info:
+        props.append(("sRGB", str(info["srgb"]).encode()))
+    if image_format == "PNG":
+        props += _png_raw_rendering_chunks(path)
+    # The colour profile. A TIFF page's own tag: Pillow's info keeps an earlier page's profile for a page without one.
+    if image_format == "TIFF":
+        icc, has_icc = frame.tag_v2.get(_TIFF_ICC_PROFILE), _TIFF_ICC_PROFILE in frame.tag_v2
+    else:
+        icc, has_icc = info.get("icc_profile"), "icc_profile" in info
+    if isinstance(icc, bytes) and icc:
+        props.append(("icc", icc))
+    elif has_icc:
+        # Pillow keeps the key with None when a PNG iCCP profile does not decompress; an empty or mistyped one is no
+        # profile a renderer can use either, but not proof that it renders as none.
+        props.append(("icc-unreadable", b"" if icc is None else _plain(icc)))
+    # A transparency key outside the pixels: palette transparency is already in the RGBA conversion.
+    if frame.mode not in ("P", "PA") and info.get("transparency") is not None:
+        props.append(("tRNS", _plain(info["transparency"])))
+    # Orientation (1 and absent render alike). Pillow applies a TIFF page's own tag when it loads the page (the
+    # pixels carry it) and then drops the tag; a tag still there was not applied.
+    if image_format == "TIFF":
+        orientation = frame.tag_v2.get(_TIFF_ORIENTATION)
+        if orientation not in (None, 1):
+            props.append(("orientation", _plain(orientation)))
+    elif info.get("exif"):
+        exif = bytes(info["exif"])
+        try:
+            orientation = _exif_orientation(exif)
+        except _UnreadableExif:
+            props.append(("exif-unreadable", exif))
+        else:
+            if orientation not in (None, 1):
+                props.append(("orientation", str(orientation).encode()))
+    return props
+
+
+def _update_rendering_digest(digest, frame_index: int, props: list[tuple[str, bytes]]) -> None:
+    digest.update(_RENDERING_TAG + f"{frame_index}|".encode())
+    for name, value in props:
+        digest.update(f"{name}={len(value)}:".encode())
+        digest.update(value)
 
 
 _XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
@@ -246,6 +390,24 @@ def decode_image(path: Path, *, keep_rgb: bool = False) -> DecodedImage:
 
     JPEG without ``keep_rgb`` is decoded at 1/8 scale: libjpeg still entropy-decodes every block (so truncation and
     corrupt scans are caught), but skips most of the inverse DCT; its content hash is the coded-data hash.
+
+    Other images (PNG, WebP, TIFF, GIF, ...): sha256 over ``synthguard-pixels-v1``, then each frame's
+    ``|mode|WxH|`` and decoded pixels (palette images as RGBA, so palette transparency is in the pixels), then,
+    only when there is any, the rendering trailer of the first frame (of every page for TIFF, whose pages each carry
+    their own tags): ``|rendering-v1|<frame>|`` and ``name=<length>:<value>`` for each property present, in this
+    order: ``gAMA``, ``cHRM`` (the file's integers), ``sRGB`` (intent), ``cICP`` / ``mDCv`` / ``cLLi`` (PNG, raw
+    bytes), ``icc`` (the decompressed profile), ``tRNS`` (the transparency key of a non-palette image),
+    ``orientation`` (when not 1); ``icc-unreadable``, ``exif-unreadable`` and ``<chunk>-malformed`` (below) take
+    their property's place. So an image with none of them hashes exactly as its pixels do
+    (:func:`array_content_sha256`), and one whose gamma, profile or orientation changed does not.
+
+    Not hashed, as it does not change rendering: a C2PA manifest (caBX), XMP, text chunks (tEXt, zTXt, iTXt), tIME,
+    pHYs, and every EXIF field but the orientation. The orientation comes from the EXIF block (PNG eXIf, WebP EXIF,
+    ...); a block that cannot be walked is hashed whole as ``exif-unreadable`` (it cannot be told what a renderer
+    would read there, so a changed one is not the same content); a profile Pillow could not decompress counts as
+    ``icc-unreadable``; a cICP, mDCv or cLLi of the wrong length counts by its length as ``<chunk>-malformed``. A
+    PNG profile that decompresses past Pillow's 1 MiB limit is refused (InputError). A TIFF page's orientation is
+    applied to its pixels by Pillow when it loads them; only one Pillow left unapplied is hashed as a property.
     """
     path = Path(path)
     budget = max_pixels()
@@ -279,13 +441,20 @@ def decode_image(path: Path, *, keep_rgb: bool = False) -> DecodedImage:
                     return DecodedImage(width, height, mode, 1, content, rgb)
                 digest = _pixel_digest()
                 mode, rgb = None, None
-                for frame in ImageSequence.Iterator(img):
+                rendering: list[tuple[int, list[tuple[str, bytes]]]] = []
+                for index, frame in enumerate(ImageSequence.Iterator(img)):
                     frame.load()
+                    if index == 0 or img.format == "TIFF":
+                        props = _rendering_properties(frame, img.format, path)
+                        if props:
+                            rendering.append((index, props))
                     canon = _canonical_frame(frame)
                     if mode is None and keep_rgb:
                         rgb = np.asarray(canon.convert("RGB"))
                     mode = mode or canon.mode
                     _update_pixel_digest(digest, canon.mode, canon.size[0], canon.size[1], canon.tobytes())
+                for index, props in rendering:
+                    _update_rendering_digest(digest, index, props)
     except InputError:
         raise
     except Image.DecompressionBombError as exc:

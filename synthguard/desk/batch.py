@@ -24,6 +24,7 @@ from synthguard.core.media import file_sha256
 from synthguard.desk.audit import AuditLog
 from synthguard.detect import Inspection, InspectionContext, VerdictLabel, inspect_file
 from synthguard.detect.metadata import MetadataSignal
+from synthguard.detect.sd_marks import SDMarkSignal
 from synthguard.detect.signals import (
     ClassifierSignal,
     WatermarkSignal,
@@ -87,6 +88,7 @@ class VerifyLine:
     classifier: ClassifierSignal | None = None
     metadata: MetadataSignal | None = None
     error: str | None = None
+    sd_marks: SDMarkSignal | None = None
 
     @classmethod
     def of(cls, inspection: Inspection, sha256: str, policy: Policy) -> VerifyLine:
@@ -97,7 +99,8 @@ class VerifyLine:
         return cls(str(inspection.file), sha256, policy.actions.for_label(verdict.label.value),
                    inspection.media.mime, verdict.label,
                    None if verdict.confidence is None else round(verdict.confidence, 6), verdict.reasons,
-                   inspection.provenance, inspection.watermark, classifier, inspection.metadata)
+                   inspection.provenance, inspection.watermark, classifier, inspection.metadata,
+                   sd_marks=inspection.sd_marks)
 
     @classmethod
     def failed(cls, path: Path, sha256: str | None, error: SynthGuardError, policy: Policy) -> VerifyLine:
@@ -113,7 +116,8 @@ class VerifyLine:
         return {**line, "provenance": self.provenance.to_dict(),
                 "watermark": None if self.watermark is None else self.watermark.to_dict(),
                 "classifier": None if self.classifier is None else self.classifier.to_dict(),
-                "metadata": None if self.metadata is None else self.metadata.to_dict(), "error": None}
+                "metadata": None if self.metadata is None else self.metadata.to_dict(),
+                "sd_marks": None if self.sd_marks is None else self.sd_marks.to_dict(), "error": None}
 
     @classmethod
     def from_dict(cls, data: dict) -> VerifyLine:
@@ -122,7 +126,8 @@ class VerifyLine:
                    None if data["verdict"] is None else VerdictLabel(data["verdict"]), data["confidence"],
                    tuple(data["reasons"]), provenance_from_dict(data.get("provenance")),
                    watermark_from_dict(data.get("watermark")), ClassifierSignal.from_dict(data.get("classifier")),
-                   MetadataSignal.from_dict(data.get("metadata")), data["error"])
+                   MetadataSignal.from_dict(data.get("metadata")), data["error"],
+                   SDMarkSignal.from_dict(data.get("sd_marks")))
 
     def to_json(self) -> str:
         """The JSONL line (keys sorted, no newline)."""

@@ -25,6 +25,7 @@ from synthguard.core.media import MediaKind, decode_image, sniff
 from synthguard.detect import Inspection, forensics
 from synthguard.detect.signals import Findings
 from synthguard.errors import InputError
+from synthguard.provenance.identity import TrustSource
 
 if TYPE_CHECKING:
     from synthguard.desk.batch import VerifyLine
@@ -102,6 +103,7 @@ class ReportEntry:
     findings: Findings = Findings((), ())
     error: str | None = None
     figures: dict[str, bytes] = field(default_factory=dict)
+    chain: tuple[dict, ...] = ()  # the provenance chain: each manifest's ManifestLink.to_dict()
 
     @classmethod
     def of_inspection(cls, inspection: Inspection) -> ReportEntry:
@@ -109,14 +111,47 @@ class ReportEntry:
         heatmap = inspection.classifier.heatmap if inspection.classifier is not None else None
         v = inspection.verdict
         return cls(str(inspection.file), v.label.value, inspection.media.mime, v.confidence,
-                   findings=inspection.findings(), figures=pictures(inspection.pixels, heatmap))
+                   findings=inspection.findings(), figures=pictures(inspection.pixels, heatmap),
+                   chain=_chain(inspection.provenance))
 
     @classmethod
     def of_line(cls, line: VerifyLine, figures: dict[str, bytes] | None = None) -> ReportEntry:
         """A ``verify`` line's section (its desk action shown), with the given pictures."""
-        findings = Findings.of(line.provenance, (line.watermark, line.metadata, line.classifier), line.reasons)
+        findings = Findings.of(line.provenance, (line.watermark, line.sd_marks, line.metadata, line.classifier),
+                               line.reasons)
         return cls(line.file, "error" if line.verdict is None else line.verdict.value, line.mime, line.confidence,
-                   line.action.value, findings, line.error, figures or {})
+                   line.action.value, findings, line.error, figures or {}, _chain(line.provenance))
+
+
+def _chain(provenance) -> tuple[dict, ...]:
+    details = provenance.details if provenance is not None else None
+    return tuple(details.to_dict().get("chain") or ()) if details is not None else ()
+
+
+def chain_table(chain: tuple[dict, ...]) -> str:
+    """The provenance chain as a table: each manifest's signer, where trust in it comes from, its time-stamp and
+    the kind of its validation result."""
+    e = html.escape
+    sources = {s.value: s.title for s in TrustSource}
+    rows = []
+    for link in chain:
+        stamp = link.get("timestamp") or {}
+        if stamp.get("status") in (None, "absent"):
+            when = "none"
+        else:
+            when = f"{stamp.get('time') or '?'} by {stamp.get('authority') or '?'}: {stamp.get('status')}"
+        trust = sources.get(link.get("trust_source"), "none of your roots")
+        if link.get("trust_entity"):
+            trust += f" ({link['trust_entity']})"
+        validation = link.get("validation") or ""
+        if link.get("failures"):
+            validation += f" ({', '.join(link['failures'])})"
+        role = "this file" if link.get("active") else "ingredient"
+        rows.append(f"<tr><td>{role}: {e(link.get('title') or link.get('label') or '')}</td>"
+                    f"<td>{e(link.get('signer') or 'unnamed')}<br><small>{e(link.get('issuer') or '')}</small></td>"
+                    f"<td>{e(trust)}</td><td>{e(when)}</td><td>{e(validation)}</td></tr>")
+    return ("<table class=chain><tr><th>manifest</th><th>signer</th><th>trusted via</th><th>time-stamp</th>"
+            "<th>validation</th></tr>" + "".join(rows) + "</table>")
 
 
 def _img(name: str, data: bytes) -> str:
@@ -144,6 +179,8 @@ def section_html(entry: ReportEntry) -> str:
                      "periodic peaks left by up-sampling, the noise residual what a denoiser removes, the error "
                      "level regions that re-compress differently. The heatmap shows each patch's P(synthetic) "
                      "(blue 0, red 1).</p>")
+    if entry.chain:
+        parts.append(chain_table(entry.chain))
     if entry.findings.evidence:
         parts.append("<ul class=evidence>" + "".join(f"<li>{e(line)}</li>" for line in entry.findings.evidence)
                      + "</ul>")

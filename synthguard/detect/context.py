@@ -24,6 +24,7 @@ from synthguard.detect import rules
 from synthguard.detect.fusion import Verdict, decide
 from synthguard.detect.image import load_detector, score_classifier, score_watermark
 from synthguard.detect.metadata import MetadataSignal, read_declarations
+from synthguard.detect.sd_marks import SDMarkSignal, read_sd_marks
 from synthguard.detect.signals import (
     ClassifierSignal,
     Findings,
@@ -41,7 +42,6 @@ from synthguard.provenance.reading import (
     ProvenanceState,
     read_provenance,
     signal_from_ledger_record,
-    validation_context,
 )
 from synthguard.watermark import ImageWatermarker, default_image_watermarker
 
@@ -59,6 +59,7 @@ class InspectionContext:
     trust: TrustAnchors
     ledger: Ledger | None = None
     watermark: bool = True  # test images and texts for SynthGuard's watermarks (and the policy says so)
+    sd_marks: bool = True  # read images for the Stable Diffusion invisible marks (and the policy says so)
     classifier: bool = True  # score images with the detector (and the policy says so)
     detector_path: Path | None = None  # a detector folder; None: the built-in detector
     text_model: str = "builtin"  # the model whose tokenizer re-reads texts for the identity's text watermark
@@ -83,8 +84,8 @@ class InspectionContext:
         owns = ledger is True and home.ledger_path.exists()
         opened = ledger if isinstance(ledger, Ledger) else (Ledger(home.ledger_path) if owns else None)
         return cls(home, policy, anchors, opened, watermark and policy.detection.watermark,
-                   classifier and policy.detection.classifier, None if detector is None else Path(detector),
-                   text_model, text_scorer, threads, owns)
+                   policy.detection.sd_marks, classifier and policy.detection.classifier,
+                   None if detector is None else Path(detector), text_model, text_scorer, threads, owns)
 
     @cached_property
     def watermarker(self) -> ImageWatermarker | None:
@@ -128,6 +129,7 @@ class Inspection:
     classifier: ClassifierSignal | None = None
     machine_text: MachineTextSignal | None = None
     metadata: MetadataSignal | None = None  # unsigned declarations in the file's metadata (images)
+    sd_marks: SDMarkSignal | None = None  # the Stable Diffusion invisible marks (images)
     pixels: np.ndarray | None = field(default=None, repr=False, compare=False)  # decoded RGB, when kept for a report
 
     def to_dict(self) -> dict:
@@ -136,10 +138,12 @@ class Inspection:
                 "classifier": self.classifier.to_dict() if self.classifier else None,
                 "machine_text": self.machine_text.to_dict() if self.machine_text else None,
                 "metadata": self.metadata.to_dict() if self.metadata else None,
+                "sd_marks": self.sd_marks.to_dict() if self.sd_marks else None,
                 "verdict": self.verdict.to_dict()}
 
     def findings(self) -> Findings:
-        return Findings.of(self.provenance, (self.watermark, self.metadata, self.classifier, self.machine_text),
+        return Findings.of(self.provenance, (self.watermark, self.sd_marks, self.metadata, self.classifier,
+                                             self.machine_text),
                            self.verdict.reasons)
 
 
@@ -149,17 +153,20 @@ def inspect_file(path: Path, context: InspectionContext, *, keep_pixels: bool = 
     path = Path(path)
     media = sniff(path)
     policy = context.policy
-    content, watermark, classifier, pixels, machine, metadata = None, None, None, None, None, None
+    content, watermark, classifier, pixels, machine, metadata, sd_marks = (None,) * 7
     if media.kind is MediaKind.IMAGE:
         watermarker, detector = context.watermarker, context.detector
         # A corrupt, truncated or oversized image is an input error, not something to give a verdict on.
-        decoded = decode_image(path, keep_rgb=watermarker is not None or detector is not None or keep_pixels)
+        decoded = decode_image(path, keep_rgb=watermarker is not None or detector is not None or keep_pixels
+                               or context.sd_marks)
         content = decoded.content_sha256
         pixels = decoded.rgb if keep_pixels else None
         if watermarker is not None:
             watermark = rules.apply_to_watermark(policy, score_watermark(decoded.rgb, watermarker))
         if detector is not None:
             classifier = score_classifier(decoded.rgb, detector, policy.detection.classifier_threshold)
+        if context.sd_marks:
+            sd_marks = read_sd_marks(decoded.rgb)
         metadata = read_declarations(path, media=media)
     elif media.kind is MediaKind.TEXT:
         text = read_text(path)
@@ -171,8 +178,8 @@ def inspect_file(path: Path, context: InspectionContext, *, keep_pixels: bool = 
             and watermark.detected and context.ledger is not None):
         provenance = _recover_by_watermark(watermark, content, context.ledger, context.trust) or provenance
     provenance = rules.apply_to_provenance(policy, provenance)
-    verdict = decide(provenance, watermark, classifier, machine, metadata=metadata)
-    return Inspection(path, media, provenance, watermark, verdict, classifier, machine, metadata, pixels)
+    verdict = decide(provenance, watermark, classifier, machine, metadata=metadata, sd_marks=sd_marks)
+    return Inspection(path, media, provenance, watermark, verdict, classifier, machine, metadata, sd_marks, pixels)
 
 
 def _recover_by_watermark(watermark: ImageWatermarkSignal, content_sha256: str | None, ledger: Ledger,
@@ -182,5 +189,5 @@ def _recover_by_watermark(watermark: ImageWatermarkSignal, content_sha256: str |
     if not records:
         return None
     record = records[0]
-    signal = signal_from_ledger_record(record, "soft-binding", validation_context(trust))
+    signal = signal_from_ledger_record(record, "soft-binding", trust)
     return replace(signal, ledger_content_match=content_sha256 == record.content_sha256)

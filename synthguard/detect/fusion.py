@@ -14,6 +14,7 @@ file; a manifest recovered through a watermark for different content is not abou
 | no trusted manifest; this identity's text watermark found (texts) | ``ai-generated`` | 1 - p-value |
 | no trusted manifest; SynthGuard image watermark found, its AI bit set | ``ai-declared`` | none |
 | no trusted manifest; unsigned metadata declares AI (IPTC source type, generator parameters) | ``ai-declared`` | none |
+| no trusted manifest; a Stable Diffusion 1.x / 2.x / XL invisible mark (``detect.sd_marks``) | ``ai-declared`` | none |
 | no trusted manifest; classifier at or above its threshold | ``likely-synthetic`` | P(synthetic) |
 | no trusted manifest; machine-text score (texts) at or above its threshold | ``likely-synthetic`` | 1 - empirical p |
 | anything else | ``unknown`` | none |
@@ -52,6 +53,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from synthguard.detect.metadata import MetadataSignal
+from synthguard.detect.sd_marks import SDMarkSignal
 from synthguard.detect.signals import (
     SIGNER_NOT_TRUSTED,
     ClassifierSignal,
@@ -64,6 +66,7 @@ from synthguard.detect.signals import (
 )
 from synthguard.provenance.manifest import DigitalSourceType
 from synthguard.provenance.reading import ProvenanceSignal, ProvenanceState
+from synthguard.provenance.rubric import CAPTURE_SIGNALS
 
 NON_EDIT_ACTIONS = frozenset({"c2pa.created", "c2pa.opened", "c2pa.watermarked", "c2pa.published",
                               "c2pa.repackaged", "c2pa.transcoded"})
@@ -131,6 +134,11 @@ def _declares_capture(p: ProvenanceSignal) -> bool:
         return False
 
 
+def capture_out_of_scope(p: ProvenanceSignal) -> bool:
+    """Does the manifest claim a capture that its signer's C2PA Conforming Products entry disallows?"""
+    return bool(set(p.outside_scope) & set(CAPTURE_SIGNALS))
+
+
 def _vouched(p: ProvenanceSignal) -> bool:
     """A trusted manifest about this file whose claim settles the verdict: not a capture claim the policy does not
     accept from its signer (``CAPTURE_NOT_VOUCHED``; an AI claim or recorded edits still settle it)."""
@@ -140,7 +148,7 @@ def _vouched(p: ProvenanceSignal) -> bool:
 
 def decide(provenance: ProvenanceSignal, watermark: WatermarkSignal | None = None,
            classifier: ClassifierSignal | None = None, machine_text: MachineTextSignal | None = None, *,
-           metadata: MetadataSignal | None = None) -> Verdict:
+           metadata: MetadataSignal | None = None, sd_marks: SDMarkSignal | None = None) -> Verdict:
     """The verdict from the provenance signal and the watermark, classifier (images) and machine-text (texts)
     signals."""
     label, reasons = _decide_provenance(provenance, watermark)
@@ -148,7 +156,9 @@ def decide(provenance: ProvenanceSignal, watermark: WatermarkSignal | None = Non
                *(machine_text.describe() if machine_text else ()))
     flagged = classifier is not None and classifier.synthetic and not classifier.skipped
     text_flagged = machine_text is not None and machine_text.flagged and not machine_text.skipped
-    declared = metadata is not None and metadata.declares_ai
+    declared_by_metadata = metadata is not None and metadata.declares_ai
+    declared_by_mark = sd_marks is not None and sd_marks.declares_ai
+    declared = declared_by_metadata or declared_by_mark
     confidence: float | None = None
     if label is VerdictLabel.TAMPERED or (_vouched(provenance) and label is not VerdictLabel.UNKNOWN):
         confidence = 1.0
@@ -156,17 +166,22 @@ def decide(provenance: ProvenanceSignal, watermark: WatermarkSignal | None = Non
             reasons += ("the classifier's score conflicts with the trusted manifest; the signed record outranks a "
                         "statistical score, but a human may want to look",)
         if declared and label in (VerdictLabel.AUTHENTIC_CAPTURE, VerdictLabel.EDITED):
-            reasons += ("unsigned metadata declares AI generation, which the trusted manifest does not; the signed "
-                        "record outranks it, but a human may want to look",)
+            what = "a Stable Diffusion invisible mark" if declared_by_mark else "unsigned metadata"
+            reasons += (f"{what} declares AI generation, which the trusted manifest does not; the signed record "
+                        "outranks it, but a human may want to look",)
     elif label is VerdictLabel.AI_GENERATED and isinstance(watermark, ImageWatermarkSignal):
         # The image watermark's AI bit, with no trusted manifest behind it: a declaration, not proof.
         label, reasons = VerdictLabel.AI_DECLARED, (*reasons, UNSIGNED_MARK)
     elif label is VerdictLabel.AI_GENERATED:  # this identity's text watermark, without a trusted manifest here
         confidence, reasons = 1.0 - watermark.p_value, (*reasons, TEXT_MARK)
     elif label is VerdictLabel.UNKNOWN and declared and not _vouched(provenance):
-        # Unsigned metadata that says AI (IPTC source type, generator parameters): a declaration, not proof.
+        # Unsigned metadata that says AI (IPTC source type, generator parameters) or a Stable Diffusion invisible
+        # mark: a declaration, not proof.
         label = VerdictLabel.AI_DECLARED
-        reasons += tuple(d.describe() for d in metadata.declarations if d.declares_ai)
+        if declared_by_mark:
+            reasons += sd_marks.describe()
+        if declared_by_metadata:
+            reasons += tuple(d.describe() for d in metadata.declarations if d.declares_ai)
     elif label is VerdictLabel.UNKNOWN and flagged and not _vouched(provenance):
         label, confidence = VerdictLabel.LIKELY_SYNTHETIC, classifier.probability
     elif label is VerdictLabel.UNKNOWN and text_flagged and not _vouched(provenance):
@@ -231,8 +246,13 @@ def _decide_provenance(provenance: ProvenanceSignal,
         reasons.append(f"records edits: {', '.join(edits) or 'opened from an earlier asset'}")
         return VerdictLabel.EDITED, tuple(reasons)
     if _declares_capture(p) and CAPTURE_NOT_VOUCHED in p.informational:
-        reasons.append(f"a capture is claimed by {p.signer or 'an unnamed signer'}, which this policy does not name "
-                       "as a capture source (trust.capture_signers)")
+        if capture_out_of_scope(p):
+            reasons.append(f"a capture is claimed by {p.signer or 'an unnamed signer'}, whose C2PA Conforming "
+                           "Products List entry may not claim captured media: the claim is outside what that "
+                           "product is certified to vouch for")
+        else:
+            reasons.append(f"a capture is claimed by {p.signer or 'an unnamed signer'}, which this policy does not "
+                           "name as a capture source (trust.capture_signers)")
         return (VerdictLabel.AI_GENERATED if marked_ai else VerdictLabel.UNKNOWN), tuple(reasons)
     if _declares_capture(p):
         return VerdictLabel.AUTHENTIC_CAPTURE, tuple(reasons)

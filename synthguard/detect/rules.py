@@ -10,12 +10,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from synthguard.core.home import Home
-from synthguard.detect.fusion import CAPTURE_NOT_VOUCHED
+from synthguard.detect.fusion import CAPTURE_NOT_VOUCHED, capture_out_of_scope
 from synthguard.detect.signals import ImageWatermarkSignal, TextWatermarkSignal, WatermarkSignal, source_type_code
 from synthguard.policy import DEFAULT_POLICY, Policy
 from synthguard.provenance.identity import TrustAnchors
 from synthguard.provenance.manifest import DigitalSourceType
 from synthguard.provenance.reading import ProvenanceSignal, ProvenanceState
+from synthguard.provenance.trustlist import TrustListKind, trust_list
 
 
 def in_force(policy: Policy | None) -> Policy:
@@ -25,9 +26,12 @@ def in_force(policy: Policy | None) -> Policy:
 
 
 def trust_anchors(policy: Policy, home: Home, extra: tuple[Path, ...] = ()) -> TrustAnchors:
-    """The roots this policy trusts on this home, and ``extra`` PEM files."""
+    """The roots this policy trusts on this home (the C2PA Trust List in force on it, when the policy counts it),
+    and ``extra`` PEM files; time-stamps are checked against the C2PA TSA Trust List in force."""
+    listed = trust_list(home, TrustListKind.CLAIM_SIGNERS) if policy.trust.c2pa_trust_list else None
     return TrustAnchors.from_home(home, include_own=policy.trust.own_identity, include_added=policy.trust.home_anchors,
-                                  extra=policy.anchor_files() + tuple(extra))
+                                  extra=policy.anchor_files() + tuple(extra), trust_list=listed,
+                                  tsa_list=trust_list(home, TrustListKind.TIME_STAMPS))
 
 
 def _named(patterns: tuple[str, ...], signer: str | None, issuer: str | None) -> bool:
@@ -55,9 +59,9 @@ def _declares_capture(uri: str | None) -> bool:
 
 def apply_to_provenance(policy: Policy, provenance: ProvenanceSignal) -> ProvenanceSignal:
     """The provenance as this policy reads it: a trusted signer not on its list counts as untrusted, the AI flag
-    follows its source types, and a capture claim from a trusted signer the policy does not name as a capture source
-    is marked (``CAPTURE_NOT_VOUCHED`` among its informational codes: the manifest stays trusted and intact, its
-    capture claim settles nothing)."""
+    follows its source types, and a capture claim from a trusted signer the policy does not name as a capture source,
+    or one its C2PA Conforming Products entry may not make, is marked (``CAPTURE_NOT_VOUCHED`` among its
+    informational codes: the manifest stays trusted and intact, its capture claim settles nothing)."""
     p = provenance
     if p.state is ProvenanceState.TRUSTED and not signer_allowed(policy, p.signer, p.issuer):
         p = replace(p, state=ProvenanceState.VALID, failures=(*p.failures, "policy.signerNotListed"))
@@ -66,7 +70,7 @@ def apply_to_provenance(policy: Policy, provenance: ProvenanceSignal) -> Provena
     if declared:
         p = replace(p, ai_generated=bool(declared & set(policy.labeling.ai_source_types)))
     if (p.state is ProvenanceState.TRUSTED and _declares_capture(p.digital_source_type)
-            and not capture_signer_allowed(policy, p.signer, p.issuer)):
+            and (not capture_signer_allowed(policy, p.signer, p.issuer) or capture_out_of_scope(p))):
         p = replace(p, informational=(*p.informational, CAPTURE_NOT_VOUCHED))  # a note on the claim, not a failure
     return p
 

@@ -18,6 +18,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from synthguard.provenance.chain import RenderedDetails
+from synthguard.provenance.identity import TrustSource
 from synthguard.provenance.manifest import DigitalSourceType
 from synthguard.provenance.reading import ActionRecord, ProvenanceSignal, ProvenanceState
 from synthguard.provenance.validation import classify, explain
@@ -219,6 +221,9 @@ def describe_provenance(p: ProvenanceSignal) -> tuple[str, ...]:
     first = f"provenance: {p.state.value}" + (f" ({p.source})" if p.source else "")
     if p.signer:
         first += f", signed by {p.signer}" + (f" / {p.issuer}" if p.issuer else "")
+    if p.trust_source:
+        first += f"; trusted via {TrustSource(p.trust_source).title}" + (f" ({p.trust_entity})" if p.trust_entity
+                                                                        else "")
     lines = [first]
     if p.present or p.recovered_from_ledger:
         ai = {True: "yes", False: "no", None: "not declared"}[p.ai_generated]
@@ -231,6 +236,8 @@ def describe_provenance(p: ProvenanceSignal) -> tuple[str, ...]:
         if p.failures:
             lines.append(f"failures: {', '.join(p.failures)}")
         lines += _ingredient_lines(p)
+    if p.details is not None:
+        lines += p.details.describe()
     return tuple(lines)
 
 
@@ -268,18 +275,20 @@ def describe_validation(p: ProvenanceSignal) -> tuple[str, ...]:
 
 
 def provenance_from_dict(data: dict | None) -> ProvenanceSignal | None:
-    """``ProvenanceSignal.to_dict()`` read back."""
+    """``ProvenanceSignal.to_dict()`` read back (the store's details as their rendered lines and fields)."""
     if data is None:
         return None
-    # A line written before informational codes and c2pa's own state were recorded reads back without them.
-    later = {"informational": (), "c2pa_state": None}
+    # A line written before these fields were recorded reads back without them.
+    later = {"informational": (), "c2pa_state": None, "trust_source": None, "trust_anchor": None,
+             "trust_entity": None}
     values = {f.name: data.get(f.name, later[f.name]) if f.name in later else data[f.name]
-              for f in fields(ProvenanceSignal)}
+              for f in fields(ProvenanceSignal) if f.name != "details"}
     values["state"] = ProvenanceState(values["state"])
     values["actions"] = tuple(ActionRecord(**a) for a in values["actions"])
     for name in ("failures", "ingredient_failures", "informational"):
         values[name] = tuple(values[name])
-    return ProvenanceSignal(**values)
+    details = data.get("details")
+    return ProvenanceSignal(**values, details=RenderedDetails(details) if details else None)
 
 
 # ---------------------------------------------------------------------------------------------------- findings

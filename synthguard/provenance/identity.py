@@ -21,6 +21,7 @@ import io
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 
 import c2pa
@@ -34,6 +35,7 @@ from synthguard.core.fileio import write_atomic, write_private
 from synthguard.core.home import Home
 from synthguard.errors import Hint, IdentityError, one_line
 from synthguard.provenance.manifest import DigitalSourceType
+from synthguard.provenance.trustlist import TrustList
 
 # No timestamp authority is reachable offline, so a manifest is only valid while its signing certificate is: the
 # validity is long on purpose (a manifest signed today must not read Invalid next year).
@@ -340,29 +342,61 @@ class IdentityStore:
             write_atomic(marker, b"made by synthguard keys init; on no public trust list\n")
 
 
+class TrustSource(str, Enum):
+    """Where a trusted signer's root came from (reported beside every trusted manifest)."""
+
+    OWN_IDENTITY = "own-identity"  # this machine's own SynthGuard identity
+    ANCHORS = "your-anchors"  # roots added with `keys add-trust`, named by the policy, or given for one run
+    C2PA_TRUST_LIST = "c2pa-trust-list"  # the official C2PA Trust List (provenance.trustlist)
+
+    @property
+    def title(self) -> str:
+        return {TrustSource.OWN_IDENTITY: "your own identity", TrustSource.ANCHORS: "your anchors",
+                TrustSource.C2PA_TRUST_LIST: "the C2PA Trust List"}[self]
+
+
 @dataclass(frozen=True)
 class TrustAnchors:
-    """Root certificates whose chains count as *trusted* (PEM bundle handed to the c2pa validator)."""
+    """Root certificates whose chains count as *trusted* (PEM bundle handed to the c2pa validator), each with the
+    source it came from (``sources[i]`` for ``certificates[i]``)."""
 
     certificates: tuple[x509.Certificate, ...] = ()
+    sources: tuple[TrustSource, ...] = ()
+    trust_list: TrustList | None = None  # the C2PA Trust List whose certificates are among these, if any
+    tsa_list: TrustList | None = None  # the time-stamp authorities trusted (C2PA TSA Trust List), if any
 
     @classmethod
     def from_home(cls, home: Home, *, include_own: bool = True, include_added: bool = True,
-                  extra: tuple[Path, ...] = ()) -> TrustAnchors:
-        certs: list[x509.Certificate] = []
+                  extra: tuple[Path, ...] = (), trust_list: TrustList | None = None,
+                  tsa_list: TrustList | None = None) -> TrustAnchors:
+        """The anchors of ``home``: its own identity's root, the roots added to it, ``extra`` PEM files, and the
+        certificates of ``trust_list`` (the C2PA Trust List). A certificate in several keeps the first source.
+        ``tsa_list``: the time-stamp authorities to check time-stamps against."""
+        found: list[tuple[x509.Certificate, TrustSource]] = []
         store = IdentityStore(home)
         if include_own and store.exists():
-            certs.append(store.load().anchor)
+            found.append((store.load().anchor, TrustSource.OWN_IDENTITY))
         if include_added and home.trust_dir.is_dir():
             for pem in sorted(home.trust_dir.glob("*.pem")):
-                certs.extend(load_anchor_file(pem))
+                found.extend((c, TrustSource.ANCHORS) for c in load_anchor_file(pem))
         for pem in extra:
-            certs.extend(load_anchor_file(pem))
-        unique = {cert_fingerprint(c): c for c in certs}
-        return cls(tuple(unique.values()))
+            found.extend((c, TrustSource.ANCHORS) for c in load_anchor_file(pem))
+        if trust_list is not None:
+            found.extend((c, TrustSource.C2PA_TRUST_LIST) for c in trust_list.certificates)
+        unique: dict[str, tuple[x509.Certificate, TrustSource]] = {}
+        for cert, source in found:
+            unique.setdefault(cert_fingerprint(cert), (cert, source))
+        return cls(tuple(c for c, _ in unique.values()), tuple(s for _, s in unique.values()), trust_list, tsa_list)
 
     def pem_bundle(self) -> str:
         return "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in self.certificates)
+
+    def of_source(self, source: TrustSource) -> tuple[x509.Certificate, ...]:
+        return tuple(c for c, s in zip(self.certificates, self.sources) if s is source)
+
+    def source_of(self, anchor: x509.Certificate) -> TrustSource | None:
+        fingerprint = cert_fingerprint(anchor)
+        return next((s for c, s in zip(self.certificates, self.sources) if cert_fingerprint(c) == fingerprint), None)
 
     def __len__(self) -> int:
         return len(self.certificates)

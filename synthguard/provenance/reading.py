@@ -23,7 +23,7 @@ import base64
 import io
 import json
 import re
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 
@@ -31,10 +31,13 @@ import c2pa
 
 from synthguard.core.media import MediaKind, MediaType, decode_image, file_sha256, sniff
 from synthguard.errors import InputError, one_line
+from synthguard.provenance.chain import RenderedDetails, StoreDetails, read_details
 from synthguard.provenance.identity import TrustAnchors
+from synthguard.provenance.jumbf import read_store_jumbf
 from synthguard.provenance.ledger import Ledger, LedgerRecord
 from synthguard.provenance.manifest import MODEL_ASSERTION, source_type_is_ai
 from synthguard.provenance.signing import sidecar_path
+from synthguard.provenance.timestamps import TimestampSignal
 from synthguard.provenance.validation import ValidationKind, ValidationKinds, classify
 
 # Without the asset, a manifest's data hash cannot be checked: for a ledger recovery the ledger's own content hash
@@ -87,6 +90,14 @@ class ProvenanceSignal:
     error: str | None = None
     informational: tuple[str, ...] = ()  # the active manifest's informational codes (never failures)
     c2pa_state: str | None = None  # c2pa's own validation_state: "Invalid", "Valid" or "Trusted"
+    # Where trust in a trusted signer comes from (identity.TrustSource value), the anchor its chain ends at, and
+    # the C2PA Trust List entity of that anchor; None unless the manifest is trusted.
+    trust_source: str | None = None
+    trust_anchor: str | None = None
+    trust_entity: str | None = None
+    # The store beyond the active claim (provenance.chain): each manifest's signer, trust source, time-stamp and
+    # validation kind; CAWG identities; the C2PA Asset Rubric's signals; the signer's Conforming Products entry.
+    details: StoreDetails | RenderedDetails | None = field(default=None, compare=False)
 
     @property
     def kinds(self) -> ValidationKinds:
@@ -118,8 +129,23 @@ class ProvenanceSignal:
         """Failure codes of no known kind: not authenticated, but not proof of tampering."""
         return self.kinds.unclassified
 
+    @property
+    def timestamp(self) -> TimestampSignal | None:
+        """The active manifest's time-stamp, checked against the C2PA TSA Trust List."""
+        return self.details.timestamp if isinstance(self.details, StoreDetails) else None
+
+    @property
+    def outside_scope(self) -> tuple[str, ...]:
+        """Signals the manifest claims that its signer's Conforming Products entry disallows."""
+        return self.details.outside_scope if self.details is not None else ()
+
     def to_dict(self) -> dict:
-        data = asdict(self)
+        data = asdict(replace(self, details=None))
+        data.pop("details")
+        details = self.details.to_dict() if self.details is not None else {}
+        data["timestamp"] = (self.timestamp.to_dict() if self.timestamp else
+                             ((details.get("chain") or [{}])[0].get("timestamp") if details else None))
+        data["details"] = details or None
         data["state"] = self.state.value
         data["actions"] = [asdict(a) for a in self.actions]
         for name in ("failures", "ingredient_failures", "informational", "integrity_failures",
@@ -180,11 +206,16 @@ def _state(raw_state: str | None, reported: list[str], failures: tuple[str, ...]
     return ProvenanceState.VALID
 
 
-def signal_from_store(store: dict, *, source: str, set_aside: frozenset[str] = frozenset()) -> ProvenanceSignal:
+def signal_from_store(store: dict, *, source: str, set_aside: frozenset[str] = frozenset(),
+                      trust: TrustAnchors | None = None, jumbf: bytes | None = None,
+                      crjson: str | None = None) -> ProvenanceSignal:
     """Turn a reader's JSON (``reader.json()``) into a signal; ``set_aside`` codes do not count as failures.
 
     The state weighs each failure by its kind (``provenance.validation``): an integrity failure gives ``invalid``;
     a credential, trust, not-checked or unclassified one leaves the manifest ``valid`` (not authenticated).
+    With ``trust`` (the anchors the store was validated against), the store's details are read too
+    (``provenance.chain``: ``jumbf`` the store's bytes, ``crjson`` c2pa's crJSON of it) and a trusted signer's trust
+    source is named.
     """
     manifests = store.get("manifests", {})
     active = manifests.get(store.get("active_manifest"), {})
@@ -215,7 +246,12 @@ def signal_from_store(store: dict, *, source: str, set_aside: frozenset[str] = f
         except (ValueError, TypeError):
             value = None
         soft_binding = {"alg": binding.get("alg"), "value": value}
+    details = read_details(store, trust=trust, jumbf=jumbf, crjson=crjson, set_aside=set_aside) \
+        if trust is not None else None
+    link = details.active if details is not None and state is ProvenanceState.TRUSTED else None
     return ProvenanceSignal(
+        trust_source=link.trust_source if link else None, trust_anchor=link.trust_anchor if link else None,
+        trust_entity=link.trust_entity if link else None, details=details,
         present=source != "ledger", state=state, source=source,
         signer=signature.get("common_name"), issuer=signature.get("issuer"), signed_at=signature.get("time"),
         claim_generator=_agent_name(generator) or active.get("claim_generator"), title=active.get("title"),
@@ -245,10 +281,20 @@ def _find_sidecar(path: Path) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-def read_manifest_store(manifest: bytes, context: c2pa.Context) -> dict:
-    """Validate a detached manifest store (signature and trust; the data hash needs the asset)."""
-    with c2pa.Reader("application/c2pa", io.BytesIO(manifest), context=context) as reader:
-        return json.loads(reader.json())
+def _read(reader: c2pa.Reader, *, source: str, trust: TrustAnchors,
+          set_aside: frozenset[str] = frozenset()) -> ProvenanceSignal:
+    """The signal of an open reader: its JSON, and the store's bytes and crJSON for the details."""
+    store = json.loads(reader.json())
+    label = store.get("active_manifest")
+    try:
+        jumbf = read_store_jumbf(reader, label) if label else None
+    except InputError:
+        jumbf = None  # the details say the store's bytes could not be read
+    try:
+        crjson = reader.crjson()
+    except c2pa.C2paError:
+        crjson = None  # the details say the rubric was not evaluated
+    return signal_from_store(store, source=source, set_aside=set_aside, trust=trust, jumbf=jumbf, crjson=crjson)
 
 
 def read_provenance(path: Path, *, trust: TrustAnchors, ledger: Ledger | None = None,
@@ -265,21 +311,21 @@ def read_provenance(path: Path, *, trust: TrustAnchors, ledger: Ledger | None = 
     try:
         if media.embeddable:
             with open(path, "rb") as stream, c2pa.Reader(media.mime, stream, context=context) as reader:
-                signal = signal_from_store(json.loads(reader.json()), source="embedded")
+                signal = _read(reader, source="embedded", trust=trust)
     except c2pa.C2paError as exc:
         signal = _error_signal(exc)
     if signal.state is ProvenanceState.ABSENT and sidecar is not None:
         try:
             with open(path, "rb") as stream, c2pa.Reader(media.mime, stream, sidecar.read_bytes(),
                                                          context=context) as reader:
-                signal = signal_from_store(json.loads(reader.json()), source="sidecar")
+                signal = _read(reader, source="sidecar", trust=trust)
         except c2pa.C2paError as exc:
             signal = _error_signal(exc)
             if signal.state is ProvenanceState.ABSENT:
                 signal = ProvenanceSignal(present=True, state=ProvenanceState.ERROR, source="sidecar",
                                           error=f"sidecar {sidecar.name} holds no readable manifest")
     if signal.state is ProvenanceState.ABSENT and ledger is not None:
-        recovered = recover_from_ledger(path, media, ledger, context, content_sha256)
+        recovered = recover_from_ledger(path, media, ledger, trust, content_sha256)
         if recovered is not None:
             return recovered
     return signal
@@ -294,7 +340,7 @@ def _content_hash(path: Path, media: MediaType) -> str | None:
         return None
 
 
-def recover_from_ledger(path: Path, media: MediaType, ledger: Ledger, context: c2pa.Context,
+def recover_from_ledger(path: Path, media: MediaType, ledger: Ledger, trust: TrustAnchors,
                         content_sha256: str | None = None) -> ProvenanceSignal | None:
     """Match a manifest-less file to a signed asset by exact bytes, then by decoded pixels."""
     match: tuple[str, LedgerRecord] | None = None
@@ -309,17 +355,20 @@ def recover_from_ledger(path: Path, media: MediaType, ledger: Ledger, context: c
     if match is None:
         return None
     how, record = match
-    return signal_from_ledger_record(record, how, context)
+    return signal_from_ledger_record(record, how, trust)
 
 
-def signal_from_ledger_record(record: LedgerRecord, how: str, context: c2pa.Context) -> ProvenanceSignal:
+def signal_from_ledger_record(record: LedgerRecord, how: str, trust: TrustAnchors) -> ProvenanceSignal:
+    """The manifest a ledger record holds, re-validated against ``trust`` (its data hash is set aside: the ledger's
+    own content match takes its place)."""
     try:
-        store = read_manifest_store(record.manifest, context)
+        with c2pa.Reader("application/c2pa", io.BytesIO(record.manifest), context=validation_context(trust)) \
+                as reader:
+            signal = _read(reader, source="ledger", trust=trust, set_aside=_UNBOUND_CODES)
     except c2pa.C2paError as exc:
         return ProvenanceSignal(present=False, state=ProvenanceState.ERROR, source="ledger",
                                 recovered_from_ledger=True, ledger_match=how,
                                 error=f"the ledger's manifest for asset {record.asset_id} cannot be read: "
                                       f"{one_line(exc)}")
-    signal = signal_from_store(store, source="ledger", set_aside=_UNBOUND_CODES)
     return replace(signal, recovered_from_ledger=True, ledger_match=how,
                    ledger_content_match=True if how in ("file-hash", "content-hash") else None)

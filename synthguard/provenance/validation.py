@@ -123,6 +123,7 @@ CODES: dict[str, tuple[ValidationKind, str]] = {
     "cawg.identity.hard_binding_incorrect": (_C, "the identity assertion covers the wrong content binding"),
     "cawg.identity.pad.invalid": (_C, "the identity assertion's padding is invalid"),
     "cawg.ica.signature_mismatch": (_C, "the identity claims aggregator's signature does not verify"),
+    "cawg.ica.invalid_cose_sign1": (_C, "the identity credential's COSE signature is malformed"),
     "cawg.ica.signer_payload.mismatch": (_C, "the identity credential signs a different payload"),
     "cawg.ica.invalid_verifiable_credential": (_C, "the identity's verifiable credential is invalid"),
     "cawg.ica.invalid_issuer": (_C, "the identity credential's issuer is invalid"),
@@ -138,6 +139,7 @@ CODES: dict[str, tuple[ValidationKind, str]] = {
     "timeStamp.untrusted": (_T, "the time-stamp authority is not on your trust list"),
     "cawg.x509.credential.untrusted": (_T, "the named identity (CAWG) is not on your trust list"),
     "cawg.x509.time_stamp.untrusted": (_T, "the named identity's time-stamp authority is not on your trust list"),
+    "cawg.ica.untrusted_issuer": (_T, "the identity credential's issuer is not on your list of trusted issuers"),
     # SynthGuard's own codes (detect.rules): a trusted signer that the policy's list of signers does not name (a
     # failure), one whose capture claims the policy does not accept (informational).
     "policy.signerNotListed": (_T, "the signer is not on the policy's list of signers"),

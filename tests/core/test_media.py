@@ -1,7 +1,9 @@
 import io
+import zlib
 
+import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageCms
 
 from synthguard.core.media import (
     MediaKind,
@@ -93,3 +95,142 @@ def test_animation_frames_share_the_pixel_budget(tmp_path, monkeypatch):
     monkeypatch.setenv("SYNTHGUARD_MAX_PIXELS", "30000")  # one frame fits, four do not
     with pytest.raises(InputError, match="4 frames"):
         decode_image(path)
+
+
+# Rendering properties of lossless images (PNG chunks, ICC profiles, orientation) are part of the content hash.
+
+def _chunk_png(path, pixels, chunks=(), **save):
+    """Write ``pixels`` as a PNG (Pillow ``save`` options) with the raw ``chunks`` ((type, data)) after IHDR, in
+    this order."""
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG", **save)
+    data, ihdr_end = buf.getvalue(), 8 + 8 + 13 + 4
+    raw = b"".join(len(d).to_bytes(4, "big") + k + d + zlib.crc32(k + d).to_bytes(4, "big") for k, d in chunks)
+    path.write_bytes(data[:ihdr_end] + raw + data[ihdr_end:])
+    return path
+
+
+def _exif(orientation=None, software="synthguard test"):
+    exif = Image.Exif()
+    exif[0x0131] = software
+    if orientation is not None:
+        exif[0x0112] = orientation
+    return exif.tobytes()
+
+
+def _icc(name="sRGB"):
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile(name)).tobytes()
+
+
+_GAMA = (b"gAMA", (45455).to_bytes(4, "big"))
+_CHRM = (b"cHRM", b"".join(v.to_bytes(4, "big") for v in (31270, 32900, 64000, 33000, 30000, 60000, 15000, 6000)))
+_SRGB = (b"sRGB", b"\x00")
+
+
+def _hash(path):
+    return decode_image(path).content_sha256
+
+
+def test_png_chunks_that_change_rendering_change_the_content_hash(tmp_path, pixels):
+    props = [_GAMA, _CHRM, _SRGB]
+    base = _chunk_png(tmp_path / "base.png", pixels, props)
+    chrm = list(_CHRM[1])
+    chrm[3] ^= 1  # white point x moved by 1e-5
+    variants = {
+        "gAMA changed": [(b"gAMA", (100000).to_bytes(4, "big")), _CHRM, _SRGB],
+        "gAMA removed": [_CHRM, _SRGB],
+        "cHRM changed": [_GAMA, (b"cHRM", bytes(chrm)), _SRGB],
+        "sRGB intent changed": [_GAMA, _CHRM, (b"sRGB", b"\x01")],
+        "cICP added": [_GAMA, _CHRM, _SRGB, (b"cICP", bytes([9, 16, 0, 1]))],
+        "cICP of a wrong length": [_GAMA, _CHRM, _SRGB, (b"cICP", bytes([9, 16, 0, 1, 0]))],
+    }
+    hashes = {"base": _hash(base), "no chunks": array_content_sha256(pixels)}
+    for i, (name, chunks) in enumerate(variants.items()):
+        hashes[name] = _hash(_chunk_png(tmp_path / f"v{i}.png", pixels, chunks))
+    for name, extra in {"iCCP sRGB": {"icc_profile": _icc("sRGB")}, "iCCP XYZ": {"icc_profile": _icc("XYZ")},
+                        "orientation 6": {"exif": _exif(6)}}.items():
+        hashes[name] = _hash(_chunk_png(tmp_path / f"{name}.png", pixels, [_GAMA, _CHRM], **extra))
+    hashes["gAMA added"] = _hash(_chunk_png(tmp_path / "gama.png", pixels, [_GAMA]))
+    assert len(set(hashes.values())) == len(hashes), hashes
+
+
+def test_png_metadata_that_does_not_change_rendering_keeps_the_content_hash(tmp_path, pixels):
+    props = [_GAMA, _CHRM, _SRGB]
+    base = _chunk_png(tmp_path / "base.png", pixels, props, exif=_exif(6))
+    xmp = b"XML:com.adobe.xmp\x00\x00\x00\x00\x00<x:xmpmeta><tiff:Orientation>3</tiff:Orientation></x:xmpmeta>"
+    copies = {
+        "tEXt": props + [(b"tEXt", b"parameters\x00a prompt")],
+        "XMP iTXt": props + [(b"iTXt", xmp)],
+        "tIME": props + [(b"tIME", bytes([7, 232, 1, 2, 3, 4, 5]))],
+        "C2PA caBX": props + [(b"caBX", b"\x00\x00\x00\x10jumbnot-a-manifest")],
+        "re-ordered": [_SRGB, _CHRM, _GAMA],
+    }
+    paths = [_chunk_png(tmp_path / f"{i}.png", pixels, chunks, exif=_exif(6), compress_level=i)
+             for i, chunks in enumerate(copies.values())]
+    # Other EXIF fields than the orientation are metadata too.
+    paths.append(_chunk_png(tmp_path / "exif.png", pixels, props, exif=_exif(6, software="another editor")))
+    assert len({p.read_bytes() for p in [base, *paths]}) == len(paths) + 1
+    assert {_hash(p) for p in paths} == {_hash(base)}
+
+
+def test_image_without_rendering_properties_hashes_as_its_pixels(tmp_path, pixels):
+    chunks = [(b"tEXt", b"Comment\x00hello"), (b"tIME", bytes([7, 232, 1, 2, 3, 4, 5]))]
+    plain = _chunk_png(tmp_path / "a.png", pixels, chunks, exif=_exif(None))
+    upright = _chunk_png(tmp_path / "b.png", pixels, exif=_exif(1))  # orientation 1 renders as none
+    assert _hash(plain) == _hash(upright) == array_content_sha256(pixels)
+
+
+def test_palette_transparency_is_in_the_pixels(tmp_path, pixels):
+    palette = Image.fromarray(pixels).quantize(16)
+    opaque, keyed = tmp_path / "p.png", tmp_path / "pt.png"
+    palette.save(opaque)
+    palette.save(keyed, transparency=int(np.asarray(palette)[0, 0]))
+    assert _hash(opaque) != _hash(keyed)
+    assert _hash(keyed) == array_content_sha256(np.asarray(Image.open(keyed).convert("RGBA")))
+
+
+def test_grey_transparency_key_changes_the_hash(tmp_path, pixels):
+    grey = pixels[..., 0]
+    path = tmp_path / "l.png"
+    Image.fromarray(grey).save(path, transparency=int(grey[0, 0]))
+    assert _hash(path) != array_content_sha256(grey)
+
+
+def test_webp_lossless_icc_profile_and_orientation(tmp_path, pixels):
+    def webp(name, **extra):
+        path = tmp_path / name
+        Image.fromarray(pixels).save(path, format="WEBP", lossless=True, exact=True, **extra)
+        return _hash(path)
+
+    plain, icc, icc_again, other_icc = webp("a.webp"), webp("b.webp", icc_profile=_icc("sRGB")), \
+        webp("c.webp", icc_profile=_icc("sRGB"), exif=_exif(1)), webp("d.webp", icc_profile=_icc("XYZ"))
+    assert plain == array_content_sha256(pixels)
+    assert icc == icc_again and len({plain, icc, other_icc}) == 3
+    assert webp("e.webp", exif=_exif(1)) == plain != webp("f.webp", exif=_exif(6))
+
+
+def test_tiff_orientation_and_icc_profile(tmp_path, pixels):
+    def tiff(name, **extra):
+        path = tmp_path / name
+        Image.fromarray(pixels).save(path, compression="tiff_lzw", **extra)
+        return _hash(path)
+
+    plain = tiff("a.tif")
+    assert plain == array_content_sha256(pixels) == tiff("b.tif", tiffinfo={0x0112: 1})
+    rotated = tiff("c.tif", tiffinfo={0x0112: 6})
+    assert rotated != plain
+    assert tiff("d.tif", icc_profile=_icc("sRGB")) not in (plain, rotated)
+
+
+def test_hostile_rendering_chunks_are_refused_or_hashed_not_crashed(tmp_path, pixels):
+    base = _hash(_chunk_png(tmp_path / "base.png", pixels))
+    corrupt = (b"not exif at all", b"MM\x00*\x00\x00\xff\xff", b"II*\x00\x08\x00\x00\x00\xff")
+    garbage = [_hash(_chunk_png(tmp_path / f"g{i}.png", pixels, [(b"eXIf", data)])) for i, data in enumerate(corrupt)]
+    # An EXIF block that cannot be read is hashed whole: each differs from the others and from none.
+    assert len({base, *garbage}) == 4
+    huge = zlib.compress(b"\x00" * (2 << 20))  # a profile that decompresses to 2 MiB (Pillow's limit is 1 MiB)
+    path = _chunk_png(tmp_path / "huge.png", pixels, [(b"iCCP", b"p\x00\x00" + huge)])
+    with pytest.raises(InputError, match="too large"):
+        decode_image(path)
+    bad_zlib = _chunk_png(tmp_path / "badz.png", pixels, [(b"iCCP", b"p\x00\x00not zlib")])
+    assert _hash(bad_zlib) != base

@@ -154,3 +154,26 @@ def test_unstamped_gan_output_is_likely_synthetic_and_a_real_photo_unknown(home,
     assert real["verdict"]["label"] == "unknown"
     page = report.read_text()
     assert page.count("<figcaption>classifier heatmap</figcaption>") == 2 and "likely-synthetic" in page
+
+
+def test_the_provenance_chain_table_names_each_manifests_signer_trust_time_stamp_and_validation(home):
+    from helpers.files import INTEROP
+
+    from synthguard.desk.batch import VerifyLine
+    from synthguard.desk.report import ReportEntry, section_html
+
+    context = InspectionContext.build(home, classifier=False, watermark=False)
+    inspection = inspect_file(INTEROP / "CACAE-uri-CA.jpg", context)
+    entry = ReportEntry.of_inspection(inspection)
+    assert [link["active"] for link in entry.chain] == [True, False, False]
+    page = section_html(entry)
+    assert page.count("<tr>") == 4 and "DigiCert Timestamp 2023: untrusted" in page
+    assert "none of your roots" in page and "trust (signingCredential.untrusted)" in page
+    # A verify line read back (a resumed run's report) shows the same chain.
+    line = VerifyLine.from_dict(json.loads(json.dumps({
+        "file": "x.jpg", "sha256": "0" * 64, "mime": "image/jpeg", "verdict": "unknown", "confidence": None,
+        "action": "human-review",
+        "reasons": [], "provenance": inspection.provenance.to_dict(), "watermark": None, "classifier": None,
+        "metadata": None, "error": None})))
+    assert ReportEntry.of_line(line).chain == entry.chain
+    assert line.provenance.details.describe() == inspection.provenance.details.describe()

@@ -11,6 +11,7 @@ from synthguard.detect import InspectionContext, VerdictLabel, inspect_file
 from synthguard.detect.signals import ImageWatermarkSignal
 from synthguard.errors import InputError
 from synthguard.policy import DEFAULT_POLICY, load_policy
+from synthguard.provenance.identity import TrustSource
 from synthguard.provenance.ledger import Ledger
 from synthguard.provenance.manifest import DigitalSourceType, ManifestSpec
 from synthguard.provenance.signing import SigningSession
@@ -32,7 +33,9 @@ def signed(home, identity, tmp_path):
 
 def test_build_takes_the_policy_and_the_home(home, tmp_path):
     with InspectionContext.build(home) as context:  # a home without a ledger: none opened
-        assert context.policy is DEFAULT_POLICY and context.ledger is None and len(context.trust) == 0
+        assert context.policy is DEFAULT_POLICY and context.ledger is None
+        # No identity yet: only the shipped C2PA Trust List.
+        assert set(context.trust.sources) == {TrustSource.C2PA_TRUST_LIST} and len(context.trust) == 30
     off = tmp_path / "off.yaml"
     off.write_text("version: 1\ndetection:\n  watermark: false\n  classifier: false\n")
     context = InspectionContext.build(home, policy=load_policy(off))

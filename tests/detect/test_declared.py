@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers.files import INTEROP, REPO
 from PIL import Image
@@ -154,3 +155,27 @@ def test_forged_marks_on_real_photos_are_declared_never_generated(home, tmp_path
     assert len(verdicts) == 40 and labels == {VerdictLabel.AI_DECLARED: 40}, labels
     assert all(UNSIGNED_MARK in v.reasons and v.confidence is None for v in verdicts)
     assert strict.actions.for_label(VerdictLabel.AI_DECLARED.value) is DeskAction.HUMAN_REVIEW  # never reject
+
+
+def test_stable_diffusion_marks_on_real_photos_are_declared_and_the_unmarked_ones_are_not(home, tmp_path):
+    from synthguard.bench.sd_marks_bench import embed_as_generator
+    from synthguard.detect import InspectionContext, inspect_file
+    from synthguard.detect.sd_marks import Reading
+
+    import skimage.data
+
+    photos = {"astronaut": skimage.data.astronaut(), "coffee": skimage.data.coffee(),
+              "chelsea": skimage.data.chelsea(), "rocket": skimage.data.rocket()}
+    with InspectionContext.build(home, classifier=False) as context:
+        for (name, rgb), reading in zip(photos.items(), (Reading.SDXL_BGR, Reading.SD1, Reading.SDXL_RGB,
+                                                         Reading.SD2)):
+            crop = tmp_path / f"{name}.png"
+            Image.fromarray(rgb).save(crop)
+            marked = crop.with_name(f"{crop.stem}-{reading.value}.png")
+            Image.fromarray(embed_as_generator(rgb, reading)).save(marked)
+            found, clean = inspect_file(marked, context), inspect_file(crop, context)
+            assert found.verdict.label is VerdictLabel.AI_DECLARED, (crop, reading, found.sd_marks)
+            assert found.sd_marks.families[0] is reading.family
+            assert any("anyone with the public invisible-watermark library" in r for r in found.verdict.reasons)
+            assert found.to_dict()["sd_marks"]["declares_ai"] is True and found.verdict.confidence is None
+            assert clean.verdict.label is VerdictLabel.UNKNOWN and not clean.sd_marks.declares_ai

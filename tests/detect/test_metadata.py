@@ -16,9 +16,11 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from synthguard.detect import metadata
+from synthguard.detect.fusion import VerdictLabel, decide
 from synthguard.detect.metadata import Declaration, MetadataFormat, MetadataSignal, read_declarations
 from synthguard.errors import InputError
 from synthguard.provenance.manifest import DigitalSourceType
+from synthguard.provenance.reading import ProvenanceSignal, ProvenanceState
 
 IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 A1111 = ("a lighthouse on a cliff at dusk, film grain\nNegative prompt: blurry, lowres\n"
@@ -198,6 +200,9 @@ def test_each_generator_format_written_into_a_photo_declares_ai(tmp_path, case):
         assert DigitalSourceType.parse(found.source_type).is_generative_ai
     assert signal.describe()[0] == found.describe()
     assert " AI generation; " in found.describe() or "(generative AI); " in found.describe()
+    # With no manifest behind it, the declaration gives ai-declared (never ai-generated), citing itself.
+    verdict = decide(ProvenanceSignal(present=False, state=ProvenanceState.ABSENT), metadata=signal)
+    assert verdict.label is VerdictLabel.AI_DECLARED and found.describe() in verdict.reasons
     assert found.describe().endswith("anyone can add or remove such metadata, so it proves nothing by itself")
 
 
@@ -245,6 +250,8 @@ def test_the_same_photos_without_metadata_declare_nothing(tmp_path, photo, fmt):
     signal = read_declarations(save(tmp_path, photo, fmt, photo))
     assert signal == MetadataSignal()
     assert "absence proves nothing" in signal.describe()[0]
+    assert decide(ProvenanceSignal(present=False, state=ProvenanceState.ABSENT), metadata=signal).label \
+        is VerdictLabel.UNKNOWN
 
 
 # What each C2PA sample carries beside its manifest: EXIF and XMP written by Adobe tools (CreatorTool "Adobe

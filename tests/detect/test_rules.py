@@ -7,7 +7,7 @@ from cryptography.hazmat.primitives import serialization
 from synthguard.detect import rules
 from synthguard.detect.signals import ImageWatermarkSignal, TextWatermarkSignal
 from synthguard.policy import DEFAULT_POLICY, load_policy
-from synthguard.provenance.identity import IdentityStore
+from synthguard.provenance.identity import IdentityStore, TrustSource
 from synthguard.provenance.reading import ActionRecord, ProvenanceSignal, ProvenanceState
 
 URI = "http://cv.iptc.org/newscodes/digitalsourcetype/"
@@ -49,13 +49,18 @@ def test_watermark_bounds(tmp_path):
 
 
 def test_trust_anchors_follow_the_policy(home, identity, tmp_path):
-    assert len(rules.trust_anchors(DEFAULT_POLICY, home)) == 1  # this machine's own identity
+    default = rules.trust_anchors(DEFAULT_POLICY, home)
+    assert len(default.of_source(TrustSource.OWN_IDENTITY)) == 1  # this machine's own identity
+    assert len(default.of_source(TrustSource.C2PA_TRUST_LIST)) == 30  # and the shipped C2PA Trust List
+    assert default.tsa_list is not None and len(default.tsa_list.certificates) == 22
     path = tmp_path / "p.yaml"
     other = IdentityStore(type(home)(tmp_path / "other")).init("Other", "Other org")
     (tmp_path / "other-root.pem").write_bytes(other.anchor.public_bytes(serialization.Encoding.PEM))
-    path.write_text("version: 1\ntrust:\n  own_identity: false\n  anchors: [other-root.pem]\n")
+    path.write_text("version: 1\ntrust:\n  own_identity: false\n  c2pa_trust_list: false\n"
+                    "  anchors: [other-root.pem]\n")
     anchors = rules.trust_anchors(load_policy(path), home)
     assert [c.subject for c in anchors.certificates] == [other.anchor.subject]
+    assert anchors.sources == (TrustSource.ANCHORS,)
     assert rules.in_force(None) is DEFAULT_POLICY
 
 
@@ -90,3 +95,54 @@ def test_capture_claims_count_only_from_named_capture_signers(tmp_path):
         == (CAPTURE_NOT_VOUCHED,)
     assert rules.capture_signer_allowed(named, None, "example camera co")
     assert not rules.capture_signer_allowed(DEFAULT_POLICY, "Example Camera Co", None)
+
+
+def _listed_captures(tmp_path, home, names: list[tuple[str, str]]):
+    """digitalCapture photos signed by minted identities named like Conforming Products List products, whose CAs
+    are on an installed C2PA Trust List."""
+    from helpers.trust_lists import ca_of, minted_identity, write_trust_list
+    from PIL import Image
+
+    from synthguard.provenance.identity import Identity
+    from synthguard.provenance.manifest import DigitalSourceType, ManifestSpec
+    from synthguard.provenance.signing import SigningSession
+    from synthguard.provenance.trustlist import install_trust_lists
+
+    identities = [minted_identity(cn, org) for cn, org in names]
+    install_trust_lists(home, write_trust_list(tmp_path / "list", [ca_of(chain) for chain, _ in identities],
+                                               entity="Google LLC").parent)
+    photos = []
+    for (cn, _), (chain, key) in zip(names, identities):
+        src, out = tmp_path / f"{cn}.png", tmp_path / f"{cn}-signed.png"
+        Image.new("RGB", (48, 48), (90, 120, 60)).save(src)
+        with SigningSession(Identity.from_pem(chain, key), None) as session:
+            session.sign_file(src, out, ManifestSpec(title="capture",
+                                                     digital_source_type=DigitalSourceType.DIGITAL_CAPTURE))
+        photos.append(out)
+    return photos
+
+
+def test_a_capture_claim_is_trusted_only_within_the_signers_conforming_product_scope(tmp_path):
+    from synthguard.core.home import Home
+    from synthguard.detect.context import InspectionContext, inspect_file
+
+    home = Home(tmp_path / "home")
+    policy_file = tmp_path / "p.yaml"
+    policy_file.write_text("version: 1\ntrust:\n  own_identity: false\n  capture_signers: [Pixel Camera, Snapseed]\n")
+    policy = load_policy(policy_file)
+    # Pixel Camera is a generator product that may claim captures; Snapseed's entry disallows capturedMedia.
+    camera, editor = _listed_captures(tmp_path, home, [("Pixel Camera", "Google LLC"), ("Snapseed", "Google LLC")])
+    with InspectionContext.build(home, policy=policy, classifier=False) as context:
+        found, scoped = inspect_file(camera, context), inspect_file(editor, context)
+    assert found.provenance.trust_source == "c2pa-trust-list" and found.provenance.trust_entity == "Google LLC"
+    assert found.provenance.details.product.name == "Pixel Camera"
+    assert found.verdict.label.value == "authentic-capture"
+    # Named as a capture source or not, a claim outside the product's scope settles nothing.
+    assert scoped.provenance.state is ProvenanceState.TRUSTED
+    assert "inception:signal_capturedMedia" in scoped.provenance.outside_scope
+    assert scoped.verdict.label.value == "unknown"
+    assert any("Conforming Products List entry may not claim captured media" in r for r in scoped.verdict.reasons)
+    # Not named in trust.capture_signers: a product that may claim captures still settles nothing by itself.
+    unnamed = policy.model_copy(update={"trust": policy.trust.model_copy(update={"capture_signers": ()})})
+    with InspectionContext.build(home, policy=unnamed, classifier=False) as context:
+        assert inspect_file(camera, context).verdict.label.value == "unknown"

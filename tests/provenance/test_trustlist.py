@@ -1,0 +1,105 @@
+import datetime as dt
+import json
+
+import pytest
+from helpers.trust_lists import ca_of, minted_identity, write_trust_list
+from PIL import Image
+
+from synthguard.core.home import Home
+from synthguard.detect import rules
+from synthguard.errors import InputError
+from synthguard.policy import Policy, TrustRules
+from synthguard.provenance.identity import Identity, TrustSource
+from synthguard.provenance.manifest import DigitalSourceType, ManifestSpec
+from synthguard.provenance.reading import ProvenanceState, read_provenance
+from synthguard.provenance.signing import SigningSession
+from synthguard.provenance.trustlist import (
+    TrustListKind,
+    install_trust_lists,
+    parse_trust_list,
+    shipped_trust_list,
+    trust_list,
+)
+
+
+def test_the_shipped_c2pa_trust_list_is_the_dated_snapshot():
+    listed = shipped_trust_list(TrustListKind.CLAIM_SIGNERS)
+    assert listed.name == "C2PA Trust List"
+    assert listed.issued == dt.datetime(2026, 8, 5, 0, 11, 39, tzinfo=dt.UTC)
+    assert listed.next_update == dt.datetime(2027, 8, 5, 0, 11, 39, tzinfo=dt.UTC)
+    assert len(listed.certificates) == 30 and len(listed.entities) == 17
+    assert {"Adobe Inc", "Google LLC"} <= set(listed.entities)
+    assert not listed.is_stale(dt.datetime(2026, 12, 1, tzinfo=dt.UTC))
+    assert listed.is_stale(dt.datetime(2027, 9, 1, tzinfo=dt.UTC))
+    assert "30 certificates from 17 entities" in listed.summary() and "2026-08-05" in listed.summary()
+    tsa = shipped_trust_list(TrustListKind.TIME_STAMPS)
+    assert tsa.name == "C2PA TSA Trust List" and len(tsa.certificates) == 22
+
+
+@pytest.mark.parametrize("data, words", [
+    (b"{not json", "not JSON"),
+    (b"[]", "not a LoTE trust list"),
+    (json.dumps({"LoTE": {"ListAndSchemeInformation": {"SchemeName": [{"lang": "en", "value": "Other List"}]},
+                          "TrustedEntitiesList": []}}).encode(), "expected the 'C2PA Trust List'"),
+    (json.dumps({"LoTE": {"ListAndSchemeInformation": {"SchemeName": [{"lang": "en", "value": "C2PA Trust List"}],
+                                                       "ListIssueDateTime": "2026-01-01T00:00:00Z"},
+                          "TrustedEntitiesList": []}}).encode(), "no certificate in force"),
+])
+def test_a_malformed_list_is_refused_with_a_reason(data, words):
+    with pytest.raises(InputError, match=words):
+        parse_trust_list(data, TrustListKind.CLAIM_SIGNERS, origin="x.json")
+
+
+def test_withdrawn_services_do_not_count(tmp_path):
+    chain, _ = minted_identity()
+    path = write_trust_list(tmp_path, [ca_of(chain)], status="http://c2pa.org/conformance/trust-list/withdrawn")
+    with pytest.raises(InputError, match="no certificate in force"):
+        parse_trust_list(path.read_bytes(), TrustListKind.CLAIM_SIGNERS, origin=str(path))
+
+
+def test_update_installs_a_newer_list_and_refuses_an_older_or_mismatched_one(tmp_path):
+    home = Home(tmp_path / "home")
+    chain, _ = minted_identity()
+    old = write_trust_list(tmp_path / "old", [ca_of(chain)], issued=dt.datetime(2025, 1, 1, tzinfo=dt.UTC))
+    with pytest.raises(InputError, match="not newer than"):
+        install_trust_lists(home, old.parent)
+    other, _ = minted_identity("Other")
+    bad = write_trust_list(tmp_path / "bad", [ca_of(chain)])
+    (bad.parent / "C2PA-TRUST-LIST.pem").write_bytes(
+        (tmp_path / "old" / "C2PA-TRUST-LIST.pem").read_bytes() + other)
+    with pytest.raises(InputError, match="does not hold the same certificates"):
+        install_trust_lists(home, bad.parent)
+    assert trust_list(home).origin == "shipped snapshot"
+    new = write_trust_list(tmp_path / "new", [ca_of(chain)])
+    (installed,) = install_trust_lists(home, new.parent)
+    assert installed.origin.endswith("trust-lists/C2PA-TRUST-LIST.json") and len(installed.certificates) == 1
+    assert trust_list(home).sha256 == installed.sha256
+    assert install_trust_lists(home, new) == [trust_list(home)]  # the same list again changes nothing
+    with pytest.raises(InputError, match="expected a file named"):
+        install_trust_lists(home, tmp_path / "new" / "C2PA-TRUST-LIST.pem")
+
+
+def _signed_capture(tmp_path, chain: bytes, key: bytes):
+    png = tmp_path / "photo.png"
+    Image.new("RGB", (32, 32), (40, 90, 160)).save(png)
+    out = tmp_path / "photo-signed.png"
+    with SigningSession(Identity.from_pem(chain, key), None) as session:
+        session.sign_file(png, out, ManifestSpec(title="wire photo",
+                                                 digital_source_type=DigitalSourceType.DIGITAL_CAPTURE))
+    return out
+
+
+def test_a_signer_whose_ca_is_on_the_trust_list_is_trusted_via_the_list(tmp_path):
+    home = Home(tmp_path / "home")
+    chain, key = minted_identity()
+    install_trust_lists(home, write_trust_list(tmp_path / "list", [ca_of(chain)]).parent)
+    signed = _signed_capture(tmp_path, chain, key)
+    with_list = Policy(trust=TrustRules(own_identity=False, home_anchors=False, c2pa_trust_list=True))
+    signal = read_provenance(signed, trust=rules.trust_anchors(with_list, home))
+    assert signal.state is ProvenanceState.TRUSTED
+    assert signal.trust_source == TrustSource.C2PA_TRUST_LIST.value
+    assert signal.trust_entity == "Example Wire"
+    without = Policy(trust=TrustRules(own_identity=False, home_anchors=False, c2pa_trust_list=False))
+    untrusted = read_provenance(signed, trust=rules.trust_anchors(without, home))
+    assert untrusted.state is ProvenanceState.VALID and "signingCredential.untrusted" in untrusted.failures
+    assert untrusted.trust_source is None
