@@ -233,8 +233,9 @@ def run(photos_dir: Path | None = None, *, progress: bool = True) -> dict:
             mark = embed_as_generator(photo, reading)
             for fmt, transform in FORMATS.items():
                 signal = read_sd_marks(transform(mark))
-                found[fmt] += reading.family in signal.families
-                wrong[fmt] += any(f is not reading.family for f in signal.families)
+                counted = [m.family for m in signal.counted]  # what labels a picture ai-declared
+                found[fmt] += reading.family in counted
+                wrong[fmt] += any(f is not reading.family for f in counted)
                 matched[fmt].append(_best(signal, reading.family))
         marked.append({"reading": reading.value, "family": reading.family.value, "convention": reading.convention,
                        "size": size, "photos": len(squares),
@@ -251,7 +252,7 @@ def run(photos_dir: Path | None = None, *, progress: bool = True) -> dict:
         signal = read_sd_marks(image)
         for family in SDFamily:
             best[family] = max(best[family], _best(signal, family))
-            if family in signal.families:
+            if family in (m.family for m in signal.counted):
                 hits[family].append(label)
     any_hit = sorted({label for labels in hits.values() for label in labels})
     n = len(images)
@@ -260,7 +261,8 @@ def run(photos_dir: Path | None = None, *, progress: bool = True) -> dict:
         first = readings_of(family)[0]
         families[family.value] = {**_rate(len(hits[family]), n), "images": hits[family],
                                   "readings": [r.value for r in readings_of(family)],
-                                  "threshold": first.threshold, "max_bits_matched": best[family],
+                                  "threshold": first.very_likely_at if family is SDFamily.SDXL else first.threshold,
+                                  "max_bits_matched": best[family],
                                   "bits_total": len(first.message)}
     timed = _timings(photos[0][1])
     return {"photos": len(photos), "marked_photos": min(MARKED_PHOTOS, len(photos)), "marked": marked,

@@ -156,6 +156,34 @@ def bench_text_watermark(model, n_prompts, max_new_tokens, human_sources, human_
         click.echo(tb.render(result))
 
 
+@bench.command("provenance")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@options.policy()
+@click.option("--trust", "trust_files", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Also trust the root certificate(s) in this PEM file (repeatable).")
+@options.json_output()
+@pass_env
+def bench_provenance(env: Env, paths, policy_path, trust_files, as_json) -> None:
+    """A table over C2PA files: what c2pa says, SynthGuard's provenance state, the label and why.
+
+    \b
+    Examples:
+      synthguard bench provenance tests/fixtures/c2pa tests/fixtures/c2pa/cawg
+      synthguard bench provenance inbox/ --policy policies/newsroom-default.yaml --json
+    """
+    from synthguard.bench.provenance_bench import render, run  # noqa: PLC0415
+    from synthguard.detect.context import InspectionContext  # noqa: PLC0415
+    from synthguard.policy import load_policy  # noqa: PLC0415
+
+    with InspectionContext.build(env.home, policy=load_policy(policy_path), trust=trust_files,
+                                 classifier=False) as context:
+        result = run(paths, context)
+    if as_json:
+        print_json(result)
+    else:
+        click.echo(render(result))
+
+
 @bench.command("verify")
 @click.option("-n", "n", default=1000, show_default=True, type=click.IntRange(1), help="Images in the folder.")
 @click.option("--workers", "worker_list", default="1,2", show_default=True, help="Comma-separated worker counts.")

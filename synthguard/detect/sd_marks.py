@@ -42,9 +42,9 @@ message (21 of 48, 68 of 136, 19 of 32); flat and grey images read exactly that.
 sd-marks`` on 424 distinct unmarked real photos, crops and variants (250 from the scikit-image / scikit-learn set,
 174 from the c2pa-rs photos of tests/fixtures/c2pa): no false positive of any family (95 % Clopper-Pearson upper
 bound 0.9 %); the highest unmarked reads were 33 of 48 (one bit under Stability's threshold), 79 of 136 and 23 of
-32. Marked and saved as PNG, the 20 + 12 photos read 21-48 of 48 (SD-XL found on 57 of 64 in both orders), 68-136
-of 136 (29 of 32) and 13-32 of 32 (23 of 32): dwtDct itself fails on some photos (saturated or strongly coloured
-areas clip what it writes, and a block whose largest coefficients tie loses its bit).
+32. Marked and saved as PNG, the 20 + 12 photos read 21-48 of 48 (SD-XL counted, from 36 bits, on 55 of 64 over
+both orders), 68-136 of 136 (29 of 32) and 13-32 of 32 (23 of 32): dwtDct itself fails on some photos
+(saturated or strongly coloured areas clip what it writes, and a block whose largest coefficients tie loses its bit).
 
 A mark counts as a declaration (``SDMarkSignal.declares_ai``) from SD 1.x's and 2.x's "likely", and from SD-XL's
 "very likely" only: a "likely" SD-XL read is reported, not counted.

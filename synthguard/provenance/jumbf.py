@@ -28,9 +28,9 @@ import c2pa
 import cbor2
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes
 
 from synthguard.errors import InputError, one_line
+from synthguard.provenance.identity import cert_fingerprint
 
 # Nesting of a C2PA store: store > manifest > assertion store > assertion > (an ingredient's boxes); 32 is far more
 # than any valid store and still shallow enough for the recursion below.
@@ -109,12 +109,10 @@ def describe_certificate(cert: x509.Certificate) -> dict:
     """Subject, issuer, serial, validity and SHA-256 fingerprint of a certificate, JSON-ready."""
     return {"subject": cert.subject.rfc4514_string(), "issuer": cert.issuer.rfc4514_string(),
             "serial_number": str(cert.serial_number), "not_before": cert.not_valid_before_utc.isoformat(),
-            "not_after": cert.not_valid_after_utc.isoformat(), "sha256": fingerprint(cert)}
+            "not_after": cert.not_valid_after_utc.isoformat(), "sha256": cert_fingerprint(cert)}
 
 
-def fingerprint(cert: x509.Certificate) -> str:
-    """SHA-256 of the certificate's DER, hex."""
-    return cert.fingerprint(hashes.SHA256()).hex()
+fingerprint = cert_fingerprint  # the name provenance.timestamps imports (SHA-256 of the DER, hex)
 
 
 def _box_header(data: bytes, offset: int, end: int) -> tuple[int, str, int]:
@@ -358,8 +356,8 @@ def trust_path(chain: Sequence[x509.Certificate], anchors: Sequence[x509.Certifi
     """
     if not chain:
         return None
-    by_print = {fingerprint(a): a for a in anchors}
-    links = [(fingerprint(c), c) for c in chain]
+    by_print = {cert_fingerprint(a): a for a in anchors}
+    links = [(cert_fingerprint(c), c) for c in chain]
     path: list[x509.Certificate] = []
     used: set[str] = set()
     current_print, current = links[0]

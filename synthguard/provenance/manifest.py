@@ -191,7 +191,10 @@ class ManifestSpec:
             actions.append({"action": "c2pa.watermarked", "softwareAgent": agent,
                             "parameters": {"alg": self.soft_binding.alg}})
             assertions.append(self.soft_binding.to_assertion())
-        assertions.insert(0, {"label": "c2pa.actions.v2", "data": {"actions": actions}})
+        # The actions are ours and complete: a created assertion with allActionsIncluded, so a validator (the C2PA
+        # Asset Rubric's ambiguousActions signal) does not read them as gathered or partial.
+        assertions.insert(0, {"label": "c2pa.actions.v2", "created": True,
+                              "data": {"actions": actions, "allActionsIncluded": True}})
         assertions.append({"label": "cawg.training-mining",
                            "data": {"entries": {use: {"use": self.training_mining.value}
                                                 for use in TRAINING_MINING_USES}}})

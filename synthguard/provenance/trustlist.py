@@ -13,7 +13,8 @@ same certificates.
 
 The shipped snapshot lives in ``provenance/data`` (CC BY 4.0, "C2PA", README there). ``install_trust_lists``
 copies a newer snapshot into ``SYNTHGUARD_HOME/trust-lists``; the newer of the two (by issue date, then sequence
-number) is the one in force.
+number) is the one in force. The C2PA Conforming Products List (``provenance.products``) can be installed the same
+way, beside the lists; it has no issue date, so the newer of two is the one whose latest record changed last.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from cryptography.hazmat.primitives import serialization
 from synthguard.core.fileio import write_atomic
 from synthguard.core.home import Home
 from synthguard.errors import InputError
+from synthguard.provenance.products import SHIPPED_FILE as PRODUCTS_FILE
+from synthguard.provenance.products import ConformingProducts
 
 TRUSTED_STATUS = "http://c2pa.org/conformance/trust-list/trusted"
 MAX_LIST_BYTES = 16 * 1024 * 1024  # the 2026 lists are 50-70 KB
@@ -107,6 +110,16 @@ class TrustList:
                 else None, "sequence": self.sequence, "certificates": len(self.certificates),
                 "entities": list(self.entities), "stale": self.is_stale(), "origin": self.origin,
                 "sha256": self.sha256}
+
+
+def stale_warning(listed: TrustList | None, now: dt.datetime | None = None) -> str | None:
+    """The line a report prints beside a signer trusted via ``listed`` when that list is past its next update (None
+    when it is not, or when there is no list)."""
+    if listed is None or not listed.is_stale(now):
+        return None
+    return (f"the {listed.name} used (issued {listed.issued.date()}) is past its next update "
+            f"({listed.next_update.date()}): a newer list may have withdrawn this signer's CA; install a newer one "
+            "with `synthguard keys trust-list update`")
 
 
 def _text(values, key: str = "value") -> str | None:
@@ -206,10 +219,22 @@ def installed_trust_list(home: Home, kind: TrustListKind) -> TrustList | None:
     path = trust_lists_dir(home) / f"{kind.value}.json"
     if not path.is_file():
         return None
-    try:
-        return parse_trust_list(path.read_bytes(), kind, origin=str(path))
-    except OSError as exc:
-        raise InputError(f"cannot read the installed trust list {path}: {exc.strerror}") from None
+    return parse_trust_list(_read(path, "the installed trust list"), kind, origin=str(path))
+
+
+def installed_products(home: Home) -> Path | None:
+    """The Conforming Products List installed on ``home`` (the file), None when only the shipped snapshot is there."""
+    path = trust_lists_dir(home) / PRODUCTS_FILE
+    return path if path.is_file() else None
+
+
+def conforming_products(home: Home) -> ConformingProducts:
+    """The Conforming Products List in force: the installed one when its latest record is newer than the shipped
+    snapshot's, else the snapshot."""
+    shipped = ConformingProducts.shipped()
+    path = installed_products(home)
+    installed = ConformingProducts.from_file(path) if path is not None else None
+    return installed if installed is not None and installed.newest > shipped.newest else shipped
 
 
 def _newer(a: TrustList, b: TrustList) -> bool:
@@ -223,31 +248,62 @@ def trust_list(home: Home, kind: TrustListKind = TrustListKind.CLAIM_SIGNERS) ->
     return installed if installed is not None and _newer(installed, shipped) else shipped
 
 
-def install_trust_lists(home: Home, source: Path) -> list[TrustList]:
-    """Install the lists found in ``source``: a folder holding ``C2PA-TRUST-LIST.json`` and/or
-    ``C2PA-TSA-TRUST-LIST.json`` (each optionally with its ``.pem``), or one such JSON file. A list that is not newer
-    than the one in force is refused (the same list is accepted and changes nothing). Returns the lists now in
-    force."""
-    source = Path(source)
+def _found_in(source: Path) -> tuple[list[tuple[TrustListKind, Path]], Path | None]:
+    """The trust lists and the Conforming Products List that ``source`` (a folder, or one such file) holds."""
+    expected = (*(f"{k.value}.json" for k in TrustListKind), PRODUCTS_FILE)
     if source.is_dir():
-        found = [(k, source / f"{k.value}.json") for k in TrustListKind if (source / f"{k.value}.json").is_file()]
-        if not found:
-            raise InputError(f"{source}: holds neither {TrustListKind.CLAIM_SIGNERS.value}.json nor "
-                             f"{TrustListKind.TIME_STAMPS.value}.json")
-    elif source.is_file():
+        lists = [(k, source / f"{k.value}.json") for k in TrustListKind if (source / f"{k.value}.json").is_file()]
+        products = source / PRODUCTS_FILE if (source / PRODUCTS_FILE).is_file() else None
+        if not lists and products is None:
+            raise InputError(f"{source}: holds none of {', '.join(expected)}")
+        return lists, products
+    if source.is_file():
+        if source.name == PRODUCTS_FILE:
+            return [], source
         kind = next((k for k in TrustListKind if source.name == f"{k.value}.json"), None)
         if kind is None:
-            raise InputError(f"{source}: expected a file named {TrustListKind.CLAIM_SIGNERS.value}.json or "
-                             f"{TrustListKind.TIME_STAMPS.value}.json")
-        found = [(kind, source)]
-    else:
-        raise InputError(f"{source}: no such file or folder")
+            raise InputError(f"{source}: expected a file named {' or '.join(expected)}")
+        return [(kind, source)], None
+    raise InputError(f"{source}: no such file or folder")
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {what} {path}: {exc.strerror}") from None
+
+
+def _products_to_install(home: Home, path: Path) -> bytes | None:
+    """The bytes of the Conforming Products List at ``path`` when it is newer than the one in force, None when it is
+    the one in force; an older one is refused."""
+    new = ConformingProducts.from_file(path)
+    current = conforming_products(home)
+    if new.sha256 == current.sha256:
+        return None
+    if new.newest <= current.newest:
+        raise InputError(f"{path}: its latest record changed {new.newest} ({new.count} records), not after the "
+                         f"Conforming Products List in force ({current.newest}, {current.source})")
+    data = _read(path, "the conforming products list")
+    if hashlib.sha256(data).hexdigest() != new.sha256:
+        raise InputError(f"{path}: changed while it was being installed")
+    return data
+
+
+def install_trust_lists(home: Home, source: Path) -> list[TrustList]:
+    """Install the lists found in ``source``: a folder holding ``C2PA-TRUST-LIST.json`` and/or
+    ``C2PA-TSA-TRUST-LIST.json`` (each optionally with its ``.pem``) and/or ``conforming-products-list.json``, or one
+    such JSON file. A list that is not newer than the one in force is refused (the same list is accepted and changes
+    nothing); every list is checked before any is written. Returns the trust lists now in force (the Conforming
+    Products List in force: ``conforming_products``)."""
+    source = Path(source)
+    found, products_path = _found_in(source)
     parsed = []
     for kind, path in found:
-        data = path.read_bytes()
+        data = _read(path, "the trust list")
         new = parse_trust_list(data, kind, origin=str(path))
         pem_path = path.with_suffix(".pem")
-        pem = pem_path.read_bytes() if pem_path.is_file() else None
+        pem = _read(pem_path, "the PEM bundle") if pem_path.is_file() else None
         if pem is not None:
             check_pem_matches(new, pem, origin=str(pem_path))
         current = trust_list(home, kind)
@@ -257,6 +313,7 @@ def install_trust_lists(home: Home, source: Path) -> list[TrustList]:
             raise InputError(f"{path}: issued {new.issued.date()} (sequence {new.sequence}), not newer than the "
                              f"{kind.title} in force (issued {current.issued.date()}, {current.origin})")
         parsed.append((kind, data, pem, new))
+    products = _products_to_install(home, products_path) if products_path is not None else None
     folder = trust_lists_dir(home)
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     for kind, data, pem, _new in parsed:
@@ -266,4 +323,6 @@ def install_trust_lists(home: Home, source: Path) -> list[TrustList]:
             write_atomic(pem_target, pem)
         else:
             pem_target.unlink(missing_ok=True)
+    if products is not None:
+        write_atomic(folder / PRODUCTS_FILE, products)
     return [trust_list(home, kind) for kind, _path in found]

@@ -82,7 +82,8 @@ def test_a_line_reads_back_to_the_same_text(home, inbox, tmp_path):
         data = json.loads(text)
         assert VerifyLine.from_dict(data).to_dict() == data
         keys = {"file", "sha256", "mime", "verdict", "confidence", "action", "reasons", "error"}
-        assert set(data) == (keys if data["error"] else keys | {"provenance", "watermark", "classifier", "metadata", "sd_marks"})
+        signals = {"provenance", "watermark", "classifier", "metadata", "sd_marks"}
+        assert set(data) == (keys if data["error"] else keys | signals)
     notes = next(json.loads(t) for t in raw if t.find("notes.txt") > 0)
     assert notes["watermark"]["details"]["kind"] == "text" and not notes["watermark"]["detected"]
     assert notes["classifier"] is None

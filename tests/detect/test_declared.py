@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pytest
 from helpers.files import INTEROP, REPO
 from PIL import Image
@@ -158,11 +157,11 @@ def test_forged_marks_on_real_photos_are_declared_never_generated(home, tmp_path
 
 
 def test_stable_diffusion_marks_on_real_photos_are_declared_and_the_unmarked_ones_are_not(home, tmp_path):
+    import skimage.data
+
     from synthguard.bench.sd_marks_bench import embed_as_generator
     from synthguard.detect import InspectionContext, inspect_file
     from synthguard.detect.sd_marks import Reading
-
-    import skimage.data
 
     photos = {"astronaut": skimage.data.astronaut(), "coffee": skimage.data.coffee(),
               "chelsea": skimage.data.chelsea(), "rocket": skimage.data.rocket()}

@@ -1,5 +1,6 @@
 import datetime as dt
 import json
+from importlib import resources
 
 import pytest
 from helpers.trust_lists import ca_of, minted_identity, write_trust_list
@@ -11,14 +12,20 @@ from synthguard.errors import InputError
 from synthguard.policy import Policy, TrustRules
 from synthguard.provenance.identity import Identity, TrustSource
 from synthguard.provenance.manifest import DigitalSourceType, ManifestSpec
+from synthguard.provenance.products import SHIPPED_FILE as PRODUCTS_FILE
+from synthguard.provenance.products import ConformingProducts
 from synthguard.provenance.reading import ProvenanceState, read_provenance
 from synthguard.provenance.signing import SigningSession
 from synthguard.provenance.trustlist import (
     TrustListKind,
+    conforming_products,
     install_trust_lists,
+    installed_products,
     parse_trust_list,
     shipped_trust_list,
+    stale_warning,
     trust_list,
+    trust_lists_dir,
 )
 
 
@@ -103,3 +110,60 @@ def test_a_signer_whose_ca_is_on_the_trust_list_is_trusted_via_the_list(tmp_path
     untrusted = read_provenance(signed, trust=rules.trust_anchors(without, home))
     assert untrusted.state is ProvenanceState.VALID and "signingCredential.untrusted" in untrusted.failures
     assert untrusted.trust_source is None
+
+
+def test_a_stale_list_gives_the_line_a_report_prints():
+    listed = shipped_trust_list(TrustListKind.CLAIM_SIGNERS)
+    assert stale_warning(listed, dt.datetime(2026, 12, 1, tzinfo=dt.UTC)) is None
+    assert stale_warning(None) is None
+    line = stale_warning(listed, dt.datetime(2027, 9, 1, tzinfo=dt.UTC))
+    assert line == ("the C2PA Trust List used (issued 2026-08-05) is past its next update (2027-08-05): a newer list "
+                    "may have withdrawn this signer's CA; install a newer one with `synthguard keys trust-list update`")
+
+
+def _products(folder, *, newest: str | None = None, drop: int = 0):
+    """The shipped Conforming Products List, less its first ``drop`` records, one record modified on ``newest``."""
+    records = json.loads((resources.files("synthguard.provenance") / "data" / PRODUCTS_FILE).read_bytes())[drop:]
+    if newest is not None:
+        records[0]["dates"]["lastModification"] = newest
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / PRODUCTS_FILE
+    path.write_text(json.dumps(records))
+    return path
+
+
+def test_a_newer_conforming_products_list_installs_beside_the_trust_lists(tmp_path):
+    home = Home(tmp_path / "home")
+    assert installed_products(home) is None and conforming_products(home) is ConformingProducts.shipped()
+    shipped = ConformingProducts.shipped()
+    with pytest.raises(InputError, match=r"not after the Conforming Products List in force \(2026-08-20"):
+        install_trust_lists(home, _products(tmp_path / "same-date", drop=1).parent)
+    (tmp_path / "shipped").mkdir()
+    same = tmp_path / "shipped" / PRODUCTS_FILE
+    same.write_bytes((resources.files("synthguard.provenance") / "data" / PRODUCTS_FILE).read_bytes())
+    assert install_trust_lists(home, same) == []  # the list in force already: nothing is written
+    assert installed_products(home) is None
+    newer = _products(tmp_path / "newer", newest="2026-11-30", drop=1)
+    assert install_trust_lists(home, newer) == []
+    assert installed_products(home) == trust_lists_dir(home) / PRODUCTS_FILE
+    in_force = conforming_products(home)
+    assert in_force.source == str(installed_products(home)) and in_force.count == shipped.count - 1
+    assert in_force.newest == dt.date(2026, 11, 30)
+    with pytest.raises(InputError, match="not after"):
+        install_trust_lists(home, _products(tmp_path / "older", newest="2026-10-01"))
+
+
+def test_nothing_is_installed_when_one_list_of_the_folder_is_refused(tmp_path):
+    home = Home(tmp_path / "home")
+    chain, _ = minted_identity()
+    folder = write_trust_list(tmp_path / "both", [ca_of(chain)]).parent
+    (folder / PRODUCTS_FILE).write_text('[{"recordId": "x"}]')
+    with pytest.raises(InputError, match="conforming products list record 0|record 0"):
+        install_trust_lists(home, folder)
+    assert trust_list(home).origin == "shipped snapshot" and installed_products(home) is None
+    (folder / PRODUCTS_FILE).write_bytes(b"\xff\xfe garbage")
+    with pytest.raises(InputError, match="not valid JSON"):
+        install_trust_lists(home, folder)
+    (folder / PRODUCTS_FILE).unlink()
+    (installed,) = install_trust_lists(home, folder)
+    assert installed.issued.date() == dt.date(2026, 11, 30) and installed_products(home) is None
