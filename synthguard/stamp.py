@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import struct
 import tempfile
 import threading
 import time
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from synthguard.core.fileio import check_output_path, write_atomic
 from synthguard.core.home import Home
@@ -94,8 +95,11 @@ def _split_alpha(img: Image.Image) -> tuple[np.ndarray, Image.Image | None]:
 # Pixel modes the watermark can be embedded in without changing what the picture is. Deeper or other colour
 # spaces (16-bit, float, CMYK, LAB, bilevel) would have to be converted, and that is not SynthGuard's to decide.
 _MARKABLE_MODES = frozenset({"L", "LA", "RGB", "RGBA", "P", "PA"})
-# Metadata that changes how a picture renders or prints, carried over to the marked copy.
-_KEPT_INFO = ("exif", "icc_profile", "dpi")
+# Metadata that changes how a picture renders or prints, carried over to the marked copy: EXIF (orientation), the
+# ICC profile and the resolution in every format; PNG's gamma, chromaticities, sRGB intent and the transparent colour
+# of a grey or RGB image in PNG output (``_png_rendering``).
+_KEPT_INFO = ("exif", "icc_profile", "dpi", "gamma", "chromaticity", "srgb", "transparency")
+_PNG_ONLY = ("gamma", "chromaticity", "srgb", "transparency")
 
 
 @dataclass(frozen=True)
@@ -121,7 +125,9 @@ def load_for_marking(src: Path) -> MarkableImage:
             transparent = img.mode == "PA" or "transparency" in img.info
             img = img.convert("RGBA" if transparent else "RGB")
         pixels, alpha = _split_alpha(img)
-        keep = {k: img.info[k] for k in _KEPT_INFO if img.info.get(k)}
+        keep = {k: img.info[k] for k in _KEPT_INFO if img.info.get(k) is not None and img.info.get(k) != b""}
+        if img.mode in ("RGBA", "LA"):
+            keep.pop("transparency", None)  # the alpha band already carries it
     return MarkableImage(pixels, alpha, keep)
 
 
@@ -189,16 +195,35 @@ def encode_image(marked: np.ndarray, alpha: Image.Image | None, mime: str,
     img = Image.fromarray(marked)
     if alpha is not None:
         img.putalpha(alpha)
+    kept = {k: v for k, v in (save_options or {}).items() if k not in _PNG_ONLY}
+    if fmt == "PNG":
+        kept.update(_png_rendering(save_options or {}))
     buf = io.BytesIO()
-    img.save(buf, format=fmt, **options, **(save_options or {}))
+    img.save(buf, format=fmt, **options, **kept)
     data = buf.getvalue()
     if fmt == "JPEG":
         return data, jpeg_coded_data_sha256(data)
-    if save_options and save_options.keys() & {"icc_profile", "exif"}:
+    if kept.keys() & {"icc_profile", "exif", "pnginfo", "transparency"}:
         return data, None
     if alpha is not None:
         return data, array_content_sha256(np.asarray(img))
     return data, array_content_sha256(marked)
+
+
+def _png_rendering(info: dict) -> dict:
+    """PNG save options carrying gAMA, cHRM, sRGB (as raw chunks: Pillow writes none of them itself) and tRNS."""
+    chunks = PngImagePlugin.PngInfo()
+    if info.get("srgb") is not None:
+        chunks.add(b"sRGB", bytes([int(info["srgb"]) & 0xFF]))
+    if info.get("gamma") is not None:
+        chunks.add(b"gAMA", struct.pack(">I", round(float(info["gamma"]) * 100000)))
+    chroma = info.get("chromaticity")
+    if chroma is not None and len(chroma) == 8:
+        chunks.add(b"cHRM", struct.pack(">8I", *(round(float(v) * 100000) for v in chroma)))
+    options: dict = {"pnginfo": chunks} if chunks.chunks else {}
+    if info.get("transparency") is not None:
+        options["transparency"] = info["transparency"]
+    return options
 
 
 class Stamper:

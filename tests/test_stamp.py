@@ -227,6 +227,30 @@ def test_the_recorded_content_hash_is_the_written_files_when_it_carries_a_profil
     assert result.signed.content_sha256 == decode_image(out).content_sha256
 
 
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_marking_keeps_png_gamma_chromaticities_srgb_and_transparent_colour(stamper, tmp_path, mode):
+    import struct
+
+    from PIL import PngImagePlugin
+
+    from synthguard.core.media import decode_image
+
+    chunks = PngImagePlugin.PngInfo()
+    chunks.add(b"gAMA", struct.pack(">I", 45455))
+    chunks.add(b"cHRM", struct.pack(">8I", 31270, 32900, 64000, 33000, 30000, 60000, 15000, 6000))
+    chunks.add(b"sRGB", b"\x01")
+    src = tmp_path / f"tagged-{mode}.png"
+    transparent = (0, 0, 0) if mode == "RGB" else 0
+    Image.fromarray(procedural_image(256, 256, seed=6)).convert(mode).save(src, pnginfo=chunks,
+                                                                           transparency=transparent)
+    out = tmp_path / f"tagged-{mode}-out.png"
+    result = stamper.stamp_file(src, out, ManifestSpec(title="t"))
+    with Image.open(src) as before, Image.open(out) as after:
+        for key in ("gamma", "chromaticity", "srgb", "transparency"):
+            assert after.info.get(key) == before.info.get(key), key
+    assert result.signed.content_sha256 == decode_image(out).content_sha256
+
+
 # ------------------------------------------------------------------------------------------------------- texts
 def test_stamp_text_binds_the_text_watermark_in_a_signed_sidecar(home, identity, tmp_path):
     from synthguard.provenance.signing import sidecar_path
