@@ -178,17 +178,19 @@ def keys_trust_list_show(env: Env, entities: bool, as_json: bool) -> None:
     Example:
       synthguard keys trust-list show --entities
     """
-    from synthguard.provenance.trustlist import TrustListKind, trust_list  # noqa: PLC0415
+    from synthguard.provenance.trustlist import TrustListKind, conforming_products, trust_list  # noqa: PLC0415
 
     lists = [trust_list(env.home, kind) for kind in TrustListKind]
+    products = conforming_products(env.home)
     if as_json:
-        print_json({"lists": [listed.to_dict() for listed in lists]})
+        print_json({"lists": [listed.to_dict() for listed in lists], "products": products.to_dict()})
         return
     for listed in lists:
         _echo_list(listed)
         if entities:
             for name in listed.entities:
                 click.echo(f"  - {name}")
+    click.echo(products.describe()[0])
     if any(listed.is_stale() for listed in lists):
         click.echo("warning: a list is past its next update: install a newer snapshot with "
                    "`synthguard keys trust-list update --from FOLDER`", err=True)
@@ -196,8 +198,9 @@ def keys_trust_list_show(env: Env, entities: bool, as_json: bool) -> None:
 
 @keys_trust_list.command("update")
 @click.option("--from", "source", required=True, type=click.Path(path_type=Path),
-              help="A folder holding C2PA-TRUST-LIST.json and/or C2PA-TSA-TRUST-LIST.json (each with its .pem, if "
-                   "published), or one of those files: e.g. the trust-list folder of c2pa-org/conformance-public.")
+              help="A folder holding C2PA-TRUST-LIST.json, C2PA-TSA-TRUST-LIST.json (each with its .pem, if "
+                   "published) and/or conforming-products-list.json, or one of those files: e.g. from "
+                   "c2pa-org/conformance-public.")
 @options.json_output()
 @pass_env
 def keys_trust_list_update(env: Env, source: Path, as_json: bool) -> None:
@@ -207,12 +210,14 @@ def keys_trust_list_update(env: Env, source: Path, as_json: bool) -> None:
     Example:
       synthguard keys trust-list update --from ~/Downloads/conformance-public/trust-list
     """
-    from synthguard.provenance.trustlist import install_trust_lists  # noqa: PLC0415
+    from synthguard.provenance.trustlist import conforming_products, install_trust_lists  # noqa: PLC0415
 
     lists = install_trust_lists(env.home, source)
+    products = conforming_products(env.home)
     if as_json:
-        print_json({"lists": [listed.to_dict() for listed in lists]})
+        print_json({"lists": [listed.to_dict() for listed in lists], "products": products.to_dict()})
         return
     for listed in lists:
         click.echo("in force: ", nl=False)
         _echo_list(listed)
+    click.echo(f"in force: {products.describe()[0]}")

@@ -9,9 +9,10 @@ file; a manifest recovered through a watermark for different content is not abou
 | trusted manifest declares generative AI | ``ai-generated`` | 1.0 |
 | trusted manifest records edits (or was opened from an asset with its own manifest) | ``edited`` | 1.0 |
 | trusted manifest declares a capture; its signer is named in ``trust.capture_signers`` | ``authentic-capture`` | 1.0 |
-| trusted manifest declares a capture; any other signer (this machine's own identity too) | the rows below | |
+| trusted capture claim from any other signer (yours too), or outside its CPL product's scope | the rows below | |
 | trusted manifest declares another source type, or none | ``unknown`` | none |
 | no trusted manifest; this identity's text watermark found (texts) | ``ai-generated`` | 1 - p-value |
+| an intact, untrusted manifest (unknown signer, expired credential) declares generative AI | ``ai-declared`` | none |
 | no trusted manifest; SynthGuard image watermark found, its AI bit set | ``ai-declared`` | none |
 | no trusted manifest; unsigned metadata declares AI (IPTC source type, generator parameters) | ``ai-declared`` | none |
 | no trusted manifest; a Stable Diffusion 1.x / 2.x / XL invisible mark (``detect.sd_marks``) | ``ai-declared`` | none |
@@ -78,6 +79,8 @@ CAPTURE_NOT_VOUCHED = "policy.captureSignerNotListed"
 
 UNSIGNED_MARK = ("an unsigned SynthGuard watermark declares AI-generated content; anyone with SynthGuard can embed "
                  "this mark, so it proves nothing by itself")
+UNVERIFIED_AI_CLAIM = ("the manifest declares generative-AI content, but its signature is not authenticated here: "
+                       "a declaration, not proof")
 TEXT_MARK = ("this identity's text watermark is keyed by its secret, so only its own generator writes it: it "
              "authenticates the text as made by that generator")
 
@@ -234,7 +237,10 @@ def _decide_provenance(provenance: ProvenanceSignal,
             lead = "the manifest is not authenticated"
         reasons += [f"{lead}: {provenance_claims(p)}; treat its claims as unverified", *describe_validation(p)]
         if p.ai_generated:
-            reasons.append("the unverified manifest itself declares generative-AI content")
+            # A declaration nobody authenticated: the same standing as unsigned metadata.
+            reasons.append(UNVERIFIED_AI_CLAIM)
+            if not marked_ai:
+                return VerdictLabel.AI_DECLARED, tuple(reasons)
         return (VerdictLabel.AI_GENERATED if marked_ai else VerdictLabel.UNKNOWN), tuple(reasons)
 
     # Trusted from here on.

@@ -16,7 +16,7 @@ from synthguard.policy import DEFAULT_POLICY, Policy
 from synthguard.provenance.identity import TrustAnchors
 from synthguard.provenance.manifest import DigitalSourceType
 from synthguard.provenance.reading import ProvenanceSignal, ProvenanceState
-from synthguard.provenance.trustlist import TrustListKind, trust_list
+from synthguard.provenance.trustlist import TrustListKind, conforming_products, trust_list
 
 
 def in_force(policy: Policy | None) -> Policy:
@@ -31,7 +31,8 @@ def trust_anchors(policy: Policy, home: Home, extra: tuple[Path, ...] = ()) -> T
     listed = trust_list(home, TrustListKind.CLAIM_SIGNERS) if policy.trust.c2pa_trust_list else None
     return TrustAnchors.from_home(home, include_own=policy.trust.own_identity, include_added=policy.trust.home_anchors,
                                   extra=policy.anchor_files() + tuple(extra), trust_list=listed,
-                                  tsa_list=trust_list(home, TrustListKind.TIME_STAMPS))
+                                  tsa_list=trust_list(home, TrustListKind.TIME_STAMPS),
+                                  products=conforming_products(home))
 
 
 def _named(patterns: tuple[str, ...], signer: str | None, issuer: str | None) -> bool:

@@ -224,7 +224,7 @@ def describe_provenance(p: ProvenanceSignal) -> tuple[str, ...]:
     if p.trust_source:
         first += f"; trusted via {TrustSource(p.trust_source).title}" + (f" ({p.trust_entity})" if p.trust_entity
                                                                         else "")
-    lines = [first]
+    lines = [first] + ([p.trust_list_stale] if p.trust_list_stale else [])
     if p.present or p.recovered_from_ledger:
         ai = {True: "yes", False: "no", None: "not declared"}[p.ai_generated]
         declared = source_type_code(p.digital_source_type) or "(no source type)"
@@ -280,7 +280,7 @@ def provenance_from_dict(data: dict | None) -> ProvenanceSignal | None:
         return None
     # A line written before these fields were recorded reads back without them.
     later = {"informational": (), "c2pa_state": None, "trust_source": None, "trust_anchor": None,
-             "trust_entity": None}
+             "trust_entity": None, "trust_list_stale": None}
     values = {f.name: data.get(f.name, later[f.name]) if f.name in later else data[f.name]
               for f in fields(ProvenanceSignal) if f.name != "details"}
     values["state"] = ProvenanceState(values["state"])

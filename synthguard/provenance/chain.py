@@ -236,7 +236,7 @@ def read_details(store: Mapping, *, trust: TrustAnchors, jumbf: bytes | None, cr
         if subject is not None:
             cn, org, unit = (_first(subject, oid) for oid in (NameOID.COMMON_NAME, NameOID.ORGANIZATION_NAME,
                                                              NameOID.ORGANIZATIONAL_UNIT_NAME))
-            product = ConformingProducts.shipped().lookup(cn, org, organizational_unit=unit)
+            product = (trust.products or ConformingProducts.shipped()).lookup(cn, org, organizational_unit=unit)
             if product is not None and rubric is not None:
                 outside = claims_outside_scope(rubric, product)
     return StoreDetails(chain, identities_from_store(store), rubric, product, outside, tuple(notes))

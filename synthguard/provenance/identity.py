@@ -35,6 +35,7 @@ from synthguard.core.fileio import write_atomic, write_private
 from synthguard.core.home import Home
 from synthguard.errors import Hint, IdentityError, one_line
 from synthguard.provenance.manifest import DigitalSourceType
+from synthguard.provenance.products import ConformingProducts
 from synthguard.provenance.trustlist import TrustList
 
 # No timestamp authority is reachable offline, so a manifest is only valid while its signing certificate is: the
@@ -364,11 +365,12 @@ class TrustAnchors:
     sources: tuple[TrustSource, ...] = ()
     trust_list: TrustList | None = None  # the C2PA Trust List whose certificates are among these, if any
     tsa_list: TrustList | None = None  # the time-stamp authorities trusted (C2PA TSA Trust List), if any
+    products: ConformingProducts | None = None  # the C2PA Conforming Products List in force (None: the shipped one)
 
     @classmethod
     def from_home(cls, home: Home, *, include_own: bool = True, include_added: bool = True,
                   extra: tuple[Path, ...] = (), trust_list: TrustList | None = None,
-                  tsa_list: TrustList | None = None) -> TrustAnchors:
+                  tsa_list: TrustList | None = None, products: ConformingProducts | None = None) -> TrustAnchors:
         """The anchors of ``home``: its own identity's root, the roots added to it, ``extra`` PEM files, and the
         certificates of ``trust_list`` (the C2PA Trust List). A certificate in several keeps the first source.
         ``tsa_list``: the time-stamp authorities to check time-stamps against."""
@@ -386,7 +388,8 @@ class TrustAnchors:
         unique: dict[str, tuple[x509.Certificate, TrustSource]] = {}
         for cert, source in found:
             unique.setdefault(cert_fingerprint(cert), (cert, source))
-        return cls(tuple(c for c, _ in unique.values()), tuple(s for _, s in unique.values()), trust_list, tsa_list)
+        return cls(tuple(c for c, _ in unique.values()), tuple(s for _, s in unique.values()), trust_list, tsa_list,
+                   products)
 
     def pem_bundle(self) -> str:
         return "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in self.certificates)

@@ -112,7 +112,6 @@ def describe_certificate(cert: x509.Certificate) -> dict:
             "not_after": cert.not_valid_after_utc.isoformat(), "sha256": cert_fingerprint(cert)}
 
 
-fingerprint = cert_fingerprint  # the name provenance.timestamps imports (SHA-256 of the DER, hex)
 
 
 def _box_header(data: bytes, offset: int, end: int) -> tuple[int, str, int]:

@@ -38,6 +38,7 @@ from synthguard.provenance.ledger import Ledger, LedgerRecord
 from synthguard.provenance.manifest import MODEL_ASSERTION, source_type_is_ai
 from synthguard.provenance.signing import sidecar_path
 from synthguard.provenance.timestamps import TimestampSignal
+from synthguard.provenance.trustlist import stale_warning
 from synthguard.provenance.validation import ValidationKind, ValidationKinds, classify
 
 # Without the asset, a manifest's data hash cannot be checked: for a ledger recovery the ledger's own content hash
@@ -95,6 +96,7 @@ class ProvenanceSignal:
     trust_source: str | None = None
     trust_anchor: str | None = None
     trust_entity: str | None = None
+    trust_list_stale: str | None = None  # a warning when that trust came from a C2PA Trust List past its next update
     # The store beyond the active claim (provenance.chain): each manifest's signer, trust source, time-stamp and
     # validation kind; CAWG identities; the C2PA Asset Rubric's signals; the signer's Conforming Products entry.
     details: StoreDetails | RenderedDetails | None = field(default=None, compare=False)
@@ -252,6 +254,7 @@ def signal_from_store(store: dict, *, source: str, set_aside: frozenset[str] = f
     return ProvenanceSignal(
         trust_source=link.trust_source if link else None, trust_anchor=link.trust_anchor if link else None,
         trust_entity=link.trust_entity if link else None, details=details,
+        trust_list_stale=stale_warning(trust.trust_list) if link and link.trust_source == "c2pa-trust-list" else None,
         present=source != "ledger", state=state, source=source,
         signer=signature.get("common_name"), issuer=signature.get("issuer"), signed_at=signature.get("time"),
         claim_generator=_agent_name(generator) or active.get("claim_generator"), title=active.get("title"),

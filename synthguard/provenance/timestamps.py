@@ -39,7 +39,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from synthguard.errors import InputError
-from synthguard.provenance.jumbf import MALFORMED_EXTENSIONS, CoseSignature, fingerprint, trust_path
+from synthguard.provenance.identity import cert_fingerprint as fingerprint
+from synthguard.provenance.jumbf import MALFORMED_EXTENSIONS, CoseSignature, trust_path
 
 MAX_TOKEN_CERTIFICATES = 16
 

@@ -32,7 +32,8 @@ def _shipped_is_stale() -> bool:
 def test_show_names_the_shipped_lists():
     result = run("keys", "trust-list", "show")
     assert result.exit_code == 0
-    first, _sha, tsa, _tsa_sha = result.stdout.splitlines()
+    first, _sha, tsa, _tsa_sha, products = result.stdout.splitlines()
+    assert products.startswith("C2PA Conforming Products List (shipped snapshot): 174 records")
     assert first.startswith("C2PA Trust List issued 2026-08-05") and "30 certificates from 17 entities" in first
     assert "(shipped snapshot" in first
     assert tsa.startswith("C2PA TSA Trust List issued 2026-08-05") and "22 certificates" in tsa
@@ -48,6 +49,7 @@ def test_show_json_and_entities():
     assert claims["origin"] == "shipped snapshot" and len(claims["sha256"]) == 64 and claims["sequence"] == 1
     assert claims["stale"] is shipped_trust_list(TrustListKind.CLAIM_SIGNERS).is_stale()
     assert tsa["kind"] == "C2PA-TSA-TRUST-LIST" and tsa["certificates"] == 22
+    assert data["products"]["count"] == 174 and data["products"]["source"] == "shipped snapshot"
     listed = run("keys", "trust-list", "show", "--entities").stdout.splitlines()
     assert "  - Adobe Inc" in listed and "  - Google LLC" in listed
     assert "  - Adobe Inc" not in run("keys", "trust-list", "show").stdout.splitlines()

@@ -45,6 +45,17 @@ def test_an_unsigned_image_mark_declares_and_says_anyone_can_embed_it():
         assert decide(behind, AI_MARK).label is VerdictLabel.AI_DECLARED
 
 
+def test_an_untrusted_manifest_that_declares_ai_is_a_declaration():
+    from synthguard.detect.fusion import UNVERIFIED_AI_CLAIM
+
+    for failures in (("signingCredential.untrusted",), ("signingCredential.expired",)):
+        v = decide(manifest(S.VALID, D.TRAINED_ALGORITHMIC_MEDIA, failures=failures), None, HIGH)
+        assert v.label is VerdictLabel.AI_DECLARED and v.confidence is None and UNVERIFIED_AI_CLAIM in v.reasons
+    # Declaring something else, or nothing, leaves it unknown (the classifier may still speak).
+    assert decide(manifest(S.VALID, D.DIGITAL_CAPTURE, failures=("signingCredential.untrusted",))).label \
+        is VerdictLabel.UNKNOWN
+
+
 def test_a_trusted_manifest_behind_the_mark_authenticates_it():
     bound = {"alg": ALG, "value": AI_MARK.payload}
     embedded = manifest(S.TRUSTED, D.TRAINED_ALGORITHMIC_MEDIA, source="embedded", soft_binding=bound)

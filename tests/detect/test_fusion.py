@@ -26,9 +26,9 @@ def signal(state, source_type=None, actions=("c2pa.created",), **kw):
     (signal(S.TRUSTED, D.DIGITAL_CAPTURE, ("c2pa.created", "c2pa.color_adjustments")), VerdictLabel.EDITED),
     (signal(S.TRUSTED, None, ("c2pa.opened", "c2pa.cropped")), VerdictLabel.EDITED),
     (signal(S.TRUSTED, D.ALGORITHMIC_MEDIA), VerdictLabel.UNKNOWN),
-    # Valid is not trusted: never authentic, and an unverified AI claim is reported, not adopted.
+    # Valid is not trusted: never authentic, and an unverified AI claim is a declaration, not ai-generated.
     (signal(S.VALID, D.DIGITAL_CAPTURE, failures=("signingCredential.untrusted",)), VerdictLabel.UNKNOWN),
-    (signal(S.VALID, D.TRAINED_ALGORITHMIC_MEDIA), VerdictLabel.UNKNOWN),
+    (signal(S.VALID, D.TRAINED_ALGORITHMIC_MEDIA), VerdictLabel.AI_DECLARED),
     (signal(S.INVALID, D.DIGITAL_CAPTURE, failures=("assertion.dataHash.mismatch",)), VerdictLabel.TAMPERED),
     (signal(S.ABSENT), VerdictLabel.UNKNOWN),
     (ProvenanceSignal(present=True, state=S.ERROR, error="remote"), VerdictLabel.UNKNOWN),
@@ -102,7 +102,7 @@ def expected(prov: str, wm: str, cls: str) -> tuple[VerdictLabel, float | None]:
     if prov in TRUSTED_LABEL:
         label = TRUSTED_LABEL[prov]
         return label, (None if label is VerdictLabel.UNKNOWN else 1.0)
-    if wm == "ai":  # an unsigned image mark: a declaration, without a confidence
+    if wm == "ai" or prov == "untrusted-ai":  # an unsigned mark, an unauthenticated AI claim: declarations
         return VerdictLabel.AI_DECLARED, None
     if cls == "high":
         return VerdictLabel.LIKELY_SYNTHETIC, 0.95

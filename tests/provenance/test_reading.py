@@ -206,7 +206,7 @@ def test_an_expired_signing_certificate_is_a_credential_finding_not_tampering(ho
     identity, root_pem = _short_lived_identity(seconds=2)
     out = tmp_path / "camera.png"
     with SigningSession(identity, None) as session:
-        session.sign_file(png, out, ManifestSpec(title="camera"))
+        session.sign_file(png, out, ManifestSpec(title="camera", digital_source_type=DigitalSourceType.DIGITAL_CAPTURE))
     # c2pa refuses to sign with an expired certificate: wait until this one has expired (no time-stamp authority
     # offline, so the manifest is checked against the current time).
     time.sleep(max(0.0, (identity.certificate.not_valid_after_utc - dt.datetime.now(dt.UTC)).total_seconds()) + 1.2)
