@@ -2,13 +2,9 @@ import datetime as dt
 import json
 
 from click.testing import CliRunner
-from helpers.trust_lists import ca_of, minted_identity, write_trust_list
-from PIL import Image
+from helpers.trust_lists import ca_of, minted_identity, signed_capture, write_trust_list
 
 from synthguard.cli import main
-from synthguard.provenance.identity import Identity
-from synthguard.provenance.manifest import DigitalSourceType, ManifestSpec
-from synthguard.provenance.signing import SigningSession
 from synthguard.provenance.trustlist import TrustListKind, shipped_trust_list
 
 NEWSROOM = "policies/newsroom-default.yaml"
@@ -117,12 +113,7 @@ def test_a_signer_whose_ca_is_on_an_installed_list_is_trusted_via_the_list(tmp_p
     chain, key = minted_identity()
     folder = write_trust_list(tmp_path / "list", [ca_of(chain)]).parent
     assert run("keys", "trust-list", "update", "--from", folder).exit_code == 0
-    photo = tmp_path / "photo.png"
-    Image.new("RGB", (64, 48), (40, 90, 160)).save(photo)
-    signed = tmp_path / "photo-signed.png"
-    with SigningSession(Identity.from_pem(chain, key), None) as session:
-        session.sign_file(photo, signed, ManifestSpec(title="wire photo",
-                                                      digital_source_type=DigitalSourceType.DIGITAL_CAPTURE))
+    signed = signed_capture(tmp_path, chain, key)
     result = run("detect", signed, "--json", "--policy", NEWSROOM)
     assert result.exit_code == 0, result.output
     p = json.loads(result.stdout)["provenance"]

@@ -100,25 +100,14 @@ def test_capture_claims_count_only_from_named_capture_signers(tmp_path):
 def _listed_captures(tmp_path, home, names: list[tuple[str, str]]):
     """digitalCapture photos signed by minted identities named like Conforming Products List products, whose CAs
     are on an installed C2PA Trust List."""
-    from helpers.trust_lists import ca_of, minted_identity, write_trust_list
-    from PIL import Image
+    from helpers.trust_lists import ca_of, minted_identity, signed_capture, write_trust_list
 
-    from synthguard.provenance.identity import Identity
-    from synthguard.provenance.manifest import DigitalSourceType, ManifestSpec
-    from synthguard.provenance.signing import SigningSession
     from synthguard.provenance.trustlist import install_trust_lists
 
     identities = [minted_identity(cn, org) for cn, org in names]
     install_trust_lists(home, write_trust_list(tmp_path / "list", [ca_of(chain) for chain, _ in identities],
                                                entity="Google LLC").parent)
-    photos = []
-    for (cn, _), (chain, key) in zip(names, identities):
-        src, out = tmp_path / f"{cn}.png", tmp_path / f"{cn}-signed.png"
-        Image.new("RGB", (48, 48), (90, 120, 60)).save(src)
-        with SigningSession(Identity.from_pem(chain, key), None) as session:
-            session.sign_file(src, out, ManifestSpec(title="capture",
-                                                     digital_source_type=DigitalSourceType.DIGITAL_CAPTURE))
-        photos.append(out)
+    photos = [signed_capture(tmp_path, chain, key, name=cn) for (cn, _), (chain, key) in zip(names, identities)]
     return photos
 
 

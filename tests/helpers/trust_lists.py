@@ -49,3 +49,19 @@ def write_trust_list(folder: Path, certificates: list[x509.Certificate], *, name
         (folder / f"{file_name}.pem").write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM)
                                                            for c in certificates))
     return path
+
+
+def signed_capture(folder: Path, chain: bytes, key: bytes, name: str = "photo") -> Path:
+    """A small PNG signed by the identity (chain, key) with a digitalCapture claim: ``folder/NAME-signed.png``."""
+    from PIL import Image
+
+    from synthguard.provenance.identity import Identity
+    from synthguard.provenance.manifest import DigitalSourceType, ManifestSpec
+    from synthguard.provenance.signing import SigningSession
+
+    src, out = folder / f"{name}.png", folder / f"{name}-signed.png"
+    Image.new("RGB", (48, 48), (40, 90, 160)).save(src)
+    with SigningSession(Identity.from_pem(chain, key), None) as session:
+        session.sign_file(src, out, ManifestSpec(title="wire photo",
+                                                 digital_source_type=DigitalSourceType.DIGITAL_CAPTURE))
+    return out

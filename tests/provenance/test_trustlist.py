@@ -3,19 +3,16 @@ import json
 from importlib import resources
 
 import pytest
-from helpers.trust_lists import ca_of, minted_identity, write_trust_list
-from PIL import Image
+from helpers.trust_lists import ca_of, minted_identity, signed_capture, write_trust_list
 
 from synthguard.core.home import Home
 from synthguard.detect import rules
 from synthguard.errors import InputError
 from synthguard.policy import Policy, TrustRules
-from synthguard.provenance.identity import Identity, TrustSource
-from synthguard.provenance.manifest import DigitalSourceType, ManifestSpec
+from synthguard.provenance.identity import TrustSource
 from synthguard.provenance.products import SHIPPED_FILE as PRODUCTS_FILE
 from synthguard.provenance.products import ConformingProducts
 from synthguard.provenance.reading import ProvenanceState, read_provenance
-from synthguard.provenance.signing import SigningSession
 from synthguard.provenance.trustlist import (
     TrustListKind,
     conforming_products,
@@ -86,21 +83,11 @@ def test_update_installs_a_newer_list_and_refuses_an_older_or_mismatched_one(tmp
         install_trust_lists(home, tmp_path / "new" / "C2PA-TRUST-LIST.pem")
 
 
-def _signed_capture(tmp_path, chain: bytes, key: bytes):
-    png = tmp_path / "photo.png"
-    Image.new("RGB", (32, 32), (40, 90, 160)).save(png)
-    out = tmp_path / "photo-signed.png"
-    with SigningSession(Identity.from_pem(chain, key), None) as session:
-        session.sign_file(png, out, ManifestSpec(title="wire photo",
-                                                 digital_source_type=DigitalSourceType.DIGITAL_CAPTURE))
-    return out
-
-
 def test_a_signer_whose_ca_is_on_the_trust_list_is_trusted_via_the_list(tmp_path):
     home = Home(tmp_path / "home")
     chain, key = minted_identity()
     install_trust_lists(home, write_trust_list(tmp_path / "list", [ca_of(chain)]).parent)
-    signed = _signed_capture(tmp_path, chain, key)
+    signed = signed_capture(tmp_path, chain, key)
     with_list = Policy(trust=TrustRules(own_identity=False, home_anchors=False, c2pa_trust_list=True))
     signal = read_provenance(signed, trust=rules.trust_anchors(with_list, home))
     assert signal.state is ProvenanceState.TRUSTED
@@ -177,7 +164,7 @@ def test_trust_from_a_stale_list_says_so(tmp_path):
     now = dt.datetime.now(dt.UTC)
     install_trust_lists(home, write_trust_list(tmp_path / "list", [ca_of(chain)], issued=now - dt.timedelta(days=10),
                                                next_update=now - dt.timedelta(days=1)).parent)
-    signed = _signed_capture(tmp_path, chain, key)
+    signed = signed_capture(tmp_path, chain, key)
     policy = Policy(trust=TrustRules(own_identity=False, home_anchors=False, c2pa_trust_list=True))
     signal = read_provenance(signed, trust=rules.trust_anchors(policy, home))
     assert signal.state is ProvenanceState.TRUSTED and "past its next update" in signal.trust_list_stale
