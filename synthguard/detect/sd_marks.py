@@ -295,7 +295,8 @@ class SDMarkSignal:
             reads = [r for r in self.reads if r.family is family]
             if reads:
                 top = max(reads, key=lambda r: r.bits_matched)
-                best.append(f"{family.value} {top.bits_matched}/{top.bits_total}, from {top.threshold}")
+                counts_from = top.very_likely_at if family is SDFamily.SDXL else top.threshold
+                best.append(f"{family.value} {top.bits_matched}/{top.bits_total}, counted from {counts_from}")
         return (f"no Stable Diffusion invisible mark found (best matches: {'; '.join(best)}); {_FRAGILE}",)
 
 
