@@ -11,7 +11,12 @@ pictures, ``audit`` for the log). Safety rules:
   uploaded name, so no path from the client reaches the file system;
 - every page escapes what came from the file (names, manifest fields);
 - every form carries a random token made at start-up and checked on POST, so another web page open in the same
-  browser cannot submit uploads or record reviews on the desk's behalf (cross-site request forgery).
+  browser cannot submit uploads or record reviews on the desk's behalf (cross-site request forgery);
+- a request whose Host is not one of the desk's own names, or a POST whose Origin is another site's, is refused
+  (403): a page on another domain that resolves to 127.0.0.1 (DNS rebinding) cannot read or drive the desk;
+- every answer forbids framing and outside content (``Content-Security-Policy`` with ``frame-ancestors 'none'``,
+  ``X-Frame-Options: DENY``, ``nosniff``; referrers only to itself, so a form it posts carries its Origin, and
+  ``Origin: null`` (a sandboxed frame) counts as another site).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import tempfile
 import threading
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Form, Request
 from fastapi.responses import HTMLResponse
@@ -38,6 +44,12 @@ from synthguard.errors import SynthGuardError
 from synthguard.policy import DeskAction
 
 DEFAULT_MAX_UPLOAD = 50 * 1024 * 1024
+MAX_FILES = 20  # files in one drop
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; img-src data:; style-src 'unsafe-inline'; form-action 'self'; "
+                               "frame-ancestors 'none'; base-uri 'none'",
+    "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
 _CHUNK = 1024 * 1024
 _EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", "image/gif": ".gif",
                "image/tiff": ".tif", "image/avif": ".avif", "image/bmp": ".bmp", "text/plain": ".txt",
@@ -51,7 +63,8 @@ form.drop{{border:2px dashed #999;padding:1.2em;margin:1em 0;background:#fafafa}
 <p>Policy <b>{policy}</b> (sha256 {policy_hash}). Files stay on this machine.</p>
 <form class=drop method=post action="/verify" enctype="multipart/form-data">
 <input type=hidden name=token value="{token}">
-<label>Drop or choose a file (image or text, up to {limit} MB): <input type=file name=file id=file required></label>
+<label>Drop or choose files (images or texts, up to {limit} MB each, {max_files} at a time): <input type=file
+name=file id=file multiple required></label>
 <button type=submit id=check>Verify</button></form>
 {body}</body></html>"""
 
@@ -60,8 +73,18 @@ def _mib(n: int) -> str:
     return f"{n / 1024 / 1024:.0f}"
 
 
-def create_app(settings: VerifySettings, *, storage: Path | None = None, max_upload: int = DEFAULT_MAX_UPLOAD):
-    """The FastAPI application. ``storage``: where uploads are kept (default: SYNTHGUARD_HOME/desk-uploads)."""
+def _hostname(value: str | None) -> str | None:
+    """The host name of a Host header or an Origin URL, lower-cased, without port or brackets."""
+    if not value:
+        return None
+    parsed = urlsplit(value if "://" in value else f"//{value}")
+    return (parsed.hostname or "").lower() or None
+
+
+def create_app(settings: VerifySettings, *, storage: Path | None = None, max_upload: int = DEFAULT_MAX_UPLOAD,
+               hosts: tuple[str, ...] = ()):
+    """The FastAPI application. ``storage``: where uploads are kept (default: SYNTHGUARD_HOME/desk-uploads);
+    ``hosts``: host names the desk answers to besides 127.0.0.1, localhost and ::1 (the name it is bound to)."""
     home = Home(settings.home)
     store = Path(storage) if storage else home.root / "desk-uploads"
     store.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -70,6 +93,21 @@ def create_app(settings: VerifySettings, *, storage: Path | None = None, max_upl
     policy = settings.policy
     app = FastAPI(title="SynthGuard desk", docs_url=None, redoc_url=None, openapi_url=None)
     token = secrets.token_urlsafe(32)
+    allowed = {h.lower().strip("[]") for h in (*LOCAL_HOSTS, *hosts) if h}
+    names: dict[str, str] = {}  # storage digest -> the name it was uploaded under (shown instead of the digest)
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        host = _hostname(request.headers.get("host"))
+        origin = request.headers.get("origin")
+        if host not in allowed:
+            response = HTMLResponse("refused: this desk answers only to its own host name", status_code=403)
+        elif request.method == "POST" and origin is not None and _hostname(origin) not in allowed:
+            response = HTMLResponse("refused: a form from another site", status_code=403)
+        else:
+            response = await call_next(request)
+        response.headers.update(SECURITY_HEADERS)
+        return response
 
     def token_ok(value) -> bool:
         return isinstance(value, str) and hmac.compare_digest(value, token)
@@ -77,7 +115,7 @@ def create_app(settings: VerifySettings, *, storage: Path | None = None, max_upl
     def page(body: str, status: int = 200) -> HTMLResponse:
         return HTMLResponse(_PAGE.format(style=STYLE, policy=html.escape(policy.name),
                                          policy_hash=policy.sha256[:16], limit=_mib(max_upload), body=body,
-                                         token=token),
+                                         token=token, max_files=MAX_FILES),
                             status_code=status)
 
     def flash(message: str, status: int) -> HTMLResponse:
@@ -92,7 +130,7 @@ def create_app(settings: VerifySettings, *, storage: Path | None = None, max_upl
     def check(path: Path, shown_name: str | None = None) -> VerifyLine:
         with lock:
             line = verifier.check(path)
-        shown = shown_name or path.name
+        shown = shown_name or names.get(path.stem) or path.name
         # Never show the desk's own storage path.
         return replace(line, file=shown, error=None if line.error is None else line.error.replace(str(path), shown))
 
@@ -101,10 +139,12 @@ def create_app(settings: VerifySettings, *, storage: Path | None = None, max_upl
         heatmap = line.classifier.heatmap if line.classifier is not None else None
         figures = {} if line.error else file_pictures(path, heatmap)
         digest = line.sha256
-        actions = "".join(f"<option value='{a.value}'>{a.value}</option>" for a in DeskAction)
+        # No decision is chosen for the editor: the select starts empty and the form needs one.
+        actions = "<option value='' selected disabled>choose...</option>" + "".join(
+            f"<option value='{a.value}'>{a.value}</option>" for a in DeskAction)
         review = (f"<form method=post action='/review/{digest}' id=review><h3>Record a review</h3>"
                   f"<input type=hidden name=token value='{token}'>"
-                  f"<label>Decision <select name=decision id=decision>{actions}</select></label> "
+                  f"<label>Decision <select name=decision id=decision required>{actions}</select></label> "
                   "<label>Editor <input name=editor id=editor required></label> "
                   "<label>Note <input name=note id=note></label> <button type=submit id=save>Record</button></form>")
         with AuditLog(home.audit_path) as log:
@@ -122,17 +162,13 @@ def create_app(settings: VerifySettings, *, storage: Path | None = None, max_upl
     def index() -> HTMLResponse:
         return page("")
 
-    @app.post("/verify", response_class=HTMLResponse)
-    async def verify_upload(request: Request) -> HTMLResponse:
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > max_upload + 64 * 1024:
-            return flash(f"file too large: the limit is {_mib(max_upload)} MB", 413)
-        form = await request.form(max_files=1, max_fields=4, max_part_size=max_upload + 1)
-        if not token_ok(form.get("token")):
-            return flash("this form is stale or did not come from the desk: reload the page", 403)
-        upload = form.get("file")
-        if upload is None or not hasattr(upload, "read"):
-            return flash("no file in the upload", 400)
+    class Refused(Exception):
+        def __init__(self, message: str, status: int):
+            super().__init__(message)
+            self.status = status
+
+    async def receive(upload) -> tuple[Path, str]:
+        """Store one upload under its sha256 (checked: size, content type); returns (path, the name shown)."""
         fd, tmp = tempfile.mkstemp(prefix=".sg-up-", dir=store)
         digest, size = hashlib.sha256(), 0
         try:
@@ -140,33 +176,72 @@ def create_app(settings: VerifySettings, *, storage: Path | None = None, max_upl
                 while chunk := await upload.read(_CHUNK):
                     size += len(chunk)
                     if size > max_upload:
-                        return flash(f"file too large: the limit is {_mib(max_upload)} MB", 413)
+                        raise Refused(f"file too large: the limit is {_mib(max_upload)} MB", 413)
                     digest.update(chunk)
                     out.write(chunk)
             if size == 0:
-                return flash("the file is empty", 400)
+                raise Refused("the file is empty", 400)
             try:
                 media = sniff(Path(tmp))
             except SynthGuardError as exc:
-                return flash(f"not a file the desk checks: {str(exc).replace(tmp, 'the upload')}", 415)
+                raise Refused(f"not a file the desk checks: {str(exc).replace(tmp, 'the upload')}", 415) from None
             if media.kind not in (MediaKind.IMAGE, MediaKind.TEXT):
-                return flash(f"not an image or text (content is {media.mime}); the desk checks images and texts",
-                             415)
+                raise Refused(f"not an image or text (content is {media.mime}); the desk checks images and texts",
+                              415)
             final = store / (digest.hexdigest() + _EXTENSIONS.get(media.mime, ".bin"))
             os.replace(tmp, final)
             tmp = None
         finally:
             if tmp is not None and os.path.exists(tmp):
                 os.unlink(tmp)
-        line = check(final, f"{upload.filename or 'upload'} (sha256 {digest.hexdigest()[:12]})")
+        shown = f"{upload.filename or 'upload'} (sha256 {digest.hexdigest()[:12]})"
+        names[digest.hexdigest()] = shown
+        return final, shown
+
+    def verified(final: Path, shown: str, filename: str) -> VerifyLine:
+        line = check(final, shown)
         with AuditLog(home.audit_path) as log:
             if policy.audit.record:
-                log.record_verification(file=f"desk:{upload.filename or 'upload'}", file_sha256=line.sha256,
+                log.record_verification(file=f"desk:{filename}", file_sha256=line.sha256,
                                         policy=policy.name, policy_sha256=policy.sha256,
                                         verdict=None if line.verdict is None else line.verdict.value,
                                         action=line.action.value,
                                         reasons=list(line.reasons) if policy.audit.reasons else None)
-        return result_page(final, line=line)
+        return line
+
+    @app.post("/verify", response_class=HTMLResponse)
+    async def verify_upload(request: Request) -> HTMLResponse:
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > MAX_FILES * (max_upload + 64 * 1024):
+            return flash(f"upload too large: the limit is {_mib(max_upload)} MB a file", 413)
+        form = await request.form(max_files=MAX_FILES, max_fields=4, max_part_size=max_upload + 1)
+        if not token_ok(form.get("token")):
+            return flash("this form is stale or did not come from the desk: reload the page", 403)
+        uploads = [u for u in form.getlist("file") if hasattr(u, "read")]
+        if not uploads:
+            return flash("no file in the upload", 400)
+        if len(uploads) == 1:
+            try:
+                final, shown = await receive(uploads[0])
+            except Refused as exc:
+                return flash(str(exc), exc.status)
+            return result_page(final, line=verified(final, shown, uploads[0].filename or "upload"))
+        sections = []
+        for upload in uploads:
+            name = upload.filename or "upload"
+            try:
+                final, shown = await receive(upload)
+            except Refused as exc:
+                sections.append(f"<section class=refused><h2>{html.escape(name)}</h2><p class=errors>refused: "
+                                f"{html.escape(str(exc))}</p></section>")
+                continue
+            line = verified(final, shown, name)
+            verdict = "None" if line.verdict is None else line.verdict.value
+            sections.append(f"<div class=result data-verdict='{html.escape(verdict)}' "
+                            f"data-action='{html.escape(line.action.value)}'>"
+                            + section_html(ReportEntry.of_line(line)) + f"<p><a href='/file/{line.sha256}'>"
+                            "review this file</a></p></div>")
+        return page(f"<div id=results>{''.join(sections)}</div>")
 
     @app.get("/file/{digest}", response_class=HTMLResponse)
     def show(digest: str) -> HTMLResponse:
@@ -185,8 +260,8 @@ def create_app(settings: VerifySettings, *, storage: Path | None = None, max_upl
             return flash(f"unknown decision {decision!r}", 400)
         try:
             with AuditLog(home.audit_path) as log:
-                log.record_review(file=path.name, file_sha256=digest, decision=decision, editor=editor, note=note,
-                                  policy=policy.name, policy_sha256=policy.sha256)
+                log.record_review(file=names.get(digest, path.name), file_sha256=digest, decision=decision,
+                                  editor=editor, note=note, policy=policy.name, policy_sha256=policy.sha256)
         except SynthGuardError as exc:
             return flash(str(exc), 400)
         done = (f"<p class='flash ok' id=recorded>Review recorded: {html.escape(decision)} by "

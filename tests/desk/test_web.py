@@ -53,7 +53,7 @@ def files(home, tmp_path, png):
 def client(home, tmp_path):
     app = create_app(VerifySettings(policy=DEFAULT_POLICY, home=home.root), storage=tmp_path / "store",
                      max_upload=1024 * 1024)
-    return TestClient(app)
+    return TestClient(app, base_url="http://127.0.0.1:8000")
 
 
 def token(client) -> dict:
@@ -116,6 +116,48 @@ def test_declared_length_over_the_limit_is_refused_before_reading(client):
     response = client.post("/verify", content=body(), headers={
         "content-type": "multipart/form-data; boundary=xyz", "content-length": str(200 * 1024 * 1024)})
     assert response.status_code == 413
+
+
+def test_other_hosts_other_origins_and_framing_are_refused(client):
+    page = client.get("/")
+    assert page.status_code == 200
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert page.headers["x-frame-options"] == "DENY" and page.headers["x-content-type-options"] == "nosniff"
+    # DNS rebinding: another name resolving to 127.0.0.1 reaches the desk with its own Host header.
+    rebound = client.get("/", headers={"host": "attacker.example:8000"})
+    assert rebound.status_code == 403 and "x-frame-options" in rebound.headers
+    assert client.get("/", headers={"host": "localhost:8000"}).status_code == 200
+    assert client.get("/", headers={"host": "[::1]:8000"}).status_code == 200
+    crossed = client.post("/verify", data=token(client), headers={"origin": "https://attacker.example"},
+                          files={"file": ("a.png", b"\x89PNG", "image/png")})
+    assert crossed.status_code == 403 and "another site" in crossed.text
+    sandboxed = client.post("/verify", data=token(client), headers={"origin": "null"},
+                            files={"file": ("a.png", b"\x89PNG", "image/png")})
+    assert sandboxed.status_code == 403
+
+
+def test_a_review_starts_undecided_and_names_the_upload(home, files, client):
+    photo = client.post("/verify", data=token(client),
+                        files={"file": ("wire-photo.jpg", files["photo"].read_bytes(), "image/jpeg")}).text
+    select = re.search(r"<select name=decision id=decision required>(.*?)</select>", photo).group(1)
+    assert select.startswith("<option value='' selected disabled>") and select.count("selected") == 1
+    digest = re.search(r"/review/([0-9a-f]{64})", photo).group(1)
+    assert client.post(f"/review/{digest}", data={"editor": "E", **token(client)}).status_code == 422  # no decision
+    done = client.post(f"/review/{digest}", data={"decision": "human-review", "editor": "E", **token(client)})
+    assert "Review recorded" in done.text and "wire-photo.jpg" in done.text
+    with AuditLog(home.audit_path) as log:
+        assert log.entries(digest)[-1].file.startswith("wire-photo.jpg")
+
+
+def test_several_files_dropped_at_once_each_get_a_result(files, client):
+    page = client.post("/verify", data=token(client), files=[
+        ("file", ("stamped.png", files["stamped"].read_bytes(), "image/png")),
+        ("file", ("tampered.png", files["tampered"].read_bytes(), "image/png")),
+        ("file", ("bad.png", os.urandom(4096), "image/png"))]).text
+    verdicts = re.findall(r"class=result data-verdict='([^']*)'", page)
+    assert verdicts == ["ai-generated", "tampered"]
+    assert "bad.png" in page and "refused: not a file the desk checks" in page
+    assert page.count("review this file") == 2
 
 
 def _free_port() -> int:
