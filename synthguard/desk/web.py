@@ -9,6 +9,8 @@ pictures, ``audit`` for the log). Safety rules:
   text are accepted (415);
 - uploads are stored in the desk's own folder under their SHA-256 and the sniffed extension, never under the
   uploaded name, so no path from the client reaches the file system;
+- verification runs on a worker thread, one file at a time, never on the event loop (other pages stay responsive
+  during a 100-megapixel check); at most ``MAX_PENDING`` uploads wait, then the desk answers "busy" (503);
 - every page escapes what came from the file (names, manifest fields);
 - every form carries a random token made at start-up and checked on POST, so another web page open in the same
   browser cannot submit uploads or record reviews on the desk's behalf (cross-site request forgery);
@@ -34,6 +36,7 @@ from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Form, Request
 from fastapi.responses import HTMLResponse
+from starlette.concurrency import run_in_threadpool
 
 from synthguard.core.home import Home
 from synthguard.core.media import MediaKind, sniff
@@ -45,6 +48,7 @@ from synthguard.policy import DeskAction
 
 DEFAULT_MAX_UPLOAD = 50 * 1024 * 1024
 MAX_FILES = 20  # files in one drop
+MAX_PENDING = 4  # uploads being verified or waiting; past it the desk answers "busy" (503)
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; img-src data:; style-src 'unsafe-inline'; form-action 'self'; "
@@ -95,6 +99,7 @@ def create_app(settings: VerifySettings, *, storage: Path | None = None, max_upl
     token = secrets.token_urlsafe(32)
     allowed = {h.lower().strip("[]") for h in (*LOCAL_HOSTS, *hosts) if h}
     names: dict[str, str] = {}  # storage digest -> the name it was uploaded under (shown instead of the digest)
+    pending = {"n": 0}  # uploads being verified or waiting (changed on the event loop only)
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
@@ -220,12 +225,22 @@ def create_app(settings: VerifySettings, *, storage: Path | None = None, max_upl
         uploads = [u for u in form.getlist("file") if hasattr(u, "read")]
         if not uploads:
             return flash("no file in the upload", 400)
+        if pending["n"] >= MAX_PENDING:
+            return flash(f"the desk is busy ({pending['n']} uploads are being verified): try again in a moment", 503)
+        pending["n"] += 1
+        try:
+            return await handle(uploads)
+        finally:
+            pending["n"] -= 1
+
+    async def handle(uploads: list) -> HTMLResponse:
         if len(uploads) == 1:
             try:
                 final, shown = await receive(uploads[0])
             except Refused as exc:
                 return flash(str(exc), exc.status)
-            return result_page(final, line=verified(final, shown, uploads[0].filename or "upload"))
+            name = uploads[0].filename or "upload"
+            return await run_in_threadpool(lambda: result_page(final, line=verified(final, shown, name)))
         sections = []
         for upload in uploads:
             name = upload.filename or "upload"
@@ -235,7 +250,7 @@ def create_app(settings: VerifySettings, *, storage: Path | None = None, max_upl
                 sections.append(f"<section class=refused><h2>{html.escape(name)}</h2><p class=errors>refused: "
                                 f"{html.escape(str(exc))}</p></section>")
                 continue
-            line = verified(final, shown, name)
+            line = await run_in_threadpool(verified, final, shown, name)
             verdict = "None" if line.verdict is None else line.verdict.value
             sections.append(f"<div class=result data-verdict='{html.escape(verdict)}' "
                             f"data-action='{html.escape(line.action.value)}'>"

@@ -160,6 +160,37 @@ def test_several_files_dropped_at_once_each_get_a_result(files, client):
     assert page.count("review this file") == 2
 
 
+def test_a_slow_verification_leaves_other_pages_responsive_and_a_full_queue_says_busy(home, files, tmp_path,
+                                                                                     monkeypatch):
+    import concurrent.futures
+
+    from synthguard.desk import web
+    from synthguard.desk.batch import Verifier
+
+    slow, original = threading.Event(), Verifier.check
+
+    def check(self, path):
+        slow.wait(10)  # held until the test lets it go
+        return original(self, path)
+
+    monkeypatch.setattr(Verifier, "check", check)
+    monkeypatch.setattr(web, "MAX_PENDING", 1)
+    app = create_app(VerifySettings(policy=DEFAULT_POLICY, home=home.root), storage=tmp_path / "store")
+    with TestClient(app, base_url="http://127.0.0.1:8000") as desk, concurrent.futures.ThreadPoolExecutor(2) as pool:
+        t = token(desk)
+        upload = pool.submit(desk.post, "/verify", data=t,
+                             files={"file": ("photo.jpg", files["photo"].read_bytes(), "image/jpeg")})
+        deadline = time.monotonic() + 10
+        while not list((tmp_path / "store").glob("*.jpg")) and time.monotonic() < deadline:
+            time.sleep(0.02)  # until the upload is stored and its verification is under way
+        start = time.monotonic()
+        assert desk.get("/").status_code == 200 and time.monotonic() - start < 2  # not blocked behind it
+        busy = desk.post("/verify", data=t, files={"file": ("b.jpg", files["photo"].read_bytes(), "image/jpeg")})
+        assert busy.status_code == 503 and "busy" in busy.text
+        slow.set()
+        assert upload.result(timeout=60).status_code == 200
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
