@@ -4,7 +4,9 @@ record a human review.
 Same library calls as the CLI (``batch.Verifier.check`` for the verdict, ``report`` for the section and its
 pictures, ``audit`` for the log). Safety rules:
 - binds to 127.0.0.1 unless told otherwise;
-- an upload is read in chunks and refused past the size limit (413) before it is all in memory;
+- an upload is read in chunks and refused past the size limit (413) before it is all in memory: a declared
+  length over it is refused unread, and the body is counted as it streams (a chunked upload without a length is cut
+  off at the limit), so no more than the limit is ever spooled to disk;
 - its type is sniffed from content, never trusted from the name or the browser's Content-Type; only images and
   text are accepted (415);
 - uploads are stored in the desk's own folder under their SHA-256 and the sniffed extension, never under the
@@ -67,7 +69,7 @@ form.drop{{border:2px dashed #999;padding:1.2em;margin:1em 0;background:#fafafa}
 <p>Policy <b>{policy}</b> (sha256 {policy_hash}). Files stay on this machine.</p>
 <form class=drop method=post action="/verify" enctype="multipart/form-data">
 <input type=hidden name=token value="{token}">
-<label>Drop or choose files (images or texts, up to {limit} MB each, {max_files} at a time): <input type=file
+<label>Drop or choose files (images or texts, up to {limit} MB in all, {max_files} at a time): <input type=file
 name=file id=file multiple required></label>
 <button type=submit id=check>Verify</button></form>
 {body}</body></html>"""
@@ -216,10 +218,24 @@ def create_app(settings: VerifySettings, *, storage: Path | None = None, max_upl
 
     @app.post("/verify", response_class=HTMLResponse)
     async def verify_upload(request: Request) -> HTMLResponse:
+        cap = max_upload + 64 * 1024  # the files, and the form's own fields and boundaries
         length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > MAX_FILES * (max_upload + 64 * 1024):
-            return flash(f"upload too large: the limit is {_mib(max_upload)} MB a file", 413)
-        form = await request.form(max_files=MAX_FILES, max_fields=4, max_part_size=max_upload + 1)
+        if length and length.isdigit() and int(length) > cap:
+            return flash(f"upload too large: the limit is {_mib(max_upload)} MB", 413)
+        seen = {"bytes": 0}
+
+        async def counted():
+            message = await request.receive()
+            seen["bytes"] += len(message.get("body", b""))
+            if seen["bytes"] > cap:
+                raise Refused(f"upload too large: the limit is {_mib(max_upload)} MB", 413)
+            return message
+
+        try:
+            form = await Request(request.scope, counted).form(max_files=MAX_FILES, max_fields=4,
+                                                               max_part_size=max_upload + 1)
+        except Refused as exc:
+            return flash(str(exc), exc.status)
         if not token_ok(form.get("token")):
             return flash("this form is stale or did not come from the desk: reload the page", 403)
         uploads = [u for u in form.getlist("file") if hasattr(u, "read")]

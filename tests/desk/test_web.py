@@ -191,6 +191,28 @@ def test_a_slow_verification_leaves_other_pages_responsive_and_a_full_queue_says
         assert upload.result(timeout=60).status_code == 200
 
 
+def test_a_chunked_upload_without_a_length_is_cut_off_at_the_limit(client, monkeypatch):
+    from starlette.datastructures import UploadFile
+
+    spooled = {"bytes": 0}
+    write = UploadFile.write
+
+    async def counting_write(self, data):
+        spooled["bytes"] += len(data)
+        return await write(self, data)
+
+    monkeypatch.setattr(UploadFile, "write", counting_write)
+
+    def body():
+        yield b"--xyz\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.png\"\r\n\r\n"
+        for _ in range(160):  # 10 MB, no Content-Length: sent chunked
+            yield b"0" * (64 * 1024)
+
+    response = client.post("/verify", content=body(), headers={"content-type": "multipart/form-data; boundary=xyz"})
+    assert response.status_code == 413 and "too large" in response.text
+    assert spooled["bytes"] <= 1024 * 1024 + 64 * 1024  # no more than the 1 MB limit reached the disk
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
