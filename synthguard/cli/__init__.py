@@ -85,6 +85,11 @@ class SynthGuardCLI(click.Group):
             fail(error_message(exc), exc.exit_code)
         except KeyboardInterrupt:
             fail("interrupted", EXIT_INTERRUPTED)
+        except BrokenPipeError:
+            # The reader went away (`synthguard audit show | head -1`): stop writing, quietly, as `cat` would.
+            # stdout now points at /dev/null so the interpreter's final flush of what is buffered cannot fail too.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(0)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as exc:  # noqa: BLE001 (the last line of defence: report, don't dump)

@@ -19,6 +19,7 @@ def audit() -> None:
     \b
     Examples:
       synthguard audit show --last 20
+      synthguard audit verify
       synthguard audit review photo.jpg --decision publish --editor "A. Editor" --note "checked with the agency"
     """
 
@@ -85,3 +86,32 @@ def audit_show(env: Env, file: Path | None, last: int | None, as_json: bool) -> 
         else:
             click.echo(f"#{e.id} {e.time} verify  {e.file}: {e.verdict or 'error'} -> {e.action} (policy "
                        f"{e.policy} {str(e.policy_sha256)[:12]}, synthguard {e.tool_version})")
+
+
+@audit.command("verify")
+@options.json_output("Print the result as one JSON object.")
+@pass_env
+def audit_verify(env: Env, as_json: bool) -> None:
+    """Check the audit log's hash chain: exit 0 when every entry is as written, 2 naming the first entry that was
+    edited, follows a deleted entry, or was inserted out of order.
+
+    \b
+    Example:
+      synthguard audit verify
+    """
+    from synthguard.desk.audit import AuditLog  # noqa: PLC0415
+
+    home = env.home
+    if not home.audit_path.exists():
+        raise InputError(f"no audit log yet ({home.audit_path}); `synthguard verify` starts it")
+    with AuditLog(home.audit_path) as log:
+        chain = log.verify()
+    if as_json:
+        click.echo(json.dumps(chain.to_dict()))
+    else:
+        for line in chain.describe()[1:]:
+            click.echo(f"note: {line}", err=True)
+    if not chain.intact:
+        raise InputError(f"the audit log {home.audit_path} is {chain.describe()[0]}")
+    if not as_json:
+        click.echo(chain.describe()[0])
