@@ -159,3 +159,13 @@ def test_faint_mark_on_black_background_survives_jpeg(wm):
         assert cv2.PSNR(image, out) >= 40.0
         result = wm.detect(ATTACKS["jpeg75"](out))
         assert result.detected and result.payload == payload, i
+
+
+def test_the_closed_loop_jpeg_round_trip_handles_sides_longer_than_a_jpeg_can_hold():
+    from synthguard.watermark.image.tilemark import _jpeg
+
+    wide = np.tile(np.arange(256, dtype=np.uint8), (24, 280))[..., None].repeat(3, axis=2)  # 24 x 71680
+    out = _jpeg(wide, 75)
+    assert out.shape == wide.shape and np.abs(out.astype(int) - wide).mean() < 8
+    tall = np.ascontiguousarray(wide[..., 0].T)
+    assert _jpeg(tall, 75).shape == tall.shape

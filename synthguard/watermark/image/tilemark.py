@@ -117,8 +117,19 @@ def _tile_scale(h: int, w: int) -> int:
     return 2 if min(h, w) < _SMALL_SIDE else 1
 
 
+_JPEG_MAX_SIDE = 65_535 - 35  # JPEG stores sides in 16 bits; OpenCV's encoder stops a little short
+_JPEG_STRIP = 65_488  # under the limit, a multiple of 16: strips meet on block boundaries, as one JPEG's blocks would
+
+
 def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
-    """A JPEG round trip (OpenCV's codec, 4:2:0), in the image's own channel layout."""
+    """A JPEG round trip (OpenCV's codec, 4:2:0), in the image's own channel layout. A side longer than a JPEG can
+    hold is round-tripped in strips of whole blocks."""
+    height, width = image.shape[:2]
+    if height > _JPEG_MAX_SIDE:
+        return np.concatenate([_jpeg(image[y:y + _JPEG_STRIP], quality) for y in range(0, height, _JPEG_STRIP)])
+    if width > _JPEG_MAX_SIDE:
+        return np.concatenate([_jpeg(image[:, x:x + _JPEG_STRIP], quality) for x in range(0, width, _JPEG_STRIP)],
+                              axis=1)
     bgr = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
     ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
