@@ -102,6 +102,23 @@ _KEPT_INFO = ("exif", "icc_profile", "dpi", "gamma", "chromaticity", "srgb", "tr
 _PNG_ONLY = ("gamma", "chromaticity", "srgb", "transparency")
 
 
+_TIFF_BITS_PER_SAMPLE = 258
+
+
+def _bits_per_sample(img: Image.Image, src: Path) -> int:
+    """The file's bits per sample, which Pillow's mode does not always show: it opens a 48-bit or 64-bit PNG or TIFF
+    as 8-bit RGB / RGBA, dropping the low bits."""
+    if img.format == "PNG":
+        # IHDR is the first chunk (a PNG whose first chunk is not IHDR does not open): its bit depth is byte 8.
+        with open(src, "rb") as handle:
+            header = handle.read(33)
+        return header[24] if len(header) == 33 and header[12:16] == b"IHDR" else 8
+    if img.format == "TIFF":
+        bits = img.tag_v2.get(_TIFF_BITS_PER_SAMPLE)
+        return max((b for b in (bits if isinstance(bits, tuple) else (bits,)) if isinstance(b, int)), default=8)
+    return 8
+
+
 @dataclass(frozen=True)
 class MarkableImage:
     pixels: np.ndarray  # (H, W) grey or (H, W, 3) RGB uint8: the channels the watermark goes into
@@ -121,6 +138,10 @@ def load_for_marking(src: Path) -> MarkableImage:
         if img.mode not in _MARKABLE_MODES:
             raise WatermarkError(f"{src}: {img.mode} pixels cannot be watermarked without converting them (8-bit "
                                  "grey or RGB, with or without alpha, can)", hint=Hint.NO_WATERMARK)
+        bits = _bits_per_sample(img, src)
+        if bits > 8:
+            raise WatermarkError(f"{src}: {bits}-bit {img.mode} pixels cannot be watermarked without reducing them "
+                                 "to 8 bits (8-bit grey or RGB, with or without alpha, can)", hint=Hint.NO_WATERMARK)
         if img.mode in ("P", "PA"):
             transparent = img.mode == "PA" or "transparency" in img.info
             img = img.convert("RGBA" if transparent else "RGB")
@@ -402,11 +423,15 @@ class Stamper:
 def stamp_copy(src: Path, dst: Path, spec: ManifestSpec, home: Home, *, identity: IdentitySource = None,
                image_watermark: bool = True, thumbnail: bool = False, overwrite: bool = False) -> StampResult:
     """``Stamper.stamp_file`` for one file, over a stamper opened from ``home`` (see ``Stamper.from_home``) and
-    closed after it. An output that may not be written, or an image that does not decode, is refused before an
-    identity is created for it."""
+    closed after it. An output that may not be written, an image that does not decode, or (with ``image_watermark``)
+    one the watermark cannot mark, is refused before an identity is created for it."""
     src, dst = Path(src), Path(dst)
     check_output_path(dst, inputs=(src,), overwrite=overwrite)
     if not isinstance(identity, Identity) and not IdentityStore(home).exists() and sniff(src).kind is MediaKind.IMAGE:
-        decode_image(src)
+        # An image the watermark would refuse is refused here too, before the identity is made.
+        if image_watermark:
+            load_for_marking(src)
+        else:
+            decode_image(src)
     with Stamper.from_home(home, identity=identity, image_watermark=image_watermark, thumbnail=thumbnail) as stamper:
         return stamper.stamp_file(src, dst, spec, overwrite=overwrite)

@@ -344,3 +344,49 @@ def test_mark_file_writes_a_marked_unsigned_copy(tmp_path, png):
         mark_file(png, out)
     with pytest.raises(InputError, match="unknown output format"):
         mark_file(png, tmp_path / "m.gif")
+
+
+def _deep(tmp_path, name, channels):
+    """A 16-bit-per-sample image written by OpenCV (which Pillow opens as 8-bit RGB / RGBA for 3 and 4 channels)."""
+    import cv2
+
+    rgb = procedural_image(256, 256, seed=4).astype(np.uint16) * 257 + 3  # low bits Pillow would drop
+    deep = rgb[..., 0] if channels == 1 else np.dstack([rgb, rgb[..., :1]]) if channels == 4 else rgb
+    path = tmp_path / name
+    assert cv2.imwrite(str(path), deep)
+    return path, deep
+
+
+@pytest.mark.parametrize("name,channels", [("rgb48.png", 3), ("rgba64.png", 4), ("grey16.png", 1),
+                                           ("rgb48.tif", 3), ("rgba64.tiff", 4)])
+def test_a_16_bit_image_is_refused_for_marking_not_reduced_to_8_bits(stamper, tmp_path, name, channels):
+    src, _ = _deep(tmp_path, name, channels)
+    out = tmp_path / f"o-{name}"
+    with pytest.raises(WatermarkError, match="16-bit|I;16") as exc:
+        stamper.stamp_file(src, out, ManifestSpec(title="x"))
+    assert exc.value.hint is Hint.NO_WATERMARK
+    assert not out.exists()
+
+
+def test_a_16_bit_png_signed_without_a_watermark_keeps_its_depth_and_pixels(home, identity, tmp_path):
+    import cv2
+
+    src, deep = _deep(tmp_path, "rgb48.png", 3)
+    out = tmp_path / "signed.png"
+    with Ledger(home.ledger_path) as ledger, SigningSession(identity, ledger) as session:
+        result = Stamper(session, None).stamp_file(src, out, ManifestSpec(title="x"))
+    assert result.payload is None and result.watermark_skipped == "watermarking turned off"
+    assert out.read_bytes()[24] == 16  # IHDR bit depth
+    assert np.array_equal(cv2.imread(str(out), cv2.IMREAD_UNCHANGED), deep)
+
+
+def test_stamp_copy_refuses_a_16_bit_image_before_making_an_identity(home, tmp_path):
+    from synthguard.provenance.identity import IdentityStore
+    from synthguard.stamp import stamp_copy
+
+    src, _ = _deep(tmp_path, "rgb48.png", 3)
+    with pytest.raises(WatermarkError, match="16-bit"):
+        stamp_copy(src, tmp_path / "o.png", ManifestSpec(title="o"), home)
+    assert not IdentityStore(home).exists()
+    result = stamp_copy(src, tmp_path / "o.png", ManifestSpec(title="o"), home, image_watermark=False)
+    assert result.payload is None and IdentityStore(home).exists()

@@ -107,17 +107,71 @@ def mime_for_suffix(suffix: str) -> str | None:
     return _SUFFIX_MIMES.get(suffix.lower())
 
 
-def _looks_like_text(head: bytes) -> bool:
-    if b"\x00" in head:
+# Byte-order marks, longest first (the UTF-32LE mark begins with the UTF-16LE one), with the codec that decodes
+# the text after the mark.
+_BOMS = ((b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"), (b"\xef\xbb\xbf", "utf-8"),
+         (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+# UTF-16 without a mark is told from binary by its zero bytes: text in the Latin range has one in (nearly) every
+# high byte and none in the low bytes.
+_UTF16_ZERO_SHARE = 0.9
+
+
+def _bom(data: bytes) -> tuple[str, int] | None:
+    for mark, codec in _BOMS:
+        if data.startswith(mark):
+            return codec, len(mark)
+    return None
+
+
+# Control characters that plain text does not use (tab, line feed, form feed and carriage return it does).
+_CONTROLS = re.compile("[\x00-\x08\x0b\x0e-\x1f]")
+
+
+def _plain_text(text: str) -> bool:
+    """No NUL, and at most 1% other control characters."""
+    if "\x00" in text:
         return False
+    limit = len(text) // 100
+    # Stops at the first control character past the limit.
+    return all(count <= limit for count, _ in enumerate(_CONTROLS.finditer(text), 1))
+
+
+def _decodes(data: bytes, codec: str, complete: bool) -> str | None:
+    """``data`` decoded; a character cut at the end is allowed when ``data`` is only the start of a file."""
     try:
-        head.decode("utf-8")
+        return data.decode(codec)
     except UnicodeDecodeError as exc:
-        # A multi-byte character cut at the end of a full sniffing window is still text; anywhere else it is not.
-        if len(head) < _SNIFF_BYTES or exc.reason != "unexpected end of data":
-            return False
-    controls = sum(1 for b in head if b < 32 and b not in (9, 10, 12, 13))
-    return controls <= len(head) // 100
+        if complete or exc.reason not in ("unexpected end of data", "truncated data"):
+            return None
+        return data[:exc.start].decode(codec, errors="strict")
+
+
+def text_encoding(data: bytes, *, complete: bool = True) -> str | None:
+    """The text encoding of ``data`` (the whole file when ``complete``, else its first bytes), as a Python codec
+    name ("utf-8", "utf-8-sig", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"), or None when it is not text
+    in one of them: UTF-8, or UTF-16/32 with a byte-order mark, or UTF-16 without one when its zero bytes say so."""
+    bom = _bom(data)
+    if bom is not None:
+        codec, skip = bom
+        text = _decodes(data[skip:], codec, complete)
+        if codec == "utf-8":
+            return "utf-8-sig" if text is not None and _plain_text(text) else None
+        # Binary data after FF FE or FE FF is all but never valid UTF-16 (a lone surrogate comes within a few dozen
+        # characters), so marked UTF-16/32 text needs only to decode and to hold no NUL.
+        return codec if text is not None and "\x00" not in text else None
+    if b"\x00" not in data:
+        text = _decodes(data, "utf-8", complete)
+        return "utf-8" if text is not None and _plain_text(text) else None
+    pairs = len(data) // 2
+    if pairs == 0:
+        return None
+    low, high = data[0:2 * pairs:2], data[1:2 * pairs:2]
+    for codec, zeros, others in (("utf-16-le", high, low), ("utf-16-be", low, high)):
+        if zeros.count(0) >= _UTF16_ZERO_SHARE * pairs and others.count(0) == 0:
+            text = _decodes(data, codec, complete)
+            if text is not None and _plain_text(text):
+                return codec
+    return None
 
 
 def check_input_file(path: Path) -> int:
@@ -143,11 +197,17 @@ def sniff(path: Path) -> MediaType:
     check_input_file(path)
     with open(path, "rb") as handle:
         head = handle.read(_SNIFF_BYTES)
+    text = MediaType(_TEXT_MIMES.get(path.suffix.lower(), "text/plain"), MediaKind.TEXT, False)
+    encoding = text_encoding(head, complete=len(head) < _SNIFF_BYTES)
+    # UTF-16 and UTF-32 text first: the UTF-16LE byte-order mark (FF FE) is also an MPEG audio frame sync. UTF-8
+    # after the binary formats, whose headers may be plain ASCII.
+    if encoding is not None and not encoding.startswith("utf-8"):
+        return text
     found = _sniff_binary(head)
     if found is not None:
         return found
-    if _looks_like_text(head):
-        return MediaType(_TEXT_MIMES.get(path.suffix.lower(), "text/plain"), MediaKind.TEXT, False)
+    if encoding is not None:
+        return text
     ext = f" (its name says {path.suffix})" if path.suffix else ""
     raise InputError(f"{path}: not a recognised media type{ext}: content matches no supported format")
 
@@ -469,17 +529,26 @@ def decode_image(path: Path, *, keep_rgb: bool = False) -> DecodedImage:
 
 
 def read_text(path: Path) -> str:
-    """Read a UTF-8 text file whole, refusing binary content and sizes past MAX_TEXT_BYTES."""
+    """Read a text file whole (UTF-8, or UTF-16/32 as ``text_encoding`` finds it; a byte-order mark is not part of
+    the text), refusing binary content, other encodings and sizes past MAX_TEXT_BYTES."""
     size = check_input_file(path)
     if size > MAX_TEXT_BYTES:
         raise InputError(f"{path}: {size / 1e6:.0f} MB of text, over the {MAX_TEXT_BYTES / 1e6:.0f} MB limit")
     data = Path(path).read_bytes()
-    if b"\x00" in data:
+    bom = _bom(data)
+    codec = bom[0] if bom is not None else text_encoding(data) if b"\x00" in data else "utf-8"
+    if codec is None:
         raise InputError(f"{path}: binary content (NUL bytes), not text")
+    body = data[bom[1]:] if bom is not None else data
     try:
-        return data.decode("utf-8")
+        text = body.decode(codec)
     except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not UTF-8 text (invalid byte at offset {exc.start})") from None
+        offset = exc.start + (bom[1] if bom is not None else 0)
+        name = "UTF-8" if codec == "utf-8" else codec.upper()
+        raise InputError(f"{path}: not {name} text (invalid byte at offset {offset})") from None
+    if "\x00" in text:
+        raise InputError(f"{path}: binary content (NUL characters), not text")
+    return text
 
 
 def file_sha256(path: Path) -> str:

@@ -126,6 +126,32 @@ class ExpectedCostMeter:
         return sum(c for c, _ in self.samples) / tokens if tokens else 0.0
 
 
+def context_limit(tm: TextModel) -> int | None:
+    """How many tokens the model's context holds (its position table), None when its config names no limit."""
+    config = getattr(tm.model, "config", None)
+    for name in ("n_positions", "max_position_embeddings"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
+def check_context(tm: TextModel, prompts: Sequence[str], max_new_tokens: int) -> None:
+    """Refuse, before any sampling, a prompt over MAX_PROMPT_TOKENS, or one that with ``max_new_tokens`` runs past
+    the model's context (a learned position table has no entry past it). An empty prompt counts as one token: the
+    start or end token it is replaced by."""
+    longest = max([len(tm.encode(p)) for p in prompts if p] + [1])
+    if longest > MAX_PROMPT_TOKENS:
+        raise InputError(f"a prompt is over {MAX_PROMPT_TOKENS} tokens")
+    limit = context_limit(tm)
+    if limit is None or longest + max_new_tokens <= limit:
+        return
+    room = limit - longest
+    advice = f"ask for at most {room} new tokens" if room >= 1 else "shorten the prompt"
+    raise InputError(f"the model's context holds {limit} tokens, but the longest prompt ({longest} tokens) plus "
+                     f"max_new_tokens {max_new_tokens} come to {longest + max_new_tokens}: {advice}")
+
+
 def _batches(items: Sequence, size: int):
     for start in range(0, len(items), size):
         yield start, items[start:start + size]
@@ -144,6 +170,8 @@ def generate_text(tm: TextModel, prompts: Sequence[str], *, max_new_tokens: int 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"batch_size must be a positive integer, not {batch_size!r}")
     tok = tm.tokenizer
+    # Every prompt is checked against the context before the first batch is sampled.
+    check_context(tm, prompts, max_new_tokens)
     out: list[TextSample] = []
     for b, (start, batch) in enumerate(_batches(list(prompts), batch_size)):
         enc = tok([p if p else (tok.bos_token or "") for p in batch], return_tensors="pt", padding=True,

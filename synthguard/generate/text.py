@@ -21,7 +21,7 @@ from synthguard.core.media import read_text
 from synthguard.core.torch_utils import torch_threads
 from synthguard.errors import InputError
 from synthguard.generate.base import MAX_SEED, ProgressCallback
-from synthguard.generate.sampling import check_sampling, generate_text
+from synthguard.generate.sampling import check_context, check_sampling, generate_text
 from synthguard.models.text import load_text_model
 from synthguard.provenance.manifest import ManifestSpec, ModelInfo
 from synthguard.provenance.signing import sidecar_path
@@ -158,6 +158,8 @@ def generate_texts(request: TextRequest, stamper: Stamper | Home, *, identity: I
     with torch_threads(request.threads):
         # 2. Load the model.
         tm = load_text_model(request.model, device=request.device)
+        # Prompts and length that do not fit the model's context are refused before an identity is made for them.
+        check_context(tm, prompts, request.max_new_tokens)
 
         # 3. Open the stamper (signing identity, ledger, the text watermark keyed from the identity).
         with _opened(stamper, request, identity) as stamper:

@@ -234,3 +234,62 @@ def test_hostile_rendering_chunks_are_refused_or_hashed_not_crashed(tmp_path, pi
         decode_image(path)
     bad_zlib = _chunk_png(tmp_path / "badz.png", pixels, [(b"iCCP", b"p\x00\x00not zlib")])
     assert _hash(bad_zlib) != base
+
+
+# Text in UTF-16 and UTF-32 (a UTF-16LE byte-order mark, FF FE, is also an MPEG audio frame sync).
+
+_POEM = "But soft, what light through yonder window breaks?\nIt is the east, and Juliet is the sun.\n" * 3
+
+
+@pytest.mark.parametrize("codec,bom", [("utf-16-le", b"\xff\xfe"), ("utf-16-be", b"\xfe\xff"),
+                                       ("utf-32-le", b"\xff\xfe\x00\x00"), ("utf-32-be", b"\x00\x00\xfe\xff"),
+                                       ("utf-16-le", b""), ("utf-16-be", b""), ("utf-8", b"\xef\xbb\xbf")])
+def test_utf16_and_utf32_text_is_text_and_reads_as_text(tmp_path, codec, bom):
+    path = tmp_path / "poem.txt"
+    path.write_bytes(bom + _POEM.encode(codec))
+    media = sniff(path)
+    assert media.kind is MediaKind.TEXT and media.mime == "text/plain" and not media.embeddable
+    assert read_text(path) == _POEM  # the byte-order mark is not part of the text
+
+
+def test_utf16_text_longer_than_the_sniffing_window_with_a_character_cut_at_its_edge(tmp_path):
+    path = tmp_path / "long.md"
+    # 2047 characters put the window's edge (4096 bytes, after the mark) inside the surrogate pair of an emoji.
+    text = "a" * 2046 + "\U0001f600" + "é tail\n" * 500
+    path.write_bytes(b"\xff\xfe" + text.encode("utf-16-le"))
+    assert sniff(path).mime == "text/markdown"
+    assert read_text(path) == text
+
+
+def test_an_mpeg_frame_sync_that_is_no_utf16_text_is_still_audio(tmp_path):
+    path = tmp_path / "layer1.mp3"
+    rng = np.random.default_rng(0)
+    path.write_bytes(b"\xff\xfe\x90\x00" + rng.integers(0, 256, 4000, dtype=np.uint8).tobytes())
+    assert sniff(path).mime == "audio/mpeg"
+
+
+def test_bad_utf16_text_is_refused_with_its_encoding_named(tmp_path):
+    odd = tmp_path / "odd.txt"
+    odd.write_bytes(b"\xff\xfe" + "hello".encode("utf-16-le") + b"h")  # a cut last character
+    with pytest.raises(InputError, match="not UTF-16-LE text"):
+        read_text(odd)
+    lone = tmp_path / "lone.txt"
+    lone.write_bytes(b"\xfe\xff" + "hi ".encode("utf-16-be") + b"\xdc\x00" + "there".encode("utf-16-be"))
+    with pytest.raises(InputError, match="not UTF-16-BE text"):
+        read_text(lone)
+    nul = tmp_path / "nul.txt"
+    nul.write_bytes(b"\xff\xfe" + "a\x00b".encode("utf-16-le"))
+    with pytest.raises(InputError, match="binary"):
+        read_text(nul)
+
+
+def test_ascii_headed_binary_formats_still_win_over_utf8_text(tmp_path):
+    path = tmp_path / "plain.pdf"
+    path.write_bytes(b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n")
+    assert sniff(path).mime == "application/pdf"
+
+
+def test_marked_utf16_text_with_control_characters_is_text_not_audio(tmp_path):
+    path = tmp_path / "log.txt"
+    path.write_bytes(b"\xff\xfe" + ("\x1b[1mbold\x1b[0m line\n" * 50).encode("utf-16-le"))
+    assert sniff(path).kind is MediaKind.TEXT

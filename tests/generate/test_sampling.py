@@ -117,3 +117,36 @@ def test_the_sampler_is_temperature_then_top_k_then_top_p_and_leaves_identity_se
     sampler = build_sampler(temperature=0.7, top_k=5, top_p=0.9)
     assert [type(w) for w in sampler] == [TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper]
     assert build_sampler(temperature=1.0, top_k=0, top_p=1.0) == []
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from helpers.tiny_models import tiny_text_model
+
+    torch.set_num_threads(1)
+    return tiny_text_model(tmp_path_factory.mktemp("tiny-lm"))
+
+
+def test_a_continuation_past_the_context_is_refused_up_front_with_the_limit_named(tiny):
+    # The tiny model's context holds 256 tokens; transformers used to fail deep in sampling with an IndexError.
+    prompt_tokens = len(tiny.encode("ROMEO:"))
+    with pytest.raises(InputError, match=rf"holds 256 tokens.*at most {256 - prompt_tokens} new tokens"):
+        generate_text(tiny, ["ROMEO:"], max_new_tokens=300, seed=0)
+    with pytest.raises(InputError, match="holds 256 tokens"):
+        generate_text(tiny, ["a", "ROMEO:"], max_new_tokens=257 - prompt_tokens, seed=0)
+    with pytest.raises(InputError, match="holds 256 tokens.*shorten the prompt"):
+        generate_text(tiny, ["ROMEO: " * 300], max_new_tokens=1, seed=0)
+
+
+def test_a_continuation_that_just_fits_the_context_is_sampled_whole(tiny, monkeypatch):
+    prompt_tokens = len(tiny.encode("ROMEO:"))
+    eos = tiny.tokenizer.eos_token_id
+    # The end token is ruled out so that the sample runs to the very end of the context.
+    no_end = type("NoEnd", (), {"__call__": lambda self, ids, scores: scores.index_fill(1, torch.tensor([eos]),
+                                                                                         -math.inf)})()
+    from synthguard.generate import sampling
+
+    monkeypatch.setattr(sampling, "build_sampler", lambda **kw: [no_end])
+    mark = make_watermarker("synthid", b"k" * 32)
+    (sample,) = generate_text(tiny, ["ROMEO:"], max_new_tokens=256 - prompt_tokens, seed=0, watermarker=mark)
+    assert sample.new_tokens == 256 - prompt_tokens

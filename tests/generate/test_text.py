@@ -133,3 +133,14 @@ def test_a_request_takes_one_prompt_or_many_and_counts_its_texts(tmp_path):
     for path, fragment in ((tmp_path / "blank.txt", "no prompt"), (tmp_path / "missing.txt", "no such file")):
         with pytest.raises(InputError, match=fragment):
             read_prompts(path)
+
+
+def test_more_tokens_than_the_model_holds_are_refused_before_an_identity_is_made(home, tmp_path):
+    from helpers.tiny_models import tiny_text_model
+
+    tiny_text_model(tmp_path / "tiny-lm")  # a context of 256 tokens
+    request = TextRequest(output=tmp_path / "o.txt", model=str(tmp_path / "tiny-lm"), prompts=("ROMEO:",),
+                          max_new_tokens=300)
+    with pytest.raises(InputError, match=r"context holds 256 tokens.*max_new_tokens 300"):
+        generate_texts(request, home)
+    assert not IdentityStore(home).exists() and not (tmp_path / "o.txt").exists()
