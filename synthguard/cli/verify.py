@@ -24,7 +24,9 @@ from synthguard.errors import InputError, missing_extra
               help="Also write an HTML report grouped by desk action (thumbnails, heatmaps, forensic pictures).")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Worker processes (results are identical whatever the number).")
-@click.option("--resume", is_flag=True, help="Continue an interrupted run: keep the finished lines in --jsonl.")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted run: keep the finished lines in --jsonl (refused when they were written "
+                   "under another policy, detector or version; a file changed since its line is verified again).")
 @options.force("Replace an existing --jsonl instead of refusing.")
 @click.option("--no-audit", is_flag=True, help="Do not append to the audit log (the policy's audit.record).")
 @options.json_output("Print a JSON summary at the end instead of text.")
@@ -32,7 +34,10 @@ from synthguard.errors import InputError, missing_extra
 def verify(env: Env, paths, policy_path, jsonl_path, report_path, workers, resume, force, trust_paths, detector_path,
            no_ledger, no_audit, text_model, as_json) -> None:
     """Verify every file under PATHS (folders are walked) under a policy: verdict, desk action and evidence per
-    file, one JSON line each; unreadable files are listed as errors with the policy's error action.
+    file, one JSON line each; unreadable files (no permission, FIFOs, broken or looping links) are listed as
+    errors with the policy's error action, and names that are not UTF-8 are shown with their bytes escaped. Each
+    file is read once: the verdict is about the bytes of its sha256. Only one run at a time writes a --jsonl (a lock
+    file beside it, NAME.lock).
 
     Every verification is appended to the audit log ($SYNTHGUARD_HOME/audit.sqlite) unless the policy or
     --no-audit says otherwise; record a person's decision with `synthguard audit review`. Exit status 0 when every
@@ -96,8 +101,11 @@ def _progress(bar):
               help="Uploads larger than this are refused.")
 @click.option("--storage", type=click.Path(file_okay=False, path_type=Path),
               help="Folder for uploaded files (default: $SYNTHGUARD_HOME/desk-uploads).")
+@click.option("--allow-host", "allow_hosts", multiple=True,
+              help="Another host name the desk answers to (repeatable), e.g. the machine's name when bound to a "
+                   "network address; requests for any other Host are refused.")
 @pass_env
-def serve(env: Env, host: str, port: int, policy_path, max_upload_mb: int, storage) -> None:
+def serve(env: Env, host: str, port: int, policy_path, max_upload_mb: int, storage, allow_hosts) -> None:
     """Run the local web verification desk: drop a file, see its verdict, desk action and evidence (the same
     pictures as the report), and record a human review in the audit log.
 
@@ -119,6 +127,7 @@ def serve(env: Env, host: str, port: int, policy_path, max_upload_mb: int, stora
         click.echo(f"warning: binding to {host}: other machines on that network can reach the desk and its "
                    "uploads", err=True)
     settings = VerifySettings(policy=load_policy(policy_path), home=env.home.root)
-    app = create_app(settings, storage=storage, max_upload=max_upload_mb * 1024 * 1024)
+    app = create_app(settings, storage=storage, max_upload=max_upload_mb * 1024 * 1024,
+                     hosts=(host, *allow_hosts))
     click.echo(f"SynthGuard desk on http://{host}:{port}/ (policy {settings.policy.name}); Ctrl-C stops it", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

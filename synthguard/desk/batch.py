@@ -6,21 +6,34 @@ run killed half-way and resumed writes the same file as one that was never inter
 walk's order (sorted paths), a resumed run keeps the complete lines, drops a torn last one, and skips the files
 they cover. Workers are processes (the classifier, watermark and c2pa all want a core), each scoring with one torch
 thread, so a score does not depend on the number of workers.
+
+Each file is read once: its bytes are hashed while they are copied into the verifier's private folder, and the
+copy is what is inspected, so a verdict is always about the bytes of its ``sha256``. A file that cannot be read (no
+permission, a FIFO or device, a dangling symbolic link or a loop, a folder that cannot be listed) is its own error
+line; names that are not UTF-8 are shown with their bytes escaped (``caf\\xe9.png``). Every line carries the policy
+hash, the detector and the tool version, so a resume under another one is refused rather than mixed; a lock file
+beside the JSONL keeps two runs from writing it at once.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import multiprocessing
 import os
+import re
+import shutil
+import stat
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from synthguard import __version__
 from synthguard.core.fileio import write_atomic
 from synthguard.core.home import Home
-from synthguard.core.media import file_sha256
 from synthguard.desk.audit import AuditLog
 from synthguard.detect import Inspection, InspectionContext, VerdictLabel, inspect_file
 from synthguard.detect.metadata import MetadataSignal
@@ -34,28 +47,114 @@ from synthguard.detect.signals import (
 from synthguard.errors import Hint, InputError, SynthGuardError
 from synthguard.policy import DeskAction, Policy
 from synthguard.provenance.reading import ProvenanceSignal
+from synthguard.provenance.signing import sidecar_path
 
 SIDECAR_SUFFIX = ".c2pa"
 
 
+def shown(path: Path | str) -> str:
+    """A path as text that can be printed, stored and encoded anywhere: bytes of a name that is not UTF-8 are kept
+    as ``\\xNN`` escapes (a name is never dropped or replaced by a placeholder)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def walk(paths: Iterable[Path]) -> list[Path]:
-    """Files to verify, in a stable order: each given file, and every file under each given folder (recursive,
-    sorted), without hidden files and ``.c2pa`` sidecars (read with their asset). A path that does not exist is
-    kept: it becomes an error line, never a silent skip."""
+    """Files to verify, in a stable order: each given file, and every entry under each given folder (recursive,
+    sorted), without hidden files and ``.c2pa`` sidecars (read with their asset). Nothing else is left out: a path
+    that does not exist, a FIFO, a broken symbolic link, a link to a folder (not followed) and a folder that cannot
+    be listed are kept, each to become an error line, never a silent skip."""
     out: list[Path] = []
     seen: set[Path] = set()
     for path in map(Path, paths):
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file()
-                           and not any(part.startswith(".") for part in p.relative_to(path).parts)
-                           and not p.name.endswith(SIDECAR_SUFFIX))
-        else:
-            found = [path]
+        found = _walk_folder(path) if path.is_dir() else [path]
         for p in found:
             if p not in seen:
                 seen.add(p)
                 out.append(p)
     return out
+
+
+def _walk_folder(root: Path) -> list[Path]:
+    found: list[Path] = []
+
+    def unlistable(exc: OSError) -> None:
+        if exc.filename is not None and Path(exc.filename) != root:
+            found.append(Path(exc.filename))
+        elif exc.filename is not None:
+            found.append(root)
+
+    for folder, dirs, names in os.walk(root, onerror=unlistable):
+        here = Path(folder)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        # os.walk lists a link to a folder with the folders but does not enter it: it is an entry of its own.
+        found += [here / d for d in dirs if (here / d).is_symlink()]
+        found += [here / n for n in names if not n.startswith(".") and not n.endswith(SIDECAR_SUFFIX)]
+    return sorted(found)
+
+
+_SAFE_SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,12}")
+
+
+def _open_regular(path: Path, name: str) -> int:
+    """A descriptor of ``path`` open for reading, refusing (InputError) what is not a readable regular file; a FIFO
+    or device is never opened, so it cannot hang the run."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise InputError(f"{name}: a symbolic link to nothing (dangling)" if os.path.islink(path)
+                         else f"{name}: no such file") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise InputError(f"{name}: a symbolic link loop") from None
+        raise InputError(f"{name}: cannot be read ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(info.st_mode):
+        if os.path.islink(path):
+            raise InputError(f"{name}: a symbolic link to a folder (not followed)")
+        try:
+            os.listdir(path)
+        except OSError as exc:
+            raise InputError(f"{name}: a folder that cannot be listed ({exc.strerror or exc})") from None
+        raise InputError(f"{name}: is a directory, not a file")
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a FIFO" if stat.S_ISFIFO(info.st_mode) else "a socket" if stat.S_ISSOCK(info.st_mode) else \
+            "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else "not a file"
+        raise InputError(f"{name}: not a regular file ({kind})")
+    try:
+        # Non-blocking: should it have become a FIFO since the stat, the open still returns at once.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except PermissionError:
+        raise InputError(f"{name}: not readable (permission denied)") from None
+    except OSError as exc:
+        raise InputError(f"{name}: cannot be read ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise InputError(f"{name}: not a regular file (it changed while being opened)")
+    return fd
+
+
+def _copy_hashing(path: Path, name: str, target: Path | None) -> str:
+    """The SHA-256 of ``path``'s bytes, read once; written to ``target`` as they are read when given."""
+    fd = _open_regular(path, name)
+    digest = hashlib.sha256()
+    try:
+        with os.fdopen(fd, "rb") as source:
+            sink = open(target, "xb") if target is not None else None  # noqa: SIM115 (closed below)
+            try:
+                for block in iter(lambda: source.read(1 << 20), b""):
+                    digest.update(block)
+                    if sink is not None:
+                        sink.write(block)
+            finally:
+                if sink is not None:
+                    sink.close()
+    except OSError as exc:
+        raise InputError(f"{name}: cannot be read ({exc.strerror or exc})") from None
+    return digest.hexdigest()
+
+
+def content_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes; InputError when it is not a readable regular file."""
+    return _copy_hashing(Path(path), shown(path), None)
 
 
 @dataclass(frozen=True)
@@ -68,6 +167,12 @@ class VerifySettings:
     detector: Path | None = None  # None: the built-in one
     use_ledger: bool = True
     text_model: str = "builtin"  # the tokenizer that re-reads texts for the identity's text watermark
+
+    def stamp(self) -> dict[str, str]:
+        """What a line's verdict depends on besides the file: the policy hash, the detector ("builtin" or its
+        folder, resolved) and the tool version. A resume under another stamp is refused."""
+        detector = "builtin" if self.detector is None else shown(Path(self.detector).resolve())
+        return {"policy_sha256": self.policy.sha256, "detector": detector, "tool_version": __version__}
 
 
 @dataclass(frozen=True)
@@ -89,28 +194,37 @@ class VerifyLine:
     metadata: MetadataSignal | None = None
     error: str | None = None
     sd_marks: SDMarkSignal | None = None
+    policy_sha256: str | None = None  # the run's stamp (VerifySettings.stamp); None on a line made outside a run
+    detector: str | None = None
+    tool_version: str | None = None
 
     @classmethod
-    def of(cls, inspection: Inspection, sha256: str, policy: Policy) -> VerifyLine:
-        """The line of an inspected file, with the desk action its verdict has under ``policy``."""
+    def of(cls, inspection: Inspection, sha256: str, policy: Policy, *, file: str | None = None) -> VerifyLine:
+        """The line of an inspected file, with the desk action its verdict has under ``policy``; ``file``: the
+        name to show (default: the inspected path)."""
         verdict, classifier = inspection.verdict, inspection.classifier
         if classifier is not None and classifier.probability is not None:
             classifier = replace(classifier, probability=round(classifier.probability, 6))
-        return cls(str(inspection.file), sha256, policy.actions.for_label(verdict.label.value),
+        return cls(shown(inspection.file) if file is None else file, sha256,
+                   policy.actions.for_label(verdict.label.value),
                    inspection.media.mime, verdict.label,
                    None if verdict.confidence is None else round(verdict.confidence, 6), verdict.reasons,
                    inspection.provenance, inspection.watermark, classifier, inspection.metadata,
                    sd_marks=inspection.sd_marks)
 
     @classmethod
-    def failed(cls, path: Path, sha256: str | None, error: SynthGuardError, policy: Policy) -> VerifyLine:
+    def failed(cls, path: Path | str, sha256: str | None, error: SynthGuardError | str, policy: Policy) -> VerifyLine:
         """The line of a file that could not be verified: the policy's error action and the reason."""
-        return cls(str(path), sha256, policy.actions.error, error=str(error))
+        return cls(path if isinstance(path, str) else shown(path), sha256, policy.actions.error, error=str(error))
+
+    def stamped(self, stamp: dict[str, str]) -> VerifyLine:
+        return replace(self, **stamp)
 
     def to_dict(self) -> dict:
         line = {"file": self.file, "sha256": self.sha256, "mime": self.mime,
                 "verdict": None if self.verdict is None else self.verdict.value, "confidence": self.confidence,
-                "action": self.action.value, "reasons": list(self.reasons)}
+                "action": self.action.value, "reasons": list(self.reasons), "policy_sha256": self.policy_sha256,
+                "detector": self.detector, "tool_version": self.tool_version}
         if self.error is not None:
             return {**line, "error": self.error}
         return {**line, "provenance": self.provenance.to_dict(),
@@ -127,7 +241,8 @@ class VerifyLine:
                    tuple(data["reasons"]), provenance_from_dict(data.get("provenance")),
                    watermark_from_dict(data.get("watermark")), ClassifierSignal.from_dict(data.get("classifier")),
                    MetadataSignal.from_dict(data.get("metadata")), data["error"],
-                   SDMarkSignal.from_dict(data.get("sd_marks")))
+                   SDMarkSignal.from_dict(data.get("sd_marks")), data.get("policy_sha256"), data.get("detector"),
+                   data.get("tool_version"))
 
     def to_json(self) -> str:
         """The JSONL line (keys sorted, no newline)."""
@@ -143,19 +258,39 @@ class Verifier:
         self.context = InspectionContext.build(Home(settings.home), policy=settings.policy,
                                                trust=settings.trust_extra, ledger=settings.use_ledger,
                                                detector=settings.detector, text_model=settings.text_model, threads=1)
+        self.stamp = settings.stamp()
 
     def check(self, path: Path) -> VerifyLine:
-        """The line for ``path``; any unreadable input becomes an error line with the policy's action."""
-        policy = self.settings.policy
+        """The line for ``path``; any unreadable input becomes an error line with the policy's action. The file is
+        read once, hashed while it is copied into a private folder, and the copy is inspected."""
+        return self._check(Path(path)).stamped(self.stamp)
+
+    def _check(self, path: Path) -> VerifyLine:
+        policy, name = self.settings.policy, shown(path)
+        suffix = path.suffix if _SAFE_SUFFIX.fullmatch(path.suffix) else ""
+        folder = Path(tempfile.mkdtemp(prefix="synthguard-verify-"))  # mode 0700: only this user reads the copy
+        copy = folder / f"asset{suffix}"
         digest = None
         try:
-            if not path.is_file():
-                raise InputError(f"{path}: no such file" if not path.exists() else f"{path}: not a regular file")
-            digest = file_sha256(path)
-            inspection = inspect_file(path, self.context)
-        except SynthGuardError as exc:
-            return VerifyLine.failed(path, digest, exc, policy)
-        return VerifyLine.of(inspection, digest, policy)
+            try:
+                digest = _copy_hashing(path, name, copy)
+                side = sidecar_path(path)
+                if os.path.lexists(side):  # its manifest, when it has one, read once too
+                    _copy_hashing(side, shown(side), sidecar_path(copy))
+                inspection = inspect_file(copy, self.context)
+            except SynthGuardError as exc:
+                return VerifyLine.failed(name, digest, self._named(str(exc), copy, name), policy)
+            except OSError as exc:
+                return VerifyLine.failed(name, digest, self._named(f"{name}: cannot be read ({exc})", copy, name),
+                                         policy)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return VerifyLine.of(inspection, digest, policy, file=name)
+
+    @staticmethod
+    def _named(message: str, copy: Path, name: str) -> str:
+        """A message about the private copy, told about the file itself."""
+        return message.replace(str(sidecar_path(copy)), name + SIDECAR_SUFFIX).replace(str(copy), name)
 
     def close(self) -> None:
         self.context.close()
@@ -252,26 +387,91 @@ def verify(paths: Iterable[Path], settings: VerifySettings, *, jsonl: Path | Non
            resume: bool = False, overwrite: bool = False, audit: bool | None = None,
            progress: Callable[[int, int], None] | None = None) -> VerifyRun:
     """Verify every file under ``paths``; stream the lines to ``jsonl`` (appending when ``resume``); record each
-    in the audit log when the policy says so (``audit`` overrides). ``progress(done, total)`` after each file."""
+    in the audit log when the policy says so (``audit`` overrides). ``progress(done, total)`` after each file.
+
+    ``jsonl`` is locked for the run (``<jsonl>.lock`` beside it): a second run on it is refused. A resume keeps the
+    earlier lines only when they carry this run's stamp (else InputError naming what differs), and verifies again
+    each file whose bytes no longer match its line's sha256."""
     import time  # noqa: PLC0415
 
     start = time.perf_counter()
     files = walk(paths)
+    lock = None
+    if jsonl is not None:
+        jsonl = Path(jsonl)
+        if not jsonl.parent.exists():
+            raise InputError(f"output folder {jsonl.parent} does not exist")
+        lock = _lock_output(jsonl)
+    try:
+        return _verify_locked(files, settings, jsonl, workers, resume, overwrite, audit, progress, start)
+    finally:
+        if lock is not None:
+            lock.close()  # closing the descriptor releases the lock
+
+
+def _lock_output(jsonl: Path):
+    """The open lock file of ``jsonl``, locked; InputError when another run holds it."""
+    import fcntl  # noqa: PLC0415 (POSIX)
+
+    path = jsonl.with_name(jsonl.name + ".lock")
+    try:
+        handle = open(path, "ab")  # noqa: SIM115 (held for the run, closed by the caller)
+    except OSError as exc:
+        raise InputError(f"cannot create the lock file {shown(path)}: {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise InputError(f"{shown(jsonl)} is being written by another verify run (it holds {shown(path)}); "
+                         "wait for it to finish") from None
+    return handle
+
+
+def _check_stamp(jsonl: Path, earlier: list[VerifyLine], stamp: dict[str, str]) -> None:
+    names = {"policy_sha256": "policy sha256", "detector": "detector", "tool_version": "tool version"}
+    for number, line in enumerate(earlier, 1):
+        differ = [f"{names[k]} {getattr(line, k) or 'not recorded'} (this run: {v})"
+                  for k, v in stamp.items() if getattr(line, k) != v]
+        if differ:
+            raise InputError(f"{shown(jsonl)}: line {number} was written with another {', '.join(differ)}; a resume "
+                             "must use the same ones", hint=Hint.RESUME_OR_OVERWRITE)
+
+
+def _unchanged(line: VerifyLine, path: Path | None) -> bool:
+    """Whether an earlier line still holds for its file: an error line without a hash always does (it is kept as
+    it was), one with a hash only while the file's bytes still have it."""
+    if line.sha256 is None or path is None:
+        return True
+    try:
+        return content_sha256(path) == line.sha256
+    except InputError:
+        return False
+
+
+def _verify_locked(files: list[Path], settings: VerifySettings, jsonl: Path | None, workers: int, resume: bool,
+                   overwrite: bool, audit: bool | None, progress: Callable[[int, int], None] | None,
+                   start: float) -> VerifyRun:
+    import time  # noqa: PLC0415
+
     earlier: list[VerifyLine] = []
     mode = "wb"
     if jsonl is not None:
-        jsonl = Path(jsonl)
         if jsonl.exists() and resume:
             earlier, keep = read_finished(jsonl)
-            with open(jsonl, "r+b") as handle:  # drop a torn last line, keep the complete ones
-                handle.truncate(keep)
+            _check_stamp(jsonl, earlier, settings.stamp())
+            by_name = {shown(p): p for p in files}
+            kept = [line for line in earlier if _unchanged(line, by_name.get(line.file))]
+            if len(kept) < len(earlier):  # files changed since: their lines go, they are verified again
+                write_atomic(jsonl, b"".join((line.to_json() + "\n").encode() for line in kept))
+                earlier = kept
+            else:
+                with open(jsonl, "r+b") as handle:  # drop a torn last line, keep the complete ones
+                    handle.truncate(keep)
             mode = "ab"
         elif jsonl.exists() and not overwrite:
-            raise InputError(f"{jsonl} exists", hint=Hint.RESUME_OR_OVERWRITE)
-        if not jsonl.parent.exists():
-            raise InputError(f"output folder {jsonl.parent} does not exist")
+            raise InputError(f"{shown(jsonl)} exists", hint=Hint.RESUME_OR_OVERWRITE)
     done = {line.file for line in earlier}
-    todo = [p for p in files if str(p) not in done]
+    todo = [p for p in files if shown(p) not in done]
     record = settings.policy.audit.record if audit is None else audit
     policy = settings.policy
     lines = list(earlier)
@@ -314,7 +514,7 @@ def write_batch_report(path: Path, lines: Iterable[VerifyLine], policy: Policy,
             heatmap = line.classifier.heatmap if line.classifier is not None else None
             try:
                 figures = file_pictures(Path(line.file), heatmap, preview_side=160, fmt=".jpg")
-            except SynthGuardError:  # changed or gone since it was verified: the section shows the line only
+            except (SynthGuardError, OSError):  # changed or gone since it was verified: the section shows the line only
                 figures = {}
         entries.append(ReportEntry.of_line(line, figures))
         if progress is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import html
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -110,7 +111,9 @@ class ReportEntry:
         """An inspection's section, with pictures of its pixels when it kept them."""
         heatmap = inspection.classifier.heatmap if inspection.classifier is not None else None
         v = inspection.verdict
-        return cls(str(inspection.file), v.label.value, inspection.media.mime, v.confidence,
+        # A name that is not UTF-8 is shown with its bytes escaped (as verify's lines show it).
+        name = os.fsencode(inspection.file).decode("utf-8", "backslashreplace")
+        return cls(name, v.label.value, inspection.media.mime, v.confidence,
                    findings=inspection.findings(), figures=pictures(inspection.pixels, heatmap),
                    chain=_chain(inspection.provenance))
 

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from helpers.files import INTEROP, REPO
 from PIL import Image
 
+import synthguard
 from synthguard.cli import main
 from synthguard.desk.audit import AuditLog
 from synthguard.desk.batch import VerifyLine, VerifySettings, verify, walk
@@ -81,7 +82,10 @@ def test_a_line_reads_back_to_the_same_text(home, inbox, tmp_path):
     for text in raw:
         data = json.loads(text)
         assert VerifyLine.from_dict(data).to_dict() == data
-        keys = {"file", "sha256", "mime", "verdict", "confidence", "action", "reasons", "error"}
+        assert data["detector"] == "builtin" and data["tool_version"] == synthguard.__version__
+        assert data["policy_sha256"] == load_policy(REPO / "policies" / "newsroom-default.yaml").sha256
+        keys = {"file", "sha256", "mime", "verdict", "confidence", "action", "reasons", "error", "policy_sha256",
+                "detector", "tool_version"}
         signals = {"provenance", "watermark", "classifier", "metadata", "sd_marks"}
         assert set(data) == (keys if data["error"] else keys | signals)
     notes = next(json.loads(t) for t in raw if t.find("notes.txt") > 0)

@@ -177,3 +177,15 @@ def test_the_provenance_chain_table_names_each_manifests_signer_trust_time_stamp
         "metadata": None, "error": None})))
     assert ReportEntry.of_line(line).chain == entry.chain
     assert line.provenance.details.describe() == inspection.provenance.details.describe()
+
+
+def test_a_file_name_that_is_not_utf8_is_shown_escaped_in_the_report(home, tmp_path):
+    import os
+
+    name = os.fsdecode(b"caf\xe9.png")
+    path = tmp_path / name
+    Image.fromarray(procedural_image(96, 96, seed=3)).save(path)
+    inspection = inspect_file(path, InspectionContext.build(home, classifier=False))
+    out = tmp_path / "r.html"
+    write_report(out, [inspection])
+    assert "caf\\xe9.png" in out.read_text(encoding="utf-8")
