@@ -17,6 +17,7 @@ beside the JSONL keeps two runs from writing it at once.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import hashlib
 import json
@@ -24,6 +25,7 @@ import multiprocessing
 import os
 import re
 import shutil
+import signal
 import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -297,10 +299,25 @@ class Verifier:
 
 
 _WORKER: Verifier | None = None
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def _init_worker(settings: VerifySettings) -> None:
+def _die_with_parent(parent: int) -> None:
+    """On Linux, ask the kernel to end this worker when the process that started it dies (a SIGKILLed ``verify``
+    must not leave workers holding hundreds of MB); elsewhere a worker ends when its task pipe breaks."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request was made
+        os._exit(1)
+
+
+def _init_worker(settings: VerifySettings, parent: int | None = None) -> None:
     global _WORKER
+    if parent is not None:
+        _die_with_parent(parent)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import cv2  # noqa: PLC0415
 
@@ -332,8 +349,10 @@ def _results(files: list[Path], settings: VerifySettings, workers: int) -> Itera
         return
     # "spawn": a forked child inherits torch's and OpenCV's thread pools mid-state and can hang in them.
     context = multiprocessing.get_context("spawn")
+    # Workers are started from this thread (the pool starts them on submit), so the kernel's parent-death signal
+    # follows this process, not a helper thread that may end first.
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
-                             initargs=(settings,)) as pool:
+                             initargs=(settings, os.getpid())) as pool:
         yield from pool.map(_check_in_worker, files, chunksize=4)
 
 

@@ -222,3 +222,49 @@ def test_an_unlistable_folder_is_an_error_line_and_no_copy_is_left(home, tmp_pat
     assert [Path(line.file).name for line in lines] == ["a.png", "secret"]
     assert lines[1].error == f"{box / 'secret'}: a folder that cannot be listed (Permission denied)"
     assert list((tmp_path / "private").iterdir()) == []  # each private copy is removed after its file
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+def test_killing_verify_ends_its_workers(home, tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from synthguard.core.samples import procedural_image
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for i in range(40):
+        Image.fromarray(procedural_image(256, 256, seed=i)).save(inbox / f"{i:02d}.png")
+    env = os.environ | {"SYNTHGUARD_HOME": str(home.root)}
+    run = subprocess.Popen([sys.executable, "-c", "from synthguard.cli import main; main()", "verify", str(inbox),
+                            "--workers", "2", "--jsonl", str(tmp_path / "v.jsonl")], env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    workers: set[int] = set()
+    while time.monotonic() < deadline and len(workers) < 2 and run.poll() is None:
+        workers = {c for c in _children(run.pid) if b"multiprocessing" in (Path(f"/proc/{c}/cmdline").read_bytes()
+                                                                          if Path(f"/proc/{c}").exists() else b"")}
+        time.sleep(0.1)
+    assert len(workers) >= 2, "the workers did not start"
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(Path(f"/proc/{w}").exists() for w in workers):
+        time.sleep(0.1)
+    alive = [w for w in workers if Path(f"/proc/{w}").exists()
+             and Path(f"/proc/{w}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
+    assert not alive, f"workers outlived a SIGKILLed verify: {alive}"
