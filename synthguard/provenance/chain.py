@@ -24,7 +24,7 @@ from cryptography.x509.oid import NameOID
 from synthguard.errors import InputError
 from synthguard.provenance.cawg import CawgIdentity, identities_from_store
 from synthguard.provenance.identity import TrustAnchors, TrustSource
-from synthguard.provenance.jumbf import CoseSignature, chain_anchor, manifest_signature
+from synthguard.provenance.jumbf import CoseSignature, chain_anchor, manifest_store, signature_in
 from synthguard.provenance.products import ConformingProducts, Product
 from synthguard.provenance.rubric import RubricReport, claims_outside_scope, evaluate_local_signals
 from synthguard.provenance.timestamps import TimestampSignal, TimestampStatus, validate_timestamp
@@ -178,21 +178,34 @@ def _attribute(signature: CoseSignature | None, trust: TrustAnchors) -> tuple[st
     return source.value, anchor.subject.rfc4514_string(), entity
 
 
-def _link(label: str, manifest: Mapping, *, active: bool, jumbf: bytes | None, trust: TrustAnchors,
-          codes: Mapping[str, list[tuple[str, str]]], set_aside: frozenset[str],
-          notes: list[str]) -> ManifestLink:
-    info = manifest.get("signature_info") or {}
-    generator = (manifest.get("claim_generator_info") or [{}])[0] or {}
-    signature = None
-    if jumbf is not None:
+def _signatures(jumbf: bytes | None, labels: list[str], notes: list[str]) -> dict[str, CoseSignature | None]:
+    """Each manifest's claim signature, from one parse of the store's bytes (a label is missing when its signature
+    cannot be read, and ``notes`` says why)."""
+    if jumbf is None:
+        return {}
+    try:
+        store = manifest_store(jumbf)
+    except InputError as exc:
+        notes.append(f"the manifest store's bytes cannot be parsed: {exc}")
+        return {}
+    found: dict[str, CoseSignature | None] = {}
+    for label in labels:
         try:
-            signature = manifest_signature(jumbf, label)
+            found[label] = signature_in(store, label)
         except InputError as exc:
             notes.append(f"the signature of manifest {label} cannot be read: {exc}")
+    return found
+
+
+def _link(label: str, manifest: Mapping, *, active: bool, readable: bool, signature: CoseSignature | None,
+          trust: TrustAnchors, codes: Mapping[str, list[tuple[str, str]]], set_aside: frozenset[str]) -> ManifestLink:
+    """One manifest's link; ``readable``: the store's bytes were read (else its time-stamp is not checked)."""
+    info = manifest.get("signature_info") or {}
+    generator = (manifest.get("claim_generator_info") or [{}])[0] or {}
     trusted_here = not any(code in ("signingCredential.untrusted",) for code, _ in codes.get("failure", []))
     source, anchor, entity = _attribute(signature, trust) if trusted_here else (None, None, None)
     tsa = trust.tsa_list
-    if jumbf is None:
+    if not readable:
         timestamp = TimestampSignal(TimestampStatus.NOT_CHECKED, time=info.get("time"),
                                     reason="the manifest store's bytes could not be read here")
     else:
@@ -218,8 +231,10 @@ def read_details(store: Mapping, *, trust: TrustAnchors, jumbf: bytes | None, cr
     codes = _codes_by_manifest(store)
     order = [active_label] if active_label in manifests else []
     order += [label for label in manifests if label != active_label]
-    chain = tuple(_link(label, manifests[label], active=label == active_label, jumbf=jumbf, trust=trust,
-                        codes=codes.get(label, {}), set_aside=set_aside, notes=notes) for label in order)
+    signatures = _signatures(jumbf, order, notes)
+    chain = tuple(_link(label, manifests[label], active=label == active_label, readable=jumbf is not None,
+                        signature=signatures.get(label), trust=trust, codes=codes.get(label, {}),
+                        set_aside=set_aside) for label in order)
     rubric = None
     if crjson is None:
         notes.append("c2pa gave no crJSON for this store: the C2PA Asset Rubric's signals are not evaluated")
@@ -230,8 +245,8 @@ def read_details(store: Mapping, *, trust: TrustAnchors, jumbf: bytes | None, cr
             notes.append(f"the C2PA Asset Rubric's signals cannot be evaluated: {exc}")
     product, outside = None, ()
     active = chain[0] if chain and chain[0].active else None
-    if active is not None and active.trust_source == TrustSource.C2PA_TRUST_LIST.value and jumbf is not None:
-        signature = manifest_signature(jumbf, active.label)
+    if active is not None and active.trust_source == TrustSource.C2PA_TRUST_LIST.value:
+        signature = signatures.get(active.label)
         subject = signature.signer_certificate.subject if signature and signature.signer_certificate else None
         if subject is not None:
             cn, org, unit = (_first(subject, oid) for oid in (NameOID.COMMON_NAME, NameOID.ORGANIZATION_NAME,

@@ -279,7 +279,11 @@ def manifest_signature(store_jumbf: bytes, manifest_label: str) -> CoseSignature
 
     Raises ``InputError`` when the store or the signature is malformed.
     """
-    store = manifest_store(store_jumbf)
+    return signature_in(manifest_store(store_jumbf), manifest_label)
+
+
+def signature_in(store: Superbox, manifest_label: str) -> CoseSignature | None:
+    """``manifest_signature`` over a store already parsed (``manifest_store``): one parse serves every manifest."""
     manifest = store.child(manifest_label)
     if manifest is None:
         return None
