@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from synthguard.bench.watermark_bench import SKIMAGE_PHOTOS, default_photos, folder_photos
+from synthguard.bench.watermark_bench import SKIMAGE_PHOTOS, as_rgb, default_photos, folder_photos
 from synthguard.detect.sd_marks import INSTALL, MIN_SIDE, Reading, SDFamily, SDMarkSignal, read_sd_marks, readings_of
 from synthguard.errors import Hint, InputError
 
@@ -90,11 +90,6 @@ def embed_as_generator(rgb: np.ndarray, reading: Reading) -> np.ndarray:
     return np.ascontiguousarray(out[:, :, ::-1])
 
 
-def _as_rgb(image: np.ndarray) -> np.ndarray:
-    image = np.asarray(image, dtype=np.uint8)
-    return np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else np.ascontiguousarray(image[..., :3])
-
-
 def native_photos(folder: Path | None = None) -> list[tuple[str, np.ndarray]]:
     """The photos at their own size: scikit-image's and scikit-learn's (as ``bench watermark``), or a folder's."""
     if folder is not None:
@@ -121,7 +116,7 @@ def native_photos(folder: Path | None = None) -> list[tuple[str, np.ndarray]]:
         photos.append(("motorcycle_left", skimage.data.stereo_motorcycle()[0]))
         sample = load_sample_images()
         photos += [(Path(f).stem, im) for f, im in zip(sample.filenames, sample.images, strict=True)]
-    return [(name, _as_rgb(im)) for name, im in photos]
+    return [(name, as_rgb(im)) for name, im in photos]
 
 
 def _centre_square(rgb: np.ndarray, size: int) -> np.ndarray:

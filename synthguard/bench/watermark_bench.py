@@ -41,10 +41,10 @@ def _square(image: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(crop, (size, size), interpolation=interp)
 
 
-def _as_rgb(image: np.ndarray) -> np.ndarray:
-    if image.ndim == 2:
-        return np.repeat(image[..., None], 3, axis=2)
-    return image[..., :3]
+def as_rgb(image: np.ndarray) -> np.ndarray:
+    """A photo as (H, W, 3) uint8 RGB: grey repeated, alpha dropped."""
+    image = np.asarray(image, dtype=np.uint8)
+    return np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else np.ascontiguousarray(image[..., :3])
 
 
 def default_photos(size: int) -> list[tuple[str, np.ndarray]]:
@@ -63,7 +63,7 @@ def default_photos(size: int) -> list[tuple[str, np.ndarray]]:
         photos.append(("motorcycle_left", skimage.data.stereo_motorcycle()[0]))
         sample = load_sample_images()
         photos += [(Path(f).stem, im) for f, im in zip(sample.filenames, sample.images, strict=True)]
-    return [(name, _square(_as_rgb(np.asarray(im, dtype=np.uint8)), size)) for name, im in photos]
+    return [(name, _square(as_rgb(im), size)) for name, im in photos]
 
 
 def folder_photos(folder: Path, size: int) -> list[tuple[str, np.ndarray]]:

@@ -130,7 +130,8 @@ def _records_edits(p: ProvenanceSignal) -> list[str] | None:
     return edits if edits or ("c2pa.opened" in names and p.manifests != 1) else None
 
 
-def _declares_capture(p: ProvenanceSignal) -> bool:
+def declares_capture(p: ProvenanceSignal) -> bool:
+    """Does the manifest declare a capture (digitalCapture, film, print...)?"""
     try:
         return bool(p.digital_source_type) and DigitalSourceType.parse(p.digital_source_type).is_capture
     except ValueError:
@@ -251,7 +252,7 @@ def _decide_provenance(provenance: ProvenanceSignal,
     if edits is not None:
         reasons.append(f"records edits: {', '.join(edits) or 'opened from an earlier asset'}")
         return VerdictLabel.EDITED, tuple(reasons)
-    if _declares_capture(p) and CAPTURE_NOT_VOUCHED in p.informational:
+    if declares_capture(p) and CAPTURE_NOT_VOUCHED in p.informational:
         if capture_out_of_scope(p):
             reasons.append(f"a capture is claimed by {p.signer or 'an unnamed signer'}, whose C2PA Conforming "
                            "Products List entry may not claim captured media: the claim is outside what that "
@@ -260,7 +261,7 @@ def _decide_provenance(provenance: ProvenanceSignal,
             reasons.append(f"a capture is claimed by {p.signer or 'an unnamed signer'}, which this policy does not "
                            "name as a capture source (trust.capture_signers)")
         return (VerdictLabel.AI_GENERATED if marked_ai else VerdictLabel.UNKNOWN), tuple(reasons)
-    if _declares_capture(p):
+    if declares_capture(p):
         return VerdictLabel.AUTHENTIC_CAPTURE, tuple(reasons)
     declared = source_type_code(p.digital_source_type)
     if declared is None:

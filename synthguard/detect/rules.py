@@ -10,11 +10,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from synthguard.core.home import Home
-from synthguard.detect.fusion import CAPTURE_NOT_VOUCHED, capture_out_of_scope
+from synthguard.detect.fusion import CAPTURE_NOT_VOUCHED, capture_out_of_scope, declares_capture
 from synthguard.detect.signals import ImageWatermarkSignal, TextWatermarkSignal, WatermarkSignal, source_type_code
 from synthguard.policy import DEFAULT_POLICY, Policy
 from synthguard.provenance.identity import TrustAnchors
-from synthguard.provenance.manifest import DigitalSourceType
 from synthguard.provenance.reading import ProvenanceSignal, ProvenanceState
 from synthguard.provenance.trustlist import TrustListKind, conforming_products, trust_list
 
@@ -51,13 +50,6 @@ def capture_signer_allowed(policy: Policy, signer: str | None, issuer: str | Non
     return _named(policy.trust.capture_signers, signer, issuer)
 
 
-def _declares_capture(uri: str | None) -> bool:
-    try:
-        return bool(uri) and DigitalSourceType.parse(uri).is_capture
-    except ValueError:
-        return False
-
-
 def apply_to_provenance(policy: Policy, provenance: ProvenanceSignal) -> ProvenanceSignal:
     """The provenance as this policy reads it: a trusted signer not on its list counts as untrusted, the AI flag
     follows its source types, and a capture claim from a trusted signer the policy does not name as a capture source,
@@ -70,7 +62,7 @@ def apply_to_provenance(policy: Policy, provenance: ProvenanceSignal) -> Provena
                 if t}
     if declared:
         p = replace(p, ai_generated=bool(declared & set(policy.labeling.ai_source_types)))
-    if (p.state is ProvenanceState.TRUSTED and _declares_capture(p.digital_source_type)
+    if (p.state is ProvenanceState.TRUSTED and declares_capture(p)
             and (not capture_signer_allowed(policy, p.signer, p.issuer) or capture_out_of_scope(p))):
         p = replace(p, informational=(*p.informational, CAPTURE_NOT_VOUCHED))  # a note on the claim, not a failure
     return p
