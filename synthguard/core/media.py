@@ -249,6 +249,32 @@ def _pixel_digest():
     return hashlib.sha256(b"synthguard-pixels-v1")
 
 
+# Rows per strip when an image is copied out of Pillow: about this many pixels at a time (a whole-image tobytes()
+# would hold its pieces and their join at once: several bytes per pixel more at the peak).
+_STRIP_PIXELS = 1 << 22
+
+
+def _row_strips(image: Image.Image):
+    """The image's raw bytes (``tobytes()``) in full-width strips of rows, top to bottom: concatenated, exactly
+    ``image.tobytes()``."""
+    width, height = image.size
+    step = max(1, _STRIP_PIXELS // max(width, 1))
+    for top in range(0, height, step):
+        yield image.crop((0, top, width, min(height, top + step))).tobytes()
+
+
+def _rgb_array(image: Image.Image) -> np.ndarray:
+    """(H, W, 3) uint8 of a loaded RGB image, filled strip by strip."""
+    width, height = image.size
+    out = np.empty((height, width, 3), np.uint8)
+    top = 0
+    for strip in _row_strips(image):
+        rows = len(strip) // (3 * width) if width else 0
+        out[top:top + rows] = np.frombuffer(strip, np.uint8).reshape(rows, width, 3)
+        top += rows
+    return out
+
+
 def _update_pixel_digest(digest, mode: str, width: int, height: int, data) -> None:
     digest.update(f"|{mode}|{width}x{height}|".encode())
     digest.update(data)
@@ -493,7 +519,7 @@ def decode_image(path: Path, *, keep_rgb: bool = False) -> DecodedImage:
                     if not keep_rgb:
                         img.draft(img.mode, (max(1, width // 8), max(1, height // 8)))
                     img.load()
-                    rgb = np.asarray(img.convert("RGB")) if keep_rgb else None
+                    rgb = _rgb_array(img if img.mode == "RGB" else img.convert("RGB")) if keep_rgb else None
                     try:
                         content = jpeg_coded_data_sha256(path.read_bytes())
                     except InputError as exc:
@@ -510,9 +536,14 @@ def decode_image(path: Path, *, keep_rgb: bool = False) -> DecodedImage:
                             rendering.append((index, props))
                     canon = _canonical_frame(frame)
                     if mode is None and keep_rgb:
-                        rgb = np.asarray(canon.convert("RGB"))
+                        rgb = _rgb_array(canon if canon.mode == "RGB" else canon.convert("RGB"))
                     mode = mode or canon.mode
-                    _update_pixel_digest(digest, canon.mode, canon.size[0], canon.size[1], canon.tobytes())
+                    digest.update(f"|{canon.mode}|{canon.size[0]}x{canon.size[1]}|".encode())
+                    if rgb is not None and canon.mode == "RGB" and index == 0:
+                        digest.update(rgb.data)  # the same bytes as the frame's, already copied out once
+                    else:
+                        for strip in _row_strips(canon):
+                            digest.update(strip)
                 for index, props in rendering:
                     _update_rendering_digest(digest, index, props)
     except InputError:
@@ -539,9 +570,10 @@ def read_text(path: Path) -> str:
     codec = bom[0] if bom is not None else text_encoding(data) if b"\x00" in data else "utf-8"
     if codec is None:
         raise InputError(f"{path}: binary content (NUL bytes), not text")
-    body = data[bom[1]:] if bom is not None else data
+    # A view past the byte-order mark: the text is decoded without first copying the file's bytes.
+    body = memoryview(data)[bom[1]:] if bom is not None else data
     try:
-        text = body.decode(codec)
+        text = str(body, codec)
     except UnicodeDecodeError as exc:
         offset = exc.start + (bom[1] if bom is not None else 0)
         name = "UTF-8" if codec == "utf-8" else codec.upper()

@@ -214,7 +214,8 @@ def render_html(inspections: Sequence[Inspection], errors: Sequence[tuple[str, s
 _ACTION_ORDER = ["reject", "human-review", "label-ai", "publish"]
 
 
-def render_grouped_html(entries: Sequence[ReportEntry], *, title: str, subtitle: str = "") -> str:
+def render_grouped_html(entries: Sequence[ReportEntry], *, title: str, subtitle: str = "",
+                        notes: Sequence[str] = ()) -> str:
     """A report of ``verify`` sections, grouped by desk action (the ones needing attention first)."""
     counts: dict[str, int] = {}
     for entry in entries:
@@ -225,17 +226,19 @@ def render_grouped_html(entries: Sequence[ReportEntry], *, title: str, subtitle:
         body.append(f"<h2 class=group>action: {html.escape(key)} ({counts[key]})</h2>")
         body += [section_html(entry) for entry in entries if str(entry.action) == key]
     unreadable = [(entry.file, entry.error) for entry in entries if entry.error]
-    return _document(title, len(entries), counts, unreadable, body, subtitle)
+    return _document(title, len(entries), counts, unreadable, body, subtitle, notes)
 
 
 def _document(title: str, n: int, counts: dict[str, int], errors: Sequence[tuple[str, str]], body: list[str],
-              subtitle: str = "") -> str:
+              subtitle: str = "", notes: Sequence[str] = ()) -> str:
     e = html.escape
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
     head = [f"<h1>{e(title)}</h1>",
             f"<p>{n} file(s){': ' + e(summary) if summary else ''}; {len(errors)} unreadable. "
             f"SynthGuard {e(__version__)}, {e(when)}.{' ' + e(subtitle) if subtitle else ''}</p>"]
+    if notes:
+        head.append("<ul class=run>" + "".join(f"<li>{e(note)}</li>" for note in notes) + "</ul>")
     if errors:
         head.append("<h2>Unreadable files</h2><ul class=errors>"
                     + "".join(f"<li>{e(f)}: {e(msg)}</li>" for f, msg in errors) + "</ul>")

@@ -14,13 +14,19 @@ pictures, ``audit`` for the log). Safety rules:
 - verification runs on a worker thread, one file at a time, never on the event loop (other pages stay responsive
   during a 100-megapixel check); at most ``MAX_PENDING`` uploads wait, then the desk answers "busy" (503);
 - every page escapes what came from the file (names, manifest fields);
-- every form carries a random token made at start-up and checked on POST, so another web page open in the same
-  browser cannot submit uploads or record reviews on the desk's behalf (cross-site request forgery);
-- a request whose Host is not one of the desk's own names, or a POST whose Origin is another site's, is refused
-  (403): a page on another domain that resolves to 127.0.0.1 (DNS rebinding) cannot read or drive the desk;
-- every answer forbids framing and outside content (``Content-Security-Policy`` with ``frame-ancestors 'none'``,
-  ``X-Frame-Options: DENY``, ``nosniff``; referrers only to itself, so a form it posts carries its Origin, and
-  ``Origin: null`` (a sandboxed frame) counts as another site).
+- every form carries a random token made at start-up, so another web page open in the same browser cannot submit
+  uploads or record reviews on the desk's behalf (cross-site request forgery). A POST names it in its URL
+  (``?token=``, the forms' action carries it) or in an ``X-SynthGuard-Token`` header, and it is checked before
+  any of the body is read: a forged POST is refused (403) with nothing spooled. The forms keep it as a hidden field
+  too, which must match when sent;
+- the Host and Origin checks and the security headers are ``desk.http.harden``: a request whose Host is not one of
+  the desk's own names, or a POST whose Origin is another site's, is refused (403), so a page on another domain
+  that resolves to 127.0.0.1 (DNS rebinding) cannot read or drive the desk; every answer forbids framing and
+  outside content (``Content-Security-Policy`` with ``frame-ancestors 'none'``, ``X-Frame-Options: DENY``,
+  ``nosniff``; referrers only to itself, so a form it posts carries its Origin, and ``Origin: null`` (a sandboxed
+  frame) counts as another site);
+- ``synthguard serve`` runs it under ``desk.http.serve_hardened``: headers must arrive within a deadline, a
+  stalled body is cut off, and the number of open connections is capped (slowloris).
 """
 
 from __future__ import annotations
@@ -34,16 +40,17 @@ import tempfile
 import threading
 from dataclasses import replace
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from fastapi import FastAPI, Form, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from synthguard.core.home import Home
 from synthguard.core.media import MediaKind, sniff
 from synthguard.desk.audit import AuditLog
 from synthguard.desk.batch import Verifier, VerifyLine, VerifySettings
+from synthguard.desk.http import harden
 from synthguard.desk.report import STYLE, ReportEntry, file_pictures, section_html
 from synthguard.errors import SynthGuardError
 from synthguard.policy import DeskAction
@@ -51,11 +58,8 @@ from synthguard.policy import DeskAction
 DEFAULT_MAX_UPLOAD = 50 * 1024 * 1024
 MAX_FILES = 20  # files in one drop
 MAX_PENDING = 4  # uploads being verified or waiting; past it the desk answers "busy" (503)
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; img-src data:; style-src 'unsafe-inline'; form-action 'self'; "
-                               "frame-ancestors 'none'; base-uri 'none'",
-    "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
+MAX_REVIEW_FORM = 1024 * 1024  # bytes in a review's form (decision, editor, note)
+TOKEN_HEADER = "X-SynthGuard-Token"
 _CHUNK = 1024 * 1024
 _EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", "image/gif": ".gif",
                "image/tiff": ".tif", "image/avif": ".avif", "image/bmp": ".bmp", "text/plain": ".txt",
@@ -67,7 +71,7 @@ form.drop{{border:2px dashed #999;padding:1.2em;margin:1em 0;background:#fafafa}
 .flash{{padding:.5em;background:#fff3cd;border:1px solid #e0c36c}}.ok{{background:#e6f4ea;border-color:#8bc34a}}
 </style></head><body><h1>SynthGuard verification desk</h1>
 <p>Policy <b>{policy}</b> (sha256 {policy_hash}). Files stay on this machine.</p>
-<form class=drop method=post action="/verify" enctype="multipart/form-data">
+<form class=drop method=post action="/verify?token={token}" enctype="multipart/form-data">
 <input type=hidden name=token value="{token}">
 <label>Drop or choose files (images or texts, up to {limit} MB in all, {max_files} at a time): <input type=file
 name=file id=file multiple required></label>
@@ -79,12 +83,12 @@ def _mib(n: int) -> str:
     return f"{n / 1024 / 1024:.0f}"
 
 
-def _hostname(value: str | None) -> str | None:
-    """The host name of a Host header or an Origin URL, lower-cased, without port or brackets."""
-    if not value:
-        return None
-    parsed = urlsplit(value if "://" in value else f"//{value}")
-    return (parsed.hostname or "").lower() or None
+class Refused(Exception):
+    """A request or an upload the desk will not take, with the HTTP status that says why."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
 
 
 def create_app(settings: VerifySettings, *, storage: Path | None = None, max_upload: int = DEFAULT_MAX_UPLOAD,
@@ -99,25 +103,41 @@ def create_app(settings: VerifySettings, *, storage: Path | None = None, max_upl
     policy = settings.policy
     app = FastAPI(title="SynthGuard desk", docs_url=None, redoc_url=None, openapi_url=None)
     token = secrets.token_urlsafe(32)
-    allowed = {h.lower().strip("[]") for h in (*LOCAL_HOSTS, *hosts) if h}
     names: dict[str, str] = {}  # storage digest -> the name it was uploaded under (shown instead of the digest)
     pending = {"n": 0}  # uploads being verified or waiting (changed on the event loop only)
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next):
-        host = _hostname(request.headers.get("host"))
-        origin = request.headers.get("origin")
-        if host not in allowed:
-            response = HTMLResponse("refused: this desk answers only to its own host name", status_code=403)
-        elif request.method == "POST" and origin is not None and _hostname(origin) not in allowed:
-            response = HTMLResponse("refused: a form from another site", status_code=403)
-        else:
-            response = await call_next(request)
-        response.headers.update(SECURITY_HEADERS)
-        return response
+    harden(app, hosts)
 
     def token_ok(value) -> bool:
-        return isinstance(value, str) and hmac.compare_digest(value, token)
+        return isinstance(value, str) and hmac.compare_digest(value.encode(), token.encode())
+
+    def request_token_ok(request: Request) -> bool:
+        """The token a POST names before its body (header, or the URL of the desk's own forms)."""
+        return token_ok(request.headers.get(TOKEN_HEADER) or request.query_params.get("token"))
+
+    def stale() -> HTMLResponse:
+        return flash("this form is stale or did not come from the desk: reload the page", 403)
+
+    async def read_form(request: Request, cap: int, limit: int, **limits):
+        """The POST's form, its body counted as it streams and refused past ``cap`` bytes (declared or sent);
+        ``limit``: the size named in the refusal; ``limits``: Starlette's form limits."""
+        too_large = Refused(f"upload too large: the limit is {_mib(limit)} MB", 413)
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > cap:
+            raise too_large
+        seen = {"bytes": 0}
+
+        async def counted():
+            message = await request.receive()
+            seen["bytes"] += len(message.get("body", b""))
+            if seen["bytes"] > cap:
+                raise too_large
+            return message
+
+        try:
+            return await Request(request.scope, counted).form(**limits)
+        except ClientDisconnect:
+            raise Refused("the upload was interrupted", 400) from None
 
     def page(body: str, status: int = 200) -> HTMLResponse:
         return HTMLResponse(_PAGE.format(style=STYLE, policy=html.escape(policy.name),
@@ -149,12 +169,12 @@ def create_app(settings: VerifySettings, *, storage: Path | None = None, max_upl
         # No decision is chosen for the editor: the select starts empty and the form needs one.
         actions = "<option value='' selected disabled>choose...</option>" + "".join(
             f"<option value='{a.value}'>{a.value}</option>" for a in DeskAction)
-        review = (f"<form method=post action='/review/{digest}' id=review><h3>Record a review</h3>"
+        review = (f"<form method=post action='/review/{digest}?token={token}' id=review><h3>Record a review</h3>"
                   f"<input type=hidden name=token value='{token}'>"
                   f"<label>Decision <select name=decision id=decision required>{actions}</select></label> "
                   "<label>Editor <input name=editor id=editor required></label> "
                   "<label>Note <input name=note id=note></label> <button type=submit id=save>Record</button></form>")
-        with AuditLog(home.audit_path) as log:
+        with AuditLog.from_home(home) as log:
             history = log.entries(digest)
         rows = "".join(f"<li>{html.escape(e.time)} {html.escape(e.kind)}: {html.escape(str(e.action))}"
                        + (f" by {html.escape(e.editor)}" if e.editor else "") + "</li>" for e in history)
@@ -168,11 +188,6 @@ def create_app(settings: VerifySettings, *, storage: Path | None = None, max_upl
     @app.get("/", response_class=HTMLResponse)
     def index() -> HTMLResponse:
         return page("")
-
-    class Refused(Exception):
-        def __init__(self, message: str, status: int):
-            super().__init__(message)
-            self.status = status
 
     async def receive(upload) -> tuple[Path, str]:
         """Store one upload under its sha256 (checked: size, content type); returns (path, the name shown)."""
@@ -207,7 +222,7 @@ def create_app(settings: VerifySettings, *, storage: Path | None = None, max_upl
 
     def verified(final: Path, shown: str, filename: str) -> VerifyLine:
         line = check(final, shown)
-        with AuditLog(home.audit_path) as log:
+        with AuditLog.from_home(home) as log:
             if policy.audit.record:
                 log.record_verification(file=f"desk:{filename}", file_sha256=line.sha256,
                                         policy=policy.name, policy_sha256=policy.sha256,
@@ -218,26 +233,16 @@ def create_app(settings: VerifySettings, *, storage: Path | None = None, max_upl
 
     @app.post("/verify", response_class=HTMLResponse)
     async def verify_upload(request: Request) -> HTMLResponse:
-        cap = max_upload + 64 * 1024  # the files, and the form's own fields and boundaries
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > cap:
-            return flash(f"upload too large: the limit is {_mib(max_upload)} MB", 413)
-        seen = {"bytes": 0}
-
-        async def counted():
-            message = await request.receive()
-            seen["bytes"] += len(message.get("body", b""))
-            if seen["bytes"] > cap:
-                raise Refused(f"upload too large: the limit is {_mib(max_upload)} MB", 413)
-            return message
-
+        if not request_token_ok(request):
+            return stale()  # before a byte of the body is read
         try:
-            form = await Request(request.scope, counted).form(max_files=MAX_FILES, max_fields=4,
-                                                               max_part_size=max_upload + 1)
+            # the files, and the form's own fields and boundaries
+            form = await read_form(request, max_upload + 64 * 1024, max_upload, max_files=MAX_FILES, max_fields=4,
+                                   max_part_size=max_upload + 1)
         except Refused as exc:
             return flash(str(exc), exc.status)
-        if not token_ok(form.get("token")):
-            return flash("this form is stale or did not come from the desk: reload the page", 403)
+        if "token" in form and not token_ok(form["token"]):
+            return stale()
         uploads = [u for u in form.getlist("file") if hasattr(u, "read")]
         if not uploads:
             return flash("no file in the upload", 400)
@@ -280,17 +285,29 @@ def create_app(settings: VerifySettings, *, storage: Path | None = None, max_upl
         return result_page(path) if path else flash("no such file on this desk", 404)
 
     @app.post("/review/{digest}", response_class=HTMLResponse)
-    def review(digest: str, decision: str = Form(...), editor: str = Form(...), note: str = Form(""),
-               token: str = Form("")) -> HTMLResponse:
-        if not token_ok(token):
-            return flash("this form is stale or did not come from the desk: reload the page", 403)
+    async def review(digest: str, request: Request) -> HTMLResponse:
+        if not request_token_ok(request):
+            return stale()  # before a byte of the body is read
+        try:
+            form = await read_form(request, MAX_REVIEW_FORM, MAX_REVIEW_FORM, max_files=0, max_fields=8,
+                                   max_part_size=MAX_REVIEW_FORM)
+        except Refused as exc:
+            return flash(str(exc), exc.status)
+        if "token" in form and not token_ok(form["token"]):
+            return stale()
+        decision, editor, note = form.get("decision"), form.get("editor"), form.get("note", "")
+        if not (isinstance(decision, str) and decision and isinstance(editor, str) and isinstance(note, str)):
+            return flash("a review needs a decision and the editor's name", 422)
+        return await run_in_threadpool(record, digest, decision, editor, note)
+
+    def record(digest: str, decision: str, editor: str, note: str) -> HTMLResponse:
         path = stored(digest)
         if path is None:
             return flash("no such file on this desk", 404)
         if decision not in {a.value for a in DeskAction}:
             return flash(f"unknown decision {decision!r}", 400)
         try:
-            with AuditLog(home.audit_path) as log:
+            with AuditLog.from_home(home) as log:
                 log.record_review(file=names.get(digest, path.name), file_sha256=digest, decision=decision,
                                   editor=editor, note=note, policy=policy.name, policy_sha256=policy.sha256)
         except SynthGuardError as exc:

@@ -1,12 +1,21 @@
-"""The image signals: SynthGuard's watermark in decoded pixels, and a detector's P(synthetic) with its heatmap."""
+"""The image signals: SynthGuard's watermark in decoded pixels, and a detector's P(synthetic) with its heatmap; and
+the bound on a worker's peak memory while it inspects one image (``peak_memory_bound_mb``).
+
+Memory per image, in bytes per pixel of the decoded image: the decode (``core.media.decode_image``) peaks at
+DECODE_PEAK_BYTES_PER_PIXEL; the analyses then hold the decoded RGB (3) and at most the luma of its central square
+(the detector's global view, 1); the watermark's working grid, the Stable Diffusion marks and the forensic pictures
+are read in strips of about a million pixels (ANALYSIS_FIXED_MB together). ``synthguard bench image-memory``
+measures the peak of an inspecting process against this bound.
+"""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 
-from synthguard.core.media import MediaKind, decode_image, sniff
+from synthguard.core.media import DEFAULT_MAX_PIXELS, MediaKind, decode_image, max_pixels, sniff
 from synthguard.detect.signals import ClassifierSignal, ImageWatermarkSignal
 from synthguard.errors import InputError, WatermarkError
 from synthguard.models.detector import PatchDetector
@@ -65,3 +74,28 @@ def load_detector(folder: Path | None = None, *, num_threads: int | None = None)
     if (folder / BACKBONE_FILE).is_file():
         return BackboneDetector.from_pretrained(folder, name=str(folder), num_threads=num_threads)
     return PatchDetector.from_pretrained(folder, name=str(folder), num_threads=num_threads)
+
+
+# A process that has inspected one small image: the interpreter, numpy / OpenCV / torch, the detector and the
+# watermarker loaded.
+WORKER_BASE_MB = 480
+# core.media.decode_image keeping the RGB of an 8-bit RGB(A) image: Pillow's 4-byte frame and the RGB array, the
+# hashed bytes and the conversion going strip by strip.
+DECODE_PEAK_BYTES_PER_PIXEL = 7
+ANALYSIS_BYTES_PER_PIXEL = 4  # the decoded RGB and the luma of its central square
+ANALYSIS_FIXED_MB = 64  # the strips, the working grid's spectra, the detector's patches
+
+
+def peak_memory_bound_mb(pixels: int | None = None) -> int:
+    """A bound, in MiB, on the peak resident memory of a process that inspects images of at most ``pixels`` pixels
+    (None: the pixel budget in force, ``core.media.max_pixels``) with the built-in detector: the base, the fixed
+    analysis buffers, and the larger of the decode's and the analyses' per-pixel peaks (they do not add up: the
+    decode's buffers but the RGB it returns are freed before the analyses start)."""
+    pixels = max_pixels() if pixels is None else pixels
+    if isinstance(pixels, bool) or not isinstance(pixels, int) or pixels < 0:
+        raise InputError(f"pixels must be a non-negative integer, not {pixels!r}")
+    per_pixel = max(DECODE_PEAK_BYTES_PER_PIXEL, ANALYSIS_BYTES_PER_PIXEL)
+    return math.ceil(WORKER_BASE_MB + ANALYSIS_FIXED_MB + pixels * per_pixel / 2**20)
+
+
+PEAK_MEMORY_BOUND_MB = peak_memory_bound_mb(DEFAULT_MAX_PIXELS)  # at the default pixel budget

@@ -21,6 +21,7 @@ import torch
 
 from synthguard.detect.signals import MachineTextSignal
 from synthguard.errors import InputError
+from synthguard.watermark.text.windows import encode_prefix
 
 # Longer texts are scored on their first this-many tokens (bounded work; the signal says so).
 MAX_SCORED_TOKENS = 2048
@@ -82,7 +83,7 @@ def calibrate(tm, windows: Sequence[str], *, target_fpr: float = 0.01, corpus: s
 
 
 def score_machine_text(tm, text: str, calibration: MachineTextCalibration) -> MachineTextSignal:
-    ids = tm.encode(text)
+    ids = encode_prefix(tm, text, MAX_SCORED_TOKENS).ids.tolist()
     try:
         score, tokens = fast_detect_score(tm, ids)
     except InputError as exc:

@@ -72,7 +72,7 @@ from synthguard.errors import InputError
 
 MIN_SIDE = 256  # the generators mark only images at least this wide (the library needs 256 x 256 pixels' area)
 INSTALL = "pip install --no-deps invisible-watermark==0.2.0"
-STRIP_PIXELS = 1 << 21  # pixels read at a time, in whole rows of blocks: bounded memory on huge images
+STRIP_PIXELS = 1 << 20  # pixels read at a time, in whole rows of blocks: bounded memory on huge images
 
 _UNSIGNED = ("the mark is unsigned: anyone with the public invisible-watermark library can add it to any image or "
              "remove it, so it declares AI generation without proving it")

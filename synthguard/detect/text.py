@@ -15,9 +15,15 @@ from synthguard.detect.signals import MachineTextSignal, TextWatermarkSignal
 from synthguard.errors import InputError
 from synthguard.watermark.text import SCHEMES, KeyCalibration, TextWatermarker, detect_windows, make_watermarker
 from synthguard.watermark.text.human import load_corpus
+from synthguard.watermark.text.windows import encode_prefix
 
-# Texts longer than this many tokens are tested on their first MAX_TOKENS tokens (bounded work; the signal says so).
+# Texts longer than this many tokens are tested on their first MAX_TOKENS tokens (bounded work and memory: only
+# that prefix is tokenised; the signal says so).
 MAX_TOKENS = 1_000_000
+# The peak resident memory, in MiB, of a process that inspects the largest accepted text (core.media.MAX_TEXT_BYTES)
+# with the built-in models: the prefix is read in windows and scored in chunks (``synthguard bench text-memory``
+# measures it against this bound).
+TEXT_PEAK_MEMORY_BOUND_MB = 1024
 CALIBRATION_CORPUS = "stdlib-docstrings"
 
 
@@ -72,11 +78,11 @@ class TextChecks:
         return wm, machine
 
     def _watermark(self, text: str) -> TextWatermarkSignal:
-        ids, offsets = self.tm.encode_with_offsets(text)
-        note = None
-        if len(ids) > MAX_TOKENS:
-            ids, offsets = ids[:MAX_TOKENS], offsets[:MAX_TOKENS] if offsets else None
-            note = f"only the first {MAX_TOKENS} tokens were tested"
+        prefix = encode_prefix(self.tm, text, MAX_TOKENS)
+        ids, offsets, note = prefix.ids, prefix.offsets, prefix.describe_cut()
+        if prefix.unverified_joins:
+            note = "; ".join(x for x in (note, f"the tokens at {prefix.unverified_joins} places where the text was "
+                                               "read in parts may differ from reading it whole") if x)
         results = [detect_windows(wm, ids, offsets) for wm in self.watermarkers]
         best = min(results, key=lambda r: r.p_value)
         # One test per scheme: a union bound over them.

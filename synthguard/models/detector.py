@@ -220,19 +220,37 @@ def to_luma(image: np.ndarray) -> np.ndarray:
 
     Colour is dropped on purpose: generators here are grey, so colour would be a content cue and not a trace.
     """
+    image = _checked(image)
+    return image if image.ndim == 2 else _rgb_luma(image)
+
+
+def _checked(image: np.ndarray) -> np.ndarray:
+    """The image as (H, W) grey or (H, W, 3) RGB uint8, at least MIN_SIDE a side (what ``to_luma`` accepts)."""
     if not isinstance(image, np.ndarray):
         raise InputError(f"image must be a numpy array, not {type(image).__name__}")
     if image.dtype != np.uint8:
         raise InputError(f"image must be uint8, not {image.dtype}")
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[..., 0]
-    if image.ndim == 3 and image.shape[2] == 3:
-        image = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
-    if image.ndim != 2:
+    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
         raise InputError(f"image must be (H, W) grey or (H, W, 3) RGB, not shape {image.shape}")
-    if min(image.shape) < MIN_SIDE:
+    if min(image.shape[:2]) < MIN_SIDE:
         raise InputError(f"image must be at least {MIN_SIDE}x{MIN_SIDE} pixels, not {image.shape[1]}x{image.shape[0]}")
     return image
+
+
+def _rgb_luma(rgb: np.ndarray) -> np.ndarray:
+    """(H, W) uint8 luma of (H, W, 3) uint8 RGB pixels; a window of a larger image is read in place (OpenCV
+    takes a row stride) when its pixels are packed, so only the luma is allocated."""
+    packed = rgb.strides[1:] == (3, 1) and rgb.strides[0] > 0
+    return cv2.cvtColor(rgb if packed else np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+
+
+def _window_luma(image: np.ndarray, top: int, left: int, height: int, width: int) -> np.ndarray:
+    """The luma of one window of a checked image: ``to_luma(image)[top:top+height, left:left+width]``, without
+    converting the rest of the image."""
+    window = image[top : top + height, left : left + width]
+    return window if window.ndim == 2 else _rgb_luma(window)
 
 
 def patch_grid(height: int, width: int, patch_size: int, max_grid: int) -> tuple[np.ndarray, np.ndarray]:
@@ -279,7 +297,14 @@ class PatchDetector:
     def patch_logits(self, image: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
         """(rows * cols,) patch logits of one image and the grid shape (rows, cols)."""
         config = self.model.config
-        patches, grid = extract_patches(to_luma(image), config.patch_size, config.max_grid)
+        image, size = _checked(image), config.patch_size
+        h, w = image.shape[:2]
+        if h < size or w < size:  # reflect-padded to one patch: the whole (small) image's luma
+            patches, grid = extract_patches(to_luma(image), size, config.max_grid)
+        else:  # the luma of the patches only, not of the whole image
+            ys, xs = patch_grid(h, w, size, config.max_grid)
+            patches = np.stack([_window_luma(image, y, x, size, size) for y in ys for x in xs])
+            grid = (len(ys), len(xs))
         x = torch.from_numpy(patches).float().div(255)[:, None]  # (N, 1, P, P)
         with torch_threads(self.num_threads), torch.inference_mode():
             return self.model.cpu()(x).double().numpy(), grid
@@ -288,7 +313,12 @@ class PatchDetector:
         """The global view's logit of one image (None without a global view)."""
         if self.global_model is None:
             return None
-        thumb = thumbnail(to_luma(image), self.global_model.config.size)
+        image = _checked(image)
+        h, w = image.shape[:2]
+        side = min(h, w)
+        # The central square's luma only: what ``thumbnail`` keeps of the whole image's.
+        square = _window_luma(image, (h - side) // 2, (w - side) // 2, side, side)
+        thumb = thumbnail(square, self.global_model.config.size)
         x = torch.from_numpy(thumb).float().div(255)[None, None]  # (1, 1, S, S)
         with torch_threads(self.num_threads), torch.inference_mode():
             return float(self.global_model.cpu()(x)[0])

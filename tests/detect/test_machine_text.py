@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from synthguard.detect.fusion import VerdictLabel, decide
-from synthguard.detect.machine_text import calibrate, fast_detect_score, score_machine_text
+from synthguard.detect.machine_text import (
+    MAX_SCORED_TOKENS,
+    MachineTextCalibration,
+    calibrate,
+    fast_detect_score,
+    score_machine_text,
+)
 from synthguard.detect.signals import MachineTextSignal
 from synthguard.errors import InputError
 from synthguard.generate.sampling import generate_text
@@ -48,3 +54,34 @@ def test_machine_text_only_ever_gives_likely_synthetic():
     assert any("not proof" in r for r in v.reasons)
     quiet = MachineTextSignal("m", 1.0, 2.0, 0.01, 0.3, False, 100)
     assert decide(ABSENT, None, None, quiet).label is VerdictLabel.UNKNOWN
+
+
+class _CountingModel:
+    """A text model whose tokenizer calls add up the characters they are given."""
+
+    def __init__(self, tm):
+        self.tm, self.chars = tm, 0
+
+    def __getattr__(self, name):
+        return getattr(self.tm, name)
+
+    def encode(self, text):
+        self.chars += len(text)
+        return self.tm.encode(text)
+
+    def encode_with_offsets(self, text):
+        self.chars += len(text)
+        return self.tm.encode_with_offsets(text)
+
+
+def test_a_long_text_is_tokenised_only_as_far_as_it_is_scored(builtin):
+    human = "\n".join(load_corpus("stdlib-docstrings", words=120, limit=40, seed=1))
+    calibration = MachineTextCalibration("builtin", 0.0, 0.01, 0.01, 40, "test", [float(s) for s in range(-20, 20)])
+    counting = _CountingModel(builtin)
+    text = human * (2_000_000 // len(human) + 1)  # 2 million characters
+    signal = score_machine_text(counting, text, calibration)
+    assert signal.tokens == MAX_SCORED_TOKENS and signal.score is not None
+    assert counting.chars < 200_000, "the whole text was tokenised"
+    # The same score as scoring the first tokens of the whole text's tokenisation.
+    whole = fast_detect_score(builtin, builtin.encode(text[:len(human) * 2])[:MAX_SCORED_TOKENS])
+    assert signal.score == pytest.approx(whole[0], rel=1e-9)

@@ -150,6 +150,35 @@ def _to_working(luma: np.ndarray) -> np.ndarray:
     return cv2.resize(luma.astype(np.float32), (_N, _N), interpolation=interp)
 
 
+# Images up to this many pixels reach the working grid in one resize of their float luma (16 MB at most); larger
+# ones in strips of about _STRIP_PIXELS pixels (see _image_to_working).
+DIRECT_PIXELS = 1 << 22
+_STRIP_PIXELS = 1 << 20
+
+
+def _image_to_working(image: np.ndarray) -> np.ndarray:
+    """The working grid of a uint8 (H, W) grey or (H, W, 3) RGB image: ``_to_working(_luma(image))``.
+
+    Above DIRECT_PIXELS the image is read in strips across its long side: each strip's luma, in float, area-resized
+    along the long side to the grid's side, then the (_N, short side) result area-resized along the short side.
+    Area resampling is separable, so this is the same average up to float rounding, while memory holds one strip
+    (about _STRIP_PIXELS pixels) and the grid's float rows instead of the full-resolution luma and its float copy.
+    """
+    h, w = image.shape[:2]
+    if h * w <= DIRECT_PIXELS or min(h, w) < _N:
+        return _to_working(_luma(image))
+    # Transposed views when the image is taller than wide, so the strips are always runs of whole rows.
+    view = image if w >= h else np.swapaxes(image, 0, 1)
+    short, long = view.shape[:2]
+    step = max(1, _STRIP_PIXELS // long)
+    rows = np.empty((short, _N), np.float32)
+    for top in range(0, short, step):
+        strip = _luma(np.ascontiguousarray(view[top : top + step])).astype(np.float32)
+        rows[top : top + strip.shape[0]] = cv2.resize(strip, (_N, strip.shape[0]), interpolation=cv2.INTER_AREA)
+    grid = cv2.resize(rows, (_N, _N), interpolation=cv2.INTER_AREA)
+    return grid if w >= h else np.ascontiguousarray(grid.T)
+
+
 def _highpass(y: np.ndarray, sigma: float) -> np.ndarray:
     return y - cv2.GaussianBlur(y, (0, 0), sigma)
 
@@ -540,7 +569,7 @@ class TileMarkWatermarker(ImageWatermarker):
         """
         self._check(image)
         best_p, best = 1.0, None
-        for chips in self._candidate_chips(self._whiten(_to_working(_luma(image))), _tile_scale(*image.shape[:2])):
+        for chips in self._candidate_chips(self._whiten(_image_to_working(image)), _tile_scale(*image.shape[:2])):
             decoded = self._decode(chips)
             if decoded is None:
                 continue
@@ -565,7 +594,7 @@ class TileMarkWatermarker(ImageWatermarker):
         whose chips agree most strongly with some codeword bits (largest soft-bit energy); no detection claim."""
         self._check(image)
         best, best_score = None, -1.0
-        for chips in self._candidate_chips(self._whiten(_to_working(_luma(image))), _tile_scale(*image.shape[:2])):
+        for chips in self._candidate_chips(self._whiten(_image_to_working(image)), _tile_scale(*image.shape[:2])):
             chips = self._limit(chips)
             soft = np.bincount(self._chip_bit, weights=chips * self._chip_sign, minlength=self._n)
             score = float(np.sum(soft * soft)) / (float(np.sum(chips * chips)) + 1e-12)

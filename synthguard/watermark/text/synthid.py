@@ -116,7 +116,7 @@ class SynthIDText(TextWatermarker):
 
     def _position_hits(self, ids: torch.Tensor, ctx_hash: torch.Tensor) -> torch.Tensor:
         c = self.context
-        step = 65536  # bounded memory on long texts: (positions x depth) int64 per chunk
+        step = 8192  # bounded memory on long texts: (positions x depth) int64 per chunk
         return torch.cat([self.g_values(ctx_hash[i:i + step], ids[c + i:c + i + step]).sum(-1)
                           for i in range(0, len(ctx_hash), step)])
 
