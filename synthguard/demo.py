@@ -36,7 +36,7 @@ def run_demo(folder: Path, home: Home, identity: Identity) -> list[tuple[str, In
     signed = folder / "render-signed.png"
     spec = ManifestSpec(title="SynthGuard demo render", digital_source_type=DigitalSourceType.ALGORITHMIC_MEDIA,
                         model=ModelInfo("synthguard-procedural-waves", "1", seed=7, parameters={"size": 512}))
-    with Ledger(home.ledger_path) as ledger:
+    with Ledger.from_home(home) as ledger:
         with SigningSession(identity, ledger) as session:
             Stamper(session, watermarker).stamp_pixels(procedural_image(512, 512, seed=7), signed, spec,
                                                        overwrite=True)

@@ -17,6 +17,7 @@ import hashlib
 import json
 from enum import Enum
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -117,8 +118,19 @@ class Policy(BaseModel):
     detection: DetectionRules = DetectionRules()
     actions: ActionRules = ActionRules()
     audit: AuditRules = AuditRules()
+    resolvers: tuple[str, ...] = Field((), description="C2PA Soft Binding Resolution API URLs asked for the manifest "
+                                                           "of a watermarked file that carries none")
     # Folder the policy was loaded from (relative anchor paths resolve against it); not part of the file.
     base_dir: Path | None = Field(None, exclude=True)
+
+    @field_validator("resolvers")
+    @classmethod
+    def _resolver_urls(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for url in value:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"{url!r} is not an http:// or https:// URL")
+        return tuple(dict.fromkeys(value))
 
     def anchor_files(self) -> tuple[Path, ...]:
         """The trust anchor PEM files the policy names, resolved against its folder (else the working folder)."""
@@ -163,6 +175,10 @@ class Policy(BaseModel):
         else:
             lines.append("No signer is named as a capture source (trust.capture_signers): a capture claim never "
                          "makes an authentic capture, whoever signed it.")
+        if self.resolvers:
+            lines.append("A watermarked file without a manifest is looked up at these Soft Binding Resolution "
+                         "repositories: " + ", ".join(self.resolvers) + "; what they return is validated here like "
+                         "a local manifest, and a repository that fails is reported, never trusted.")
         lines.append("A trusted manifest means AI-generated content when it declares: "
                      + ", ".join(self.labeling.ai_source_types) + ".")
         tests = []

@@ -281,7 +281,7 @@ class Stamper:
             text_watermarker = make_watermarker(text_watermark, identity.text_watermark_secret())
         watermarker = default_image_watermarker() if image_watermark else None
         with contextlib.ExitStack() as opened:
-            ledger = opened.enter_context(Ledger(home.ledger_path))
+            ledger = opened.enter_context(Ledger.from_home(home))
             session = opened.enter_context(SigningSession(identity, ledger, thumbnail=thumbnail))
             stamper = cls(session, watermarker, text_watermarker=text_watermarker)
             stamper._opened = opened.pop_all()

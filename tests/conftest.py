@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers.files import INTEROP, MNIST_SUBSET
+from helpers.resolvers import canned, serve  # noqa: F401 (fixtures for the resolver tests)
 from PIL import Image
 
 from synthguard.core.datasets import DATASETS
@@ -26,6 +27,7 @@ def home(tmp_path, monkeypatch) -> Home:
     """Every test gets its own SYNTHGUARD_HOME: no test reads or writes the user's keys or ledger."""
     root = tmp_path / "sg-home"
     monkeypatch.setenv("SYNTHGUARD_HOME", str(root))
+    monkeypatch.delenv("SYNTHGUARD_DATABASE_URL", raising=False)
     return Home(root)
 
 

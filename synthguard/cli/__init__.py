@@ -33,6 +33,7 @@ COMMANDS = {
     "eval": "eval:eval_group",
     "generate": "generate:generate",
     "keys": "keys:keys",
+    "ledger": "ledger:ledger",
     "policy": "policy:policy",
     "serve": "verify:serve",
     "sign": "sign:sign",

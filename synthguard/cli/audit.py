@@ -46,7 +46,7 @@ def audit_review(env: Env, file: Path, decision: str, editor: str, note: str, po
     if not file.is_file():
         raise InputError(f"{file}: no such file")
     loaded = load_policy(policy_path)
-    with AuditLog(env.home.audit_path) as log:
+    with AuditLog.from_home(env.home) as log:
         entry = log.record_review(file=str(file), file_sha256=file_sha256(file), decision=decision, editor=editor,
                                   note=note, policy=loaded.name, policy_sha256=loaded.sha256)
     click.echo(f"recorded review #{entry}: {decision} by {editor.strip()} for {file}")
@@ -67,16 +67,15 @@ def audit_show(env: Env, file: Path | None, last: int | None, as_json: bool) -> 
     from synthguard.core.media import file_sha256  # noqa: PLC0415
     from synthguard.desk.audit import AuditLog  # noqa: PLC0415
 
-    home = env.home
-    if not home.audit_path.exists():
-        raise InputError(f"no audit log yet ({home.audit_path}); `synthguard verify` starts it")
+    location = _existing(env)
     digest = None
     if file is not None:
         if not file.is_file():
             raise InputError(f"{file}: no such file")
         digest = file_sha256(file)
-    with AuditLog(home.audit_path) as log:
+    with AuditLog(location) as log:
         entries = log.entries(digest, last)
+    click.echo(f"audit log: {location.masked()} ({len(entries)} entries shown)", err=True)
     for e in entries:
         if as_json:
             click.echo(json.dumps(e.to_dict()))
@@ -101,10 +100,8 @@ def audit_verify(env: Env, as_json: bool) -> None:
     """
     from synthguard.desk.audit import AuditLog  # noqa: PLC0415
 
-    home = env.home
-    if not home.audit_path.exists():
-        raise InputError(f"no audit log yet ({home.audit_path}); `synthguard verify` starts it")
-    with AuditLog(home.audit_path) as log:
+    location = _existing(env)
+    with AuditLog(location) as log:
         chain = log.verify()
     if as_json:
         click.echo(json.dumps(chain.to_dict()))
@@ -112,6 +109,18 @@ def audit_verify(env: Env, as_json: bool) -> None:
         for line in chain.describe()[1:]:
             click.echo(f"note: {line}", err=True)
     if not chain.intact:
-        raise InputError(f"the audit log {home.audit_path} is {chain.describe()[0]}")
+        raise InputError(f"the audit log {location.masked()} is {chain.describe()[0]}")
     if not as_json:
+        click.echo(f"audit log: {location.masked()}", err=True)
         click.echo(chain.describe()[0])
+
+
+def _existing(env: Env):
+    """Where the audit log of the home is (``SYNTHGUARD_DATABASE_URL`` or the home's file); an InputError when
+    there is none yet."""
+    from synthguard.desk.audit import AuditLog  # noqa: PLC0415
+
+    location = AuditLog.location_for(env.home)
+    if not location.exists():
+        raise InputError(f"no audit log yet ({location.masked()}); `synthguard verify` starts it")
+    return location

@@ -28,7 +28,7 @@ from synthguard.errors import InputError
 @click.option("--text-scorer", help="Texts: also compute the machine-text score (Fast-DetectGPT criterion) under "
                                     "this model ('builtin', folder, .gguf or hub id); calibrated on human text.")
 @pass_env
-def detect(env: Env, files: tuple[Path, ...], as_json: bool, policy_path, trust_paths, no_ledger: bool,
+def detect(env: Env, files: tuple[Path, ...], as_json: bool, policy_path, trust_paths, no_ledger: bool, resolvers,
            no_watermark: bool, no_classifier: bool, detector_path: Path | None, report_path: Path | None,
            threads: int, text_model: str, text_scorer: str | None) -> None:
     """Verify FILES: C2PA provenance (embedded, sidecar, or recovered from the ledger), watermark, the
@@ -51,6 +51,7 @@ def detect(env: Env, files: tuple[Path, ...], as_json: bool, policy_path, trust_
       synthguard detect *.png --json > results.jsonl
       synthguard detect wire-photo.jpg --trust agency-root.pem
       synthguard detect suspect.png --report suspect.html
+      synthguard detect reposted.jpg --resolver https://ledger.example-provider.com   # stripped copies
     """
     from synthguard.core.fileio import check_output_path  # noqa: PLC0415
     from synthguard.detect import InspectionContext, inspect_file  # noqa: PLC0415
@@ -59,7 +60,8 @@ def detect(env: Env, files: tuple[Path, ...], as_json: bool, policy_path, trust_
     done, errors = [], []
     with InspectionContext.build(env.home, policy=load_policy(policy_path), trust=trust_paths, ledger=not no_ledger,
                                  watermark=not no_watermark, classifier=not no_classifier, detector=detector_path,
-                                 text_model=text_model, text_scorer=text_scorer, threads=threads) as context:
+                                 text_model=text_model, text_scorer=text_scorer, threads=threads,
+                                 resolvers=resolvers) as context:
         if report_path is not None:
             check_output_path(report_path, inputs=files, overwrite=True)
 

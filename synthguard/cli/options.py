@@ -28,6 +28,13 @@ def detector(help: str = "A detector folder from `synthguard train detector` ins
     return click.option("--detector", "detector_path", type=click.Path(file_okay=False, path_type=Path), help=help)
 
 
+def resolver():
+    return click.option("--resolver", "resolvers", multiple=True, metavar="URL",
+                        help="A C2PA Soft Binding Resolution API (e.g. another organisation's `synthguard ledger "
+                             "serve`) asked for the manifest of a watermarked file that carries none, after the "
+                             "policy's `resolvers:` (repeatable). What it returns is validated here.")
+
+
 def verification(text_model_help: str):
     """The options that say what a verification trusts and runs: ``detect`` and ``verify`` share them."""
     def apply(func):
@@ -36,6 +43,7 @@ def verification(text_model_help: str):
                          help="Extra trust anchor PEM for this run (repeatable)."),
             detector(),
             click.option("--no-ledger", is_flag=True, help="Do not look stripped copies up in the local ledger."),
+            resolver(),
             click.option("--text-model", default="builtin", show_default=True, help=text_model_help),
         )):
             func = option(func)

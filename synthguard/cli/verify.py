@@ -32,7 +32,7 @@ from synthguard.errors import InputError, missing_extra
 @options.json_output("Print a JSON summary at the end instead of text.")
 @pass_env
 def verify(env: Env, paths, policy_path, jsonl_path, report_path, workers, resume, force, trust_paths, detector_path,
-           no_ledger, no_audit, text_model, as_json) -> None:
+           no_ledger, resolvers, no_audit, text_model, as_json) -> None:
     """Verify every file under PATHS (folders are walked) under a policy: verdict, desk action and evidence per
     file, one JSON line each; unreadable files (no permission, FIFOs, broken or looping links) are listed as
     errors with the policy's error action, and names that are not UTF-8 are shown with their bytes escaped. Each
@@ -61,7 +61,8 @@ def verify(env: Env, paths, policy_path, jsonl_path, report_path, workers, resum
         if path is not None:
             check_output_path(path, overwrite=True)
     settings = VerifySettings(policy=policy, home=env.home.root, trust_extra=tuple(trust_paths),
-                              detector=detector_path, use_ledger=not no_ledger, text_model=text_model)
+                              detector=detector_path, use_ledger=not no_ledger, text_model=text_model,
+                              resolvers=tuple(resolvers))
     with tqdm(desc="verify", unit="file", file=sys.stderr, disable=None) as bar:
         result = run_verify(paths, settings, jsonl=jsonl_path, workers=workers, resume=resume, overwrite=force,
                             audit=False if no_audit else None, progress=_progress(bar))
@@ -70,7 +71,7 @@ def verify(env: Env, paths, policy_path, jsonl_path, report_path, workers, resum
             click.echo(line.to_json())
     if report_path is not None:
         with tqdm(desc="report", unit="file", file=sys.stderr, disable=None) as bar:
-            write_batch_report(report_path, result.lines, policy, progress=_progress(bar))
+            write_batch_report(report_path, result.lines, policy, progress=_progress(bar), notes=result.resources())
     if as_json:
         click.echo(json.dumps(result.summary(policy, jsonl_path, report_path)), err=jsonl_path is None)
     else:
@@ -80,6 +81,8 @@ def verify(env: Env, paths, policy_path, jsonl_path, report_path, workers, resum
                    + (f"; {result.resumed} from the earlier run" if result.resumed else "")
                    + (f"; lines in {jsonl_path}" if jsonl_path else "")
                    + (f"; report in {report_path}" if report_path else ""), err=True)
+        for note in result.resources():
+            click.echo(note, err=True)
     if result.errors:
         sys.exit(InputError.exit_code)
 
@@ -104,19 +107,30 @@ def _progress(bar):
 @click.option("--allow-host", "allow_hosts", multiple=True,
               help="Another host name the desk answers to (repeatable), e.g. the machine's name when bound to a "
                    "network address; requests for any other Host are refused.")
+@click.option("--header-timeout", default=10.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Seconds a connection has to send its request headers; a slower one is closed (slowloris).")
+@click.option("--body-timeout", default=30.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Seconds an upload may go without sending a byte before it is cut off (a slow upload that keeps "
+                   "moving is not).")
+@click.option("--max-connections", default=64, show_default=True, type=click.IntRange(1, 10_000),
+              help="Open connections at most; past it a new one closes the connection that has waited longest for "
+                   "its headers, or is answered 503 (busy) when all are mid-request.")
+@options.resolver()
 @pass_env
-def serve(env: Env, host: str, port: int, policy_path, max_upload_mb: int, storage, allow_hosts) -> None:
+def serve(env: Env, host: str, port: int, policy_path, max_upload_mb: int, storage, allow_hosts,
+          header_timeout: float, body_timeout: float, max_connections: int, resolvers) -> None:
     """Run the local web verification desk: drop a file, see its verdict, desk action and evidence (the same
-    pictures as the report), and record a human review in the audit log.
+    pictures as the report), and record a human review in the audit log. Connections that do not send their
+    headers within --header-timeout, or stall an upload for --body-timeout, are closed.
 
     \b
     Examples:
       synthguard serve
       synthguard serve --policy policies/newsroom-strict.yaml --port 8080
+      synthguard serve --header-timeout 5 --max-connections 32
     """
     try:
-        import uvicorn  # noqa: PLC0415
-
+        from synthguard.desk.http import ConnectionLimits, serve_hardened  # noqa: PLC0415 (uvicorn)
         from synthguard.desk.web import create_app  # noqa: PLC0415 (FastAPI)
     except ImportError as exc:
         raise missing_extra(exc.name or "fastapi", "desk", "the web desk") from None
@@ -126,8 +140,10 @@ def serve(env: Env, host: str, port: int, policy_path, max_upload_mb: int, stora
     if host not in ("127.0.0.1", "localhost", "::1"):
         click.echo(f"warning: binding to {host}: other machines on that network can reach the desk and its "
                    "uploads", err=True)
-    settings = VerifySettings(policy=load_policy(policy_path), home=env.home.root)
+    settings = VerifySettings(policy=load_policy(policy_path), home=env.home.root, resolvers=tuple(resolvers))
     app = create_app(settings, storage=storage, max_upload=max_upload_mb * 1024 * 1024,
                      hosts=(host, *allow_hosts))
     click.echo(f"SynthGuard desk on http://{host}:{port}/ (policy {settings.policy.name}); Ctrl-C stops it", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    limits = ConnectionLimits(header_timeout=header_timeout, body_timeout=body_timeout,
+                              max_connections=max_connections)
+    serve_hardened(app, host, port, limits=limits)

@@ -6,6 +6,7 @@
     trust/      extra trust anchors (PEM) the user added, and roots of earlier local identities
     ledger.sqlite
     audit.sqlite  the append-only audit log of verifications and human reviews
+    ledger-tokens.json  hashes of the bearer tokens `synthguard ledger serve` accepts (mode 0600)
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ class Home:
     @property
     def audit_path(self) -> Path:
         return self.root / "audit.sqlite"
+
+    @property
+    def ledger_tokens_path(self) -> Path:
+        return self.root / "ledger-tokens.json"
 
     def ensure(self) -> Home:
         """Create the folders (owner-only) if they are missing."""

@@ -1,4 +1,5 @@
-"""Opening SQLite stores that several processes write at once (the ledger, the audit log)."""
+"""Opening SQLite files that several processes write at once, in WAL mode: the SQLite side of ``core.database``
+(which the ledger uses) and the audit log's store."""
 
 from __future__ import annotations
 
@@ -31,17 +32,3 @@ def connect_wal(path: Path, schema: str, *, timeout_s: float = 60.0) -> sqlite3.
                 raise
             time.sleep(0.02)
 
-
-def insert(db: sqlite3.Connection, table: str, columns: tuple[str, ...], values: tuple) -> int:
-    """One row in its own write transaction (BEGIN IMMEDIATE: a concurrent writer waits, never fails);
-    returns its rowid."""
-    placeholders = ", ".join("?" for _ in columns)
-    try:
-        db.execute("BEGIN IMMEDIATE")
-        cursor = db.execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})", values)
-        db.execute("COMMIT")
-        return int(cursor.lastrowid)
-    except sqlite3.Error:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise

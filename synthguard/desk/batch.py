@@ -27,6 +27,7 @@ import re
 import shutil
 import signal
 import stat
+import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -38,6 +39,7 @@ from synthguard.core.fileio import write_atomic
 from synthguard.core.home import Home
 from synthguard.desk.audit import AuditLog
 from synthguard.detect import Inspection, InspectionContext, VerdictLabel, inspect_file
+from synthguard.detect.image import peak_memory_bound_mb
 from synthguard.detect.metadata import MetadataSignal
 from synthguard.detect.sd_marks import SDMarkSignal
 from synthguard.detect.signals import (
@@ -46,6 +48,7 @@ from synthguard.detect.signals import (
     provenance_from_dict,
     watermark_from_dict,
 )
+from synthguard.detect.text import TEXT_PEAK_MEMORY_BOUND_MB
 from synthguard.errors import Hint, InputError, SynthGuardError
 from synthguard.policy import DeskAction, Policy
 from synthguard.provenance.reading import ProvenanceSignal
@@ -169,12 +172,15 @@ class VerifySettings:
     detector: Path | None = None  # None: the built-in one
     use_ledger: bool = True
     text_model: str = "builtin"  # the tokenizer that re-reads texts for the identity's text watermark
+    resolvers: tuple[str, ...] = ()  # Soft Binding Resolution API URLs, after the policy's
 
-    def stamp(self) -> dict[str, str]:
+    def stamp(self) -> dict[str, str | None]:
         """What a line's verdict depends on besides the file: the policy hash, the detector ("builtin" or its
-        folder, resolved) and the tool version. A resume under another stamp is refused."""
+        folder, resolved), the tool version, and the resolvers given besides the policy's (when any). A resume
+        under another stamp is refused."""
         detector = "builtin" if self.detector is None else shown(Path(self.detector).resolve())
-        return {"policy_sha256": self.policy.sha256, "detector": detector, "tool_version": __version__}
+        return {"policy_sha256": self.policy.sha256, "detector": detector, "tool_version": __version__,
+                "resolvers": " ".join(self.resolvers) or None}
 
 
 @dataclass(frozen=True)
@@ -199,6 +205,7 @@ class VerifyLine:
     policy_sha256: str | None = None  # the run's stamp (VerifySettings.stamp); None on a line made outside a run
     detector: str | None = None
     tool_version: str | None = None
+    resolvers: str | None = None  # the resolvers given besides the policy's, when any (part of the stamp)
 
     @classmethod
     def of(cls, inspection: Inspection, sha256: str, policy: Policy, *, file: str | None = None) -> VerifyLine:
@@ -219,7 +226,7 @@ class VerifyLine:
         """The line of a file that could not be verified: the policy's error action and the reason."""
         return cls(path if isinstance(path, str) else shown(path), sha256, policy.actions.error, error=str(error))
 
-    def stamped(self, stamp: dict[str, str]) -> VerifyLine:
+    def stamped(self, stamp: dict[str, str | None]) -> VerifyLine:
         return replace(self, **stamp)
 
     def to_dict(self) -> dict:
@@ -227,6 +234,8 @@ class VerifyLine:
                 "verdict": None if self.verdict is None else self.verdict.value, "confidence": self.confidence,
                 "action": self.action.value, "reasons": list(self.reasons), "policy_sha256": self.policy_sha256,
                 "detector": self.detector, "tool_version": self.tool_version}
+        if self.resolvers is not None:  # absent otherwise: a line without resolvers reads as it always did
+            line["resolvers"] = self.resolvers
         if self.error is not None:
             return {**line, "error": self.error}
         return {**line, "provenance": self.provenance.to_dict(),
@@ -244,7 +253,7 @@ class VerifyLine:
                    watermark_from_dict(data.get("watermark")), ClassifierSignal.from_dict(data.get("classifier")),
                    MetadataSignal.from_dict(data.get("metadata")), data["error"],
                    SDMarkSignal.from_dict(data.get("sd_marks")), data.get("policy_sha256"), data.get("detector"),
-                   data.get("tool_version"))
+                   data.get("tool_version"), data.get("resolvers"))
 
     def to_json(self) -> str:
         """The JSONL line (keys sorted, no newline)."""
@@ -259,7 +268,8 @@ class Verifier:
         # One torch thread: scores are then identical whatever the number of workers.
         self.context = InspectionContext.build(Home(settings.home), policy=settings.policy,
                                                trust=settings.trust_extra, ledger=settings.use_ledger,
-                                               detector=settings.detector, text_model=settings.text_model, threads=1)
+                                               detector=settings.detector, text_model=settings.text_model, threads=1,
+                                               resolvers=settings.resolvers)
         self.stamp = settings.stamp()
 
     def check(self, path: Path) -> VerifyLine:
@@ -325,13 +335,37 @@ def _init_worker(settings: VerifySettings, parent: int | None = None) -> None:
     _WORKER = Verifier(settings)
 
 
-def _check_in_worker(path: Path) -> VerifyLine:
+def worker_memory_bound_mb() -> int:
+    """The most memory one worker should need for any accepted file: the image at the pixel budget in force
+    (``detect.image.peak_memory_bound_mb``), or the largest accepted text, whichever is more."""
+    return max(peak_memory_bound_mb(), TEXT_PEAK_MEMORY_BOUND_MB)
+
+
+def _peak_mb() -> int:
+    """This process's peak resident memory so far, in MiB: the kernel's high-water mark of this process's own
+    memory (``VmHWM``; ``ru_maxrss`` would include the parent's peak, which a spawned worker inherits), else
+    ``ru_maxrss`` where there is no /proc (macOS reports bytes, Linux KiB)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) // 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    import resource  # noqa: PLC0415
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak / (1024 * 1024 if sys.platform == "darwin" else 1024))
+
+
+def _check_in_worker(path: Path) -> tuple[VerifyLine, int, int]:
     assert _WORKER is not None
-    return _WORKER.check(path)
+    line = _WORKER.check(path)
+    return line, os.getpid(), _peak_mb()
 
 
-def _results(files: list[Path], settings: VerifySettings, workers: int) -> Iterator[VerifyLine]:
-    """Lines in ``files`` order, computed by ``workers`` processes (in this process when 1)."""
+def _results(files: list[Path], settings: VerifySettings, workers: int) -> Iterator[tuple[VerifyLine, int, int]]:
+    """``(line, worker pid, the worker's peak memory in MiB so far)`` in ``files`` order, computed by ``workers``
+    processes (in this process when 1)."""
     if workers <= 1:
         import cv2  # noqa: PLC0415
 
@@ -341,7 +375,7 @@ def _results(files: list[Path], settings: VerifySettings, workers: int) -> Itera
             verifier = Verifier(settings)
             try:
                 for path in files:
-                    yield verifier.check(path)
+                    yield verifier.check(path), os.getpid(), _peak_mb()
             finally:
                 verifier.close()
         finally:
@@ -380,6 +414,21 @@ class VerifyRun:
     lines: tuple[VerifyLine, ...]  # every line of the output, earlier ones first when resumed
     resumed: int  # lines kept from an earlier run
     seconds: float
+    worker_peak_mb: tuple[int, ...] = ()  # each worker's peak resident memory (MiB), highest first
+    audit_head: tuple[int, str] | None = None  # the audit log's last entry (id, hash) after the run
+    audit_recovered: int = 0  # audit entries written on resume for lines whose entry an interrupted run lost
+
+    def resources(self) -> tuple[str, ...]:
+        """The run's cost and its audit anchor, in plain lines (the report's header quotes them)."""
+        out = []
+        if self.worker_peak_mb:
+            out.append(f"peak memory per worker: {', '.join(f'{mb} MB' for mb in self.worker_peak_mb)} "
+                       f"(bounded by the pixel and text budgets: at most about {worker_memory_bound_mb()} MB)")
+        if self.audit_head is not None:
+            out.append(f"audit log head after this run: entry #{self.audit_head[0]}, sha256 {self.audit_head[1]}")
+        if self.audit_recovered:
+            out.append(f"{self.audit_recovered} audit entries lost by an interrupted run were recorded on resume")
+        return tuple(out)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -399,7 +448,11 @@ class VerifyRun:
         return {"files": len(self.lines), "resumed": self.resumed, "errors": self.errors, "actions": self.counts,
                 "seconds": round(self.seconds, 2), "files_per_second": round(fresh / max(self.seconds, 1e-9), 2),
                 "policy": policy.name, "policy_sha256": policy.sha256, "jsonl": str(jsonl) if jsonl else None,
-                "report": str(report) if report else None}
+                "report": str(report) if report else None, "worker_peak_mb": list(self.worker_peak_mb),
+                "worker_memory_bound_mb": worker_memory_bound_mb(),
+                "audit_head": None if self.audit_head is None else {"entry": self.audit_head[0],
+                                                                      "sha256": self.audit_head[1]},
+                "audit_recovered": self.audit_recovered}
 
 
 def verify(paths: Iterable[Path], settings: VerifySettings, *, jsonl: Path | None = None, workers: int = 1,
@@ -446,10 +499,11 @@ def _lock_output(jsonl: Path):
     return handle
 
 
-def _check_stamp(jsonl: Path, earlier: list[VerifyLine], stamp: dict[str, str]) -> None:
-    names = {"policy_sha256": "policy sha256", "detector": "detector", "tool_version": "tool version"}
+def _check_stamp(jsonl: Path, earlier: list[VerifyLine], stamp: dict[str, str | None]) -> None:
+    names = {"policy_sha256": "policy sha256", "detector": "detector", "tool_version": "tool version",
+             "resolvers": "--resolver list"}
     for number, line in enumerate(earlier, 1):
-        differ = [f"{names[k]} {getattr(line, k) or 'not recorded'} (this run: {v})"
+        differ = [f"{names[k]} {getattr(line, k) or 'not recorded'} (this run: {v or 'none'})"
                   for k, v in stamp.items() if getattr(line, k) != v]
         if differ:
             raise InputError(f"{shown(jsonl)}: line {number} was written with another {', '.join(differ)}; a resume "
@@ -494,35 +548,58 @@ def _verify_locked(files: list[Path], settings: VerifySettings, jsonl: Path | No
     record = settings.policy.audit.record if audit is None else audit
     policy = settings.policy
     lines = list(earlier)
-    log = AuditLog(Home(settings.home).audit_path) if record else None
+    log = AuditLog.from_home(Home(settings.home)) if record else None
+    peaks: dict[int, int] = {}
+    recovered, head = 0, None
     out = open(jsonl, mode) if jsonl is not None else None  # noqa: SIM115 (streamed, closed below)
     try:
+        if log is not None and earlier:
+            recovered = _record_lost_entries(log, earlier, policy)
         total = len(earlier) + len(todo)
-        for line in _results(todo, settings, max(1, workers)):
+        for line, worker, peak in _results(todo, settings, max(1, workers)):
             lines.append(line)
+            peaks[worker] = max(peak, peaks.get(worker, 0))
             if out is not None:
                 out.write((line.to_json() + "\n").encode())
                 out.flush()
             if log is not None:
-                log.record_verification(file=line.file, file_sha256=line.sha256, policy=policy.name,
-                                        policy_sha256=policy.sha256,
-                                        verdict=None if line.verdict is None else line.verdict.value,
-                                        action=line.action.value,
-                                        reasons=list(line.reasons) if policy.audit.reasons else None)
+                _record(log, line, policy)
             if progress is not None:
                 progress(len(lines), total)
+        if log is not None:
+            head = log.head()
     finally:
         if out is not None:
             out.close()
         if log is not None:
             log.close()
-    return VerifyRun(tuple(lines), len(earlier), time.perf_counter() - start)
+    return VerifyRun(tuple(lines), len(earlier), time.perf_counter() - start,
+                     tuple(sorted(peaks.values(), reverse=True)), head, recovered)
+
+
+def _record(log: AuditLog, line: VerifyLine, policy: Policy) -> None:
+    log.record_verification(file=line.file, file_sha256=line.sha256, policy=policy.name, policy_sha256=policy.sha256,
+                            verdict=None if line.verdict is None else line.verdict.value, action=line.action.value,
+                            reasons=list(line.reasons) if policy.audit.reasons else None)
+
+
+def _record_lost_entries(log: AuditLog, earlier: list[VerifyLine], policy: Policy) -> int:
+    """Audit entries for the kept lines that have none (the run that wrote them was killed between the line and its
+    entry): afterwards every line of the output has an entry in the log under this policy."""
+    have = log.verified(policy.sha256)
+    lost = [line for line in earlier
+            if (line.file, line.sha256, None if line.verdict is None else line.verdict.value, line.action.value)
+            not in have]
+    for line in lost:
+        _record(log, line, policy)
+    return len(lost)
 
 
 def write_batch_report(path: Path, lines: Iterable[VerifyLine], policy: Policy,
-                       progress: Callable[[int, int], None] | None = None) -> None:
+                       progress: Callable[[int, int], None] | None = None, notes: Iterable[str] = ()) -> None:
     """The HTML report of a run, grouped by desk action: each image re-decoded for its thumbnail, heatmap and
-    forensic pictures (JPEG, 160 px, so a thousand files stay a few tens of MB); written atomically."""
+    forensic pictures (JPEG, 160 px, so a thousand files stay a few tens of MB); written atomically. ``notes``
+    (e.g. :meth:`VerifyRun.resources`) are printed in its header."""
     from synthguard.desk.report import ReportEntry, file_pictures, render_grouped_html  # noqa: PLC0415
 
     lines = list(lines)
@@ -539,5 +616,5 @@ def write_batch_report(path: Path, lines: Iterable[VerifyLine], policy: Policy,
         if progress is not None:
             progress(i + 1, len(lines))
     page = render_grouped_html(entries, title=f"SynthGuard verification: policy {policy.name}",
-                               subtitle=f"Policy sha256 {policy.sha256[:16]}...")
+                               subtitle=f"Policy sha256 {policy.sha256[:16]}...", notes=tuple(notes))
     write_atomic(Path(path), page.encode("utf-8"))

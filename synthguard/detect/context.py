@@ -42,7 +42,9 @@ from synthguard.provenance.reading import (
     ProvenanceState,
     read_provenance,
     signal_from_ledger_record,
+    signal_from_remote_manifest,
 )
+from synthguard.provenance.resolver import Resolver, look_up
 from synthguard.watermark import ImageWatermarker, default_image_watermarker
 
 if TYPE_CHECKING:
@@ -65,27 +67,34 @@ class InspectionContext:
     text_model: str = "builtin"  # the model whose tokenizer re-reads texts for the identity's text watermark
     text_scorer: str | None = None  # the model of the machine-text score; None: no score
     threads: int | None = None  # torch threads for the detector and text models; None: torch's choice
+    # Soft Binding Resolution repositories asked for a watermarked file's manifest when neither the file nor the
+    # local ledger has one (each caches its answers for the context's lifetime: one run).
+    resolvers: tuple[Resolver, ...] = ()
     owns_ledger: bool = field(default=False, repr=False)
 
     @classmethod
     def build(cls, home: Home, *, policy: Policy | None = None, trust: tuple[Path, ...] = (),
               ledger: bool | Ledger = True, watermark: bool = True, classifier: bool = True,
               detector: Path | None = None, text_model: str = "builtin", text_scorer: str | None = None,
-              threads: int | None = None) -> InspectionContext:
+              threads: int | None = None, resolvers: tuple[str, ...] = ()) -> InspectionContext:
         """The context for ``home`` under ``policy`` (None: the default policy). ``trust``: PEM files trusted on
         top of the policy's anchors; ``ledger``: look stripped copies up in the home's ledger (when it has one), or
         the open ledger to use; ``watermark`` / ``classifier`` False skip those tests (the policy can also turn
-        them off); ``detector``: a detector folder instead of the built-in one. Models are loaded on first need, so
-        a folder that exists but holds no detector fails on the first image."""
+        them off); ``detector``: a detector folder instead of the built-in one; ``resolvers``: Soft Binding
+        Resolution API URLs asked after the policy's own. Models are loaded on first need, so a folder that exists
+        but holds no detector fails on the first image."""
         if detector is not None and not Path(detector).is_dir():
             raise InputError(f"detector folder {detector} does not exist")
         policy = rules.in_force(policy)
         anchors = rules.trust_anchors(policy, home, tuple(Path(t) for t in trust))
-        owns = ledger is True and home.ledger_path.exists()
-        opened = ledger if isinstance(ledger, Ledger) else (Ledger(home.ledger_path) if owns else None)
+        loc = Ledger.location_for(home)
+        owns = ledger is True and loc.exists()
+        opened = ledger if isinstance(ledger, Ledger) else (Ledger(loc) if owns else None)
+        urls = tuple(dict.fromkeys((*policy.resolvers, *(str(u) for u in resolvers))))
+        remote = tuple(Resolver(url) for url in urls)  # a bad URL is refused here, before any file
         return cls(home, policy, anchors, opened, watermark and policy.detection.watermark,
                    policy.detection.sd_marks, classifier and policy.detection.classifier,
-                   None if detector is None else Path(detector), text_model, text_scorer, threads, owns)
+                   None if detector is None else Path(detector), text_model, text_scorer, threads, remote, owns)
 
     @cached_property
     def watermarker(self) -> ImageWatermarker | None:
@@ -175,11 +184,31 @@ def inspect_file(path: Path, context: InspectionContext, *, keep_pixels: bool = 
     provenance = read_provenance(path, trust=context.trust, ledger=context.ledger, media=media,
                                  content_sha256=content)
     if (provenance.state is ProvenanceState.ABSENT and isinstance(watermark, ImageWatermarkSignal)
-            and watermark.detected and context.ledger is not None):
-        provenance = _recover_by_watermark(watermark, content, context.ledger, context.trust) or provenance
+            and watermark.detected):
+        if context.ledger is not None:
+            provenance = _recover_by_watermark(watermark, content, context.ledger, context.trust) or provenance
+        if provenance.state is ProvenanceState.ABSENT and context.resolvers:
+            provenance = _recover_remotely(path, media, watermark, context, provenance)
     provenance = rules.apply_to_provenance(policy, provenance)
     verdict = decide(provenance, watermark, classifier, machine, metadata=metadata, sd_marks=sd_marks)
     return Inspection(path, media, provenance, watermark, verdict, classifier, machine, metadata, sd_marks, pixels)
+
+
+def _recover_remotely(path: Path, media: MediaType, watermark: ImageWatermarkSignal, context: InspectionContext,
+                      absent: ProvenanceSignal) -> ProvenanceSignal:
+    """A watermark payload found, no manifest here or in the local ledger: the first manifest a resolver gives
+    that validates and is bound to this payload; else the absence, with what each resolver answered."""
+    lookup = look_up(context.resolvers, watermark.algorithm, bytes.fromhex(watermark.payload))
+    log = list(lookup.describe())
+    for remote in lookup.manifests:
+        signal, why = signal_from_remote_manifest(path, media, remote.manifest, watermark.payload, context.trust,
+                                                  remote.resolver)
+        log.append(why)
+        if signal is not None:
+            return replace(signal, resolver_log=tuple(log))
+    if not lookup.manifests and not lookup.failures:
+        log.append("no resolver holds a manifest for this watermark payload")
+    return replace(absent, resolver_log=tuple(log))
 
 
 def _recover_by_watermark(watermark: ImageWatermarkSignal, content_sha256: str | None, ledger: Ledger,

@@ -198,18 +198,20 @@ def _decide_provenance(provenance: ProvenanceSignal,
     p = provenance
     marked_ai = watermark is not None and watermark.detected and watermark.ai_declared
     reasons: list[str] = []
+    ledger = f"the ledger at {p.remote_url} (a Soft Binding Resolution repository)" if p.source == "resolver" \
+        else "the local ledger"
     if p.recovered_from_ledger:
         if p.ledger_match == "soft-binding":
             if p.ledger_content_match is not True:
                 # The recovered manifest describes the asset that was signed, not this different content: a
                 # re-encode, an edit, or a watermark copied onto another picture (anyone can read a payload and
                 # embed it). Its claims are reported, never adopted; only the watermark's own AI bit counts.
-                reasons.append("the file carries no manifest; the watermark payload leads to a manifest in the "
-                               f"local ledger ({provenance_claims(p)}), but this file's content differs from that "
+                reasons.append("the file carries no manifest; the watermark payload leads to a manifest in "
+                               f"{ledger} ({provenance_claims(p)}), but this file's content differs from that "
                                "signed asset (a re-encoded or edited copy, or a copied watermark): its claims are "
                                "about the original, not proof about this file")
                 return (VerdictLabel.AI_GENERATED if marked_ai else VerdictLabel.UNKNOWN), tuple(reasons)
-            reasons.append("the file carries no manifest; its manifest was recovered from the local ledger through "
+            reasons.append(f"the file carries no manifest; its manifest was recovered from {ledger} through "
                            "the watermark payload, and this file's content is identical to the signed asset")
         else:
             reasons.append(f"the file carries no manifest; its manifest was recovered from the local ledger by "

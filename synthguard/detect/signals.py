@@ -238,6 +238,7 @@ def describe_provenance(p: ProvenanceSignal) -> tuple[str, ...]:
         lines += _ingredient_lines(p)
     if p.details is not None:
         lines += p.details.describe()
+    lines += [f"resolver: {line}" for line in p.resolver_log]
     return tuple(lines)
 
 
@@ -280,12 +281,12 @@ def provenance_from_dict(data: dict | None) -> ProvenanceSignal | None:
         return None
     # A line written before these fields were recorded reads back without them.
     later = {"informational": (), "c2pa_state": None, "trust_source": None, "trust_anchor": None,
-             "trust_entity": None, "trust_list_stale": None}
+             "trust_entity": None, "trust_list_stale": None, "resolver_log": ()}
     values = {f.name: data.get(f.name, later[f.name]) if f.name in later else data[f.name]
               for f in fields(ProvenanceSignal) if f.name != "details"}
     values["state"] = ProvenanceState(values["state"])
     values["actions"] = tuple(ActionRecord(**a) for a in values["actions"])
-    for name in ("failures", "ingredient_failures", "informational"):
+    for name in ("failures", "ingredient_failures", "informational", "resolver_log"):
         values[name] = tuple(values[name])
     details = data.get("details")
     return ProvenanceSignal(**values, details=RenderedDetails(details) if details else None)

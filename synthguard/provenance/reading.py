@@ -88,6 +88,9 @@ class ProvenanceSignal:
     # a re-encoded or edited copy: the manifest describes the original, not every change since.)
     ledger_content_match: bool | None = None
     remote_url: str | None = None
+    # What the Soft Binding Resolution repositories were asked about this file's watermark and what each answered
+    # (one plain line per question, failures included); empty when none was asked.
+    resolver_log: tuple[str, ...] = ()
     error: str | None = None
     informational: tuple[str, ...] = ()  # the active manifest's informational codes (never failures)
     c2pa_state: str | None = None  # c2pa's own validation_state: "Invalid", "Valid" or "Trusted"
@@ -150,7 +153,7 @@ class ProvenanceSignal:
         data["details"] = details or None
         data["state"] = self.state.value
         data["actions"] = [asdict(a) for a in self.actions]
-        for name in ("failures", "ingredient_failures", "informational", "integrity_failures",
+        for name in ("failures", "ingredient_failures", "informational", "resolver_log", "integrity_failures",
                      "credential_failures", "trust_failures", "unchecked", "unclassified"):
             data[name] = list(getattr(self, name))
         return data
@@ -375,3 +378,40 @@ def signal_from_ledger_record(record: LedgerRecord, how: str, trust: TrustAnchor
                                       f"{one_line(exc)}")
     return replace(signal, recovered_from_ledger=True, ledger_match=how,
                    ledger_content_match=True if how in ("file-hash", "content-hash") else None)
+
+
+def signal_from_remote_manifest(path: Path, media: MediaType, manifest: bytes, payload_hex: str, trust: TrustAnchors,
+                                url: str) -> tuple[ProvenanceSignal | None, str]:
+    """A manifest store a Soft Binding Resolution repository at ``url`` gave for this file's watermark payload,
+    validated here exactly like a local one, or ``None`` and why it is not used.
+
+    Nothing the repository says is taken on trust: the store is validated against this file first (its hard binding
+    holds when the file is the signed asset itself), else on its own (signature and trust, the data hash set aside:
+    the file is a different encoding), and then only a store whose signature validates and whose soft binding is
+    this payload is used. A repository answering with a broken or foreign store changes nothing about the file:
+    it is never evidence of tampering."""
+    context = validation_context(trust)
+    signal = None
+    try:
+        with open(path, "rb") as stream, c2pa.Reader(media.mime, stream, manifest, context=context) as reader:
+            bound = _read(reader, source="resolver", trust=trust)
+        if bound.state in (ProvenanceState.TRUSTED, ProvenanceState.VALID) and not bound.integrity_failures:
+            signal = replace(bound, ledger_content_match=True)
+    except (c2pa.C2paError, OSError):
+        signal = None
+    if signal is None:
+        try:
+            with c2pa.Reader("application/c2pa", io.BytesIO(manifest), context=context) as reader:
+                signal = replace(_read(reader, source="resolver", trust=trust, set_aside=_UNBOUND_CODES),
+                                 ledger_content_match=False)
+        except c2pa.C2paError as exc:
+            return None, f"the manifest from {url} cannot be read ({one_line(exc)}): not used"
+    if signal.state not in (ProvenanceState.TRUSTED, ProvenanceState.VALID) or signal.integrity_failures:
+        why = ", ".join(signal.failures) or signal.state.value
+        return None, f"the manifest from {url} does not validate ({why}): not used"
+    bound_value = (signal.soft_binding or {}).get("value")
+    if bound_value != payload_hex:
+        return None, (f"the manifest from {url} is bound to another watermark payload "
+                      f"({bound_value or 'none'}, not {payload_hex}): not used")
+    return replace(signal, present=False, recovered_from_ledger=True, ledger_match="soft-binding",
+                   remote_url=url), f"the manifest from {url} validates and is bound to this payload"

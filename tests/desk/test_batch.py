@@ -108,8 +108,10 @@ def test_interrupted_run_resumes_to_the_same_file(home, inbox, tmp_path):
     cut.write_bytes(b"".join(lines[:3]) + lines[3][:25])  # killed while writing the fourth line
     result = verify([inbox], settings(home), jsonl=cut, resume=True)
     assert result.resumed == 3 and cut.read_bytes() == full.read_bytes()
-    with AuditLog(home.audit_path) as log:  # only the files not finished before were verified (and logged)
-        assert len(log.entries()) == len(lines) - 3
+    assert result.audit_recovered == 3  # the kept lines had no audit entry (that run did not audit): now they do
+    with AuditLog(home.audit_path) as log:
+        assert len(log.entries()) == len(lines)
+        assert sorted(e.file for e in log.entries()) == sorted(json.loads(t)["file"] for t in lines)
 
 
 def test_existing_output_is_refused_without_resume_or_force(home, inbox, tmp_path):

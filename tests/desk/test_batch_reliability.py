@@ -268,3 +268,48 @@ def test_killing_verify_ends_its_workers(home, tmp_path):
     alive = [w for w in workers if Path(f"/proc/{w}").exists()
              and Path(f"/proc/{w}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
     assert not alive, f"workers outlived a SIGKILLed verify: {alive}"
+
+
+def test_an_audit_entry_lost_by_a_killed_run_is_recorded_on_resume(home, tmp_path, png, monkeypatch):
+    box = tmp_path / "in"
+    box.mkdir()
+    for name in ("a.png", "b.png", "c.png"):
+        (box / name).write_bytes(png.read_bytes())
+    out = tmp_path / "v.jsonl"
+    real = batch._record
+    calls = []
+
+    def killed_after_two_lines(log, line, policy):  # the third line is written, then the run dies before its entry
+        calls.append(line.file)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        real(log, line, policy)
+    monkeypatch.setattr(batch, "_record", killed_after_two_lines)
+    with pytest.raises(KeyboardInterrupt):
+        verify([box], settings(home), jsonl=out)
+    monkeypatch.setattr(batch, "_record", real)
+    with AuditLog(home.audit_path) as log:
+        assert len(log.entries()) == 2
+    result = verify([box], settings(home), jsonl=out, resume=True)
+    assert result.resumed == 3 and result.audit_recovered == 1
+    with AuditLog(home.audit_path) as log:
+        entries = log.entries()
+        assert sorted(Path(e.file).name for e in entries) == ["a.png", "b.png", "c.png"]
+        assert log.verify().intact and result.audit_head == log.head() == (3, log.verify().head)
+    again = verify([box], settings(home), jsonl=out, resume=True)  # nothing lost now: nothing added
+    assert again.audit_recovered == 0
+
+
+def test_the_run_states_worker_memory_and_the_audit_head(home, tmp_path, png):
+    box = tmp_path / "in"
+    box.mkdir()
+    (box / "a.png").write_bytes(png.read_bytes())
+    report = tmp_path / "r.html"
+    result = run("verify", box, "--jsonl", tmp_path / "v.jsonl", "--report", report, "--json")
+    summary = json.loads(result.output.strip().splitlines()[-1])
+    assert len(summary["worker_peak_mb"]) == 1 and summary["worker_peak_mb"][0] > 50
+    assert summary["worker_memory_bound_mb"] > summary["worker_peak_mb"][0]
+    assert summary["audit_head"]["entry"] == 1 and len(summary["audit_head"]["sha256"]) == 64
+    page = report.read_text()
+    assert f"peak memory per worker: {summary['worker_peak_mb'][0]} MB" in page
+    assert summary["audit_head"]["sha256"] in page
