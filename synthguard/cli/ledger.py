@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -149,7 +150,6 @@ def ledger_publish(env: Env, files, url: str, token: str, timeout: float, as_jso
     Examples:
       SYNTHGUARD_LEDGER_TOKEN=sgl_... synthguard ledger publish out/*.png --to http://ledger.example:8790
     """
-    from synthguard.core.media import file_sha256  # noqa: PLC0415
     from synthguard.provenance.ledger import Ledger  # noqa: PLC0415
     from synthguard.provenance.resolver import Resolver  # noqa: PLC0415
 
@@ -162,11 +162,12 @@ def ledger_publish(env: Env, files, url: str, token: str, timeout: float, as_jso
         for file in files:
             if not file.is_file():
                 raise InputError(f"{file}: no such file")
-            records = book.find_by_file_hash(file_sha256(file))
+            asset = file.read_bytes()
+            records = book.find_by_file_hash(hashlib.sha256(asset).hexdigest())
             if not records:
                 raise InputError(f"{file}: not in the local ledger (only files signed on this machine can be "
                                  "published)")
-            outcome = remote.publish(records[0])
+            outcome = remote.publish(records[0], asset)
             failed += not outcome.ok
             if as_json:
                 click.echo(json.dumps({"file": str(file), **outcome.to_dict()}))

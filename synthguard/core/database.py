@@ -37,6 +37,7 @@ from synthguard.errors import InputError, LedgerError, missing_extra, one_line
 
 ENV_VAR = "SYNTHGUARD_DATABASE_URL"
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+_KEYWORDS = re.compile(r"(^|\s)(host|hostaddr|dbname|user|password|port|sslmode)\s*=")
 _MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
     component TEXT NOT NULL,
     version INTEGER NOT NULL,
@@ -83,6 +84,9 @@ class DatabaseURL:
         if not text:
             raise InputError("the database URL is empty")
         if not _SCHEME.match(text):
+            if _KEYWORDS.search(text):  # "host=db password=..." would otherwise become a file of that name
+                raise InputError("the database location looks like a libpq keyword string (host=... dbname=...): "
+                                 "give it as a URL, postgresql://user@host/database")
             return cls.sqlite(text)
         scheme = text.split(":", 1)[0].lower()
         if scheme == "sqlite":
@@ -103,7 +107,9 @@ class DatabaseURL:
             parts = urlsplit(text)
             parts.port  # noqa: B018 (urlsplit checks the port only when it is read)
         except ValueError as exc:
-            raise InputError(f"database URL {masked!r} is malformed: {exc}") from None
+            # The parser's own message can quote part of the password (a "port" cut out of it): not shown.
+            raise InputError(f"database URL {masked!r} is malformed ({type(exc).__name__}); characters such as # / "
+                             "? @ in a user name or password must be percent-encoded") from None
         if not parts.path.strip("/"):
             raise InputError(f"database URL {masked!r} names no database: add /database after the host")
         if parts.fragment:
@@ -139,9 +145,14 @@ class DatabaseURL:
 
 def _secrets(url: str) -> list[str]:
     """The password of ``url`` (from the user part and from a ``password=`` parameter), raw and decoded."""
+    found = []
+    if "://" in url and "@" in url.split("://", 1)[1]:
+        user = url.split("://", 1)[1].rsplit("@", 1)[0]
+        if ":" in user:
+            found.append(user.split(":", 1)[1])  # the raw user part: see _mask
     try:
         parts = urlsplit(url)
-        found = [parts.password] if parts.password else []
+        found += [parts.password] if parts.password else []
         found += [v for k, v in parse_qsl(parts.query, keep_blank_values=True) if k == "password" and v]
     except ValueError:
         return []
@@ -149,14 +160,19 @@ def _secrets(url: str) -> list[str]:
 
 
 def _mask(url: str) -> str:
-    """``url`` with the password of its user part and of a ``password=`` parameter replaced by ``***``."""
+    """``url`` with the password of its user part and of a ``password=`` parameter replaced by ``***``.
+
+    The user part is found in the raw text (everything between ``://`` and the last ``@``), not by a URL parser:
+    a password holding ``#``, ``/`` or ``?`` would move the ``@`` out of what a parser calls the host part."""
+    if "://" in url:
+        scheme, rest = url.split("://", 1)
+        if "@" in rest:
+            user, after = rest.rsplit("@", 1)
+            if ":" in user:
+                url = f"{scheme}://{user.split(':', 1)[0]}:***@{after}"
     try:
         parts = urlsplit(url)
         netloc = parts.netloc
-        if "@" in netloc:
-            user, host = netloc.rsplit("@", 1)
-            if ":" in user:
-                netloc = f"{user.split(':', 1)[0]}:***@{host}"
         query = parts.query
         if "password" in query:
             pairs = parse_qsl(query, keep_blank_values=True)

@@ -52,6 +52,7 @@ from synthguard.detect.text import TEXT_PEAK_MEMORY_BOUND_MB
 from synthguard.errors import Hint, InputError, SynthGuardError
 from synthguard.policy import DeskAction, Policy
 from synthguard.provenance.reading import ProvenanceSignal
+from synthguard.provenance.resolver import Resolver
 from synthguard.provenance.signing import sidecar_path
 
 SIDECAR_SUFFIX = ".c2pa"
@@ -180,7 +181,7 @@ class VerifySettings:
         under another stamp is refused."""
         detector = "builtin" if self.detector is None else shown(Path(self.detector).resolve())
         return {"policy_sha256": self.policy.sha256, "detector": detector, "tool_version": __version__,
-                "resolvers": " ".join(self.resolvers) or None}
+                "resolvers": " ".join(dict.fromkeys(Resolver(url).url for url in self.resolvers)) or None}
 
 
 @dataclass(frozen=True)

@@ -221,21 +221,21 @@ class SoftBindingQuery(BaseModel):
 
 
 class PublishedRecord(BaseModel):
-    """What ``POST /manifests`` takes: a signed asset's manifest store and the hashes its ledger record keys it by.
+    """What ``POST /manifests`` takes: a signed asset (the file as signed) and its manifest store.
 
-    The manifest's label, signer and soft binding are read from the manifest itself, never taken from the client.
+    Nothing the client says about them is taken on trust: the type is sniffed from the asset, its file and content
+    hashes (the keys a stripped copy is found by) are computed here, the manifest's hard binding must validate
+    against the asset, and its label, signer and soft binding are read from the manifest itself. So a write token
+    can add a signed asset, never point someone else's manifest at other content.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     manifest: str = Field(min_length=1, description="base64 of the manifest store (application/c2pa)")
-    mime: str = Field(pattern=r"^[a-z]+/[a-z0-9.+-]+$", max_length=100)
-    file_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    content_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    asset: str = Field(min_length=1, description="base64 of the signed asset, as signed")
 
     @classmethod
-    def of_record(cls, record: LedgerRecord) -> PublishedRecord:
-        return cls(manifest=base64.b64encode(record.manifest).decode(), mime=record.mime,
-                   file_sha256=record.file_sha256, content_sha256=record.content_sha256)
+    def of_record(cls, record: LedgerRecord, asset: bytes) -> PublishedRecord:
+        return cls(manifest=base64.b64encode(record.manifest).decode(), asset=base64.b64encode(asset).decode())
 
 
 class _Refused(Exception):
@@ -300,6 +300,36 @@ class _ManifestFacts:
     signer: str
     soft_binding_alg: str | None
     soft_binding_value: bytes | None
+
+
+def _bound_asset(asset: bytes, manifest: bytes) -> tuple[str, str, str]:
+    """(mime, file sha256, content sha256) of a published asset whose manifest's hard binding holds on it;
+    ``_Refused`` otherwise."""
+    import c2pa  # noqa: PLC0415
+
+    from synthguard.provenance.validation import ValidationKind, classify  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory(prefix="synthguard-publish-") as tmp:
+        spooled = Path(tmp) / "asset"
+        spooled.write_bytes(asset)
+        try:
+            media = sniff(spooled)
+            content = decode_image(spooled).content_sha256 if media.kind is MediaKind.IMAGE else None
+        except InputError as exc:
+            raise _Refused(422, f"the asset cannot be read: {str(exc).replace(str(spooled), 'the asset')}") from None
+    try:
+        with c2pa.Reader(media.mime, io.BytesIO(asset), manifest) as reader:
+            store = json.loads(reader.json())
+    except (c2pa.C2paError, ValueError) as exc:
+        raise _Refused(422, f"the manifest cannot be checked against the asset: {one_line(exc)}") from None
+    failures = [f.get("code", "") for f in
+                ((store.get("validation_results") or {}).get("activeManifest") or {}).get("failure", [])]
+    broken = [code for code in failures if classify(code) is ValidationKind.INTEGRITY]
+    if broken:
+        raise _Refused(422, f"the manifest does not bind this asset ({', '.join(dict.fromkeys(broken))}): publish "
+                            "the file as it was signed")
+    digest = hashlib.sha256(asset).hexdigest()
+    return media.mime, digest, content or digest
 
 
 def _manifest_facts(data: bytes) -> _ManifestFacts:
@@ -511,12 +541,14 @@ def create_resolver_app(ledger: Home | Path | str, *, write_tokens: Collection[s
     def publish(body: PublishedRecord) -> tuple[int, dict]:
         try:
             data = base64.b64decode(body.manifest, validate=True)
+            asset = base64.b64decode(body.asset, validate=True)
         except (binascii.Error, ValueError):
-            raise _Refused(400, "manifest is not base64") from None
+            raise _Refused(400, "manifest or asset is not base64") from None
         try:
             facts = _manifest_facts(data)
         except InputError as exc:
             raise _Refused(422, str(exc)) from None
+        mime, file_sha256, content_sha256 = _bound_asset(asset, data)
         asset_id = _asset_id(facts.label)
         answer = {"manifestId": facts.label}
 
@@ -538,8 +570,8 @@ def create_resolver_app(ledger: Home | Path | str, *, write_tokens: Collection[s
                     if taken:
                         raise _Refused(409, f"soft binding value already bound to manifest {taken[0].manifest_label}")
                 book.record(LedgerRecord(
-                    asset_id=asset_id, created_at=time.time(), mime=body.mime, file_sha256=body.file_sha256,
-                    content_sha256=body.content_sha256, manifest_label=facts.label, manifest=data,
+                    asset_id=asset_id, created_at=time.time(), mime=mime, file_sha256=file_sha256,
+                    content_sha256=content_sha256, manifest_label=facts.label, manifest=data,
                     signer=facts.signer, soft_binding_alg=facts.soft_binding_alg,
                     soft_binding_value=facts.soft_binding_value))
             except LedgerError:

@@ -10,6 +10,7 @@ file. The models it needs (image watermarker, detector, text model) are loaded o
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -91,7 +92,10 @@ class InspectionContext:
         owns = ledger is True and loc.exists()
         opened = ledger if isinstance(ledger, Ledger) else (Ledger(loc) if owns else None)
         urls = tuple(dict.fromkeys((*policy.resolvers, *(str(u) for u in resolvers))))
-        remote = tuple(Resolver(url) for url in urls)  # a bad URL is refused here, before any file
+        # A bad URL is refused here, before any file; a repository that wants a read token gets
+        # SYNTHGUARD_RESOLVER_TOKEN (one token for all of them).
+        token = os.environ.get("SYNTHGUARD_RESOLVER_TOKEN") or None
+        remote = tuple(Resolver(url, token=token) for url in urls)
         return cls(home, policy, anchors, opened, watermark and policy.detection.watermark,
                    policy.detection.sd_marks, classifier and policy.detection.classifier,
                    None if detector is None else Path(detector), text_model, text_scorer, threads, remote, owns)
@@ -200,15 +204,27 @@ def _recover_remotely(path: Path, media: MediaType, watermark: ImageWatermarkSig
     that validates and is bound to this payload; else the absence, with what each resolver answered."""
     lookup = look_up(context.resolvers, watermark.algorithm, bytes.fromhex(watermark.payload))
     log = list(lookup.describe())
+    usable = []
     for remote in lookup.manifests:
-        signal, why = signal_from_remote_manifest(path, media, remote.manifest, watermark.payload, context.trust,
-                                                  remote.resolver)
+        try:
+            signal, why = signal_from_remote_manifest(path, media, remote.manifest, watermark.payload, context.trust,
+                                                      remote.resolver)
+        except Exception as exc:  # noqa: BLE001 (a repository's bytes, whatever they hold, never end the inspection)
+            signal, why = None, (f"the manifest from {remote.resolver} cannot be read ({type(exc).__name__}): "
+                                 "not used")
         log.append(why)
         if signal is not None:
-            return replace(signal, resolver_log=tuple(log))
+            usable.append(signal)
     if not lookup.manifests and not lookup.failures:
         log.append("no resolver holds a manifest for this watermark payload")
-    return replace(absent, resolver_log=tuple(log))
+    if not usable:
+        return replace(absent, resolver_log=tuple(log))
+    # The best-backed answer, whichever repository gave it: trusted before merely intact, bound to this content
+    # before bound only to the payload (an earlier repository's weaker answer never hides a later one's).
+    best = min(usable, key=lambda sig: (sig.state is not ProvenanceState.TRUSTED, sig.ledger_content_match is not True))
+    if len(usable) > 1:
+        log.append(f"{len(usable)} manifests validate; used the one from {best.remote_url} ({best.state.value})")
+    return replace(best, resolver_log=tuple(log))
 
 
 def _recover_by_watermark(watermark: ImageWatermarkSignal, content_sha256: str | None, ledger: Ledger,

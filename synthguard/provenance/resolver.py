@@ -225,10 +225,12 @@ class Resolver:
         return self._ask(ResolverQuery.SUPPORTED_ALGORITHMS, ("GET", "/services/supportedAlgorithms"),
                          self._algorithms)
 
-    def publish(self, record: LedgerRecord) -> ResolverOutcome:
-        """Send a local ledger record to the repository (needs a write token); never cached."""
-        body = json.dumps({"manifest": base64.b64encode(record.manifest).decode(), "mime": record.mime,
-                           "file_sha256": record.file_sha256, "content_sha256": record.content_sha256}).encode()
+    def publish(self, record: LedgerRecord, asset: bytes) -> ResolverOutcome:
+        """Send a local ledger record's manifest and its signed asset (the file as signed: the repository computes
+        the hashes it is found by and checks the manifest binds it) to the repository (needs a write token); never
+        cached."""
+        body = json.dumps({"manifest": base64.b64encode(record.manifest).decode(),
+                           "asset": base64.b64encode(asset).decode()}).encode()
         return self._ask(ResolverQuery.PUBLISH, ("POST", "/manifests", body), self._published, cache=False)
 
     # --- the exchange -----------------------------------------------------------------------------------------
@@ -245,7 +247,13 @@ class Resolver:
         start = time.monotonic()
         try:
             answer = self._exchange(*request, limit=limit or self.max_answer)
-            outcome = ResolverOutcome(self.url, query, OutcomeKind.OK, status=answer.status, **read(answer))
+            try:
+                outcome = ResolverOutcome(self.url, query, OutcomeKind.OK, status=answer.status, **read(answer))
+            except _Failed:
+                raise
+            except Exception as exc:  # noqa: BLE001 (whatever the answer holds, reading it never raises)
+                raise _Failed(OutcomeKind.INVALID_ANSWER, f"the answer cannot be read ({type(exc).__name__}: "
+                                                          f"{_clean(str(exc))})", answer.status) from None
         except _Failed as failed:
             outcome = ResolverOutcome(self.url, query, failed.kind, failed.detail, failed.status)
         outcome = replace(outcome, elapsed_ms=(time.monotonic() - start) * 1000)
@@ -255,7 +263,8 @@ class Resolver:
             else:
                 self._down = None
                 transient = outcome.status is not None and (outcome.status >= 500 or outcome.status in (408, 429))
-                if cache and not transient:
+                # A manifest's bytes are not kept (up to max_manifest each): only answers that are small.
+                if cache and not transient and outcome.manifest is None:
                     self._cache[key] = outcome
         return outcome
 
@@ -394,8 +403,11 @@ class Resolver:
             if score is not None and (type(score) is not int or not 0 <= score <= 100):
                 raise wrong(f"match {i}: similarityScore {_clean(repr(score))} is not an integer from 0 to 100")
             if endpoint is not None:
-                if not isinstance(endpoint, str) or len(endpoint) > MAX_ENDPOINT \
-                        or urlsplit(endpoint).scheme not in ("http", "https"):
+                try:
+                    scheme = urlsplit(endpoint).scheme if isinstance(endpoint, str) else None
+                except ValueError:
+                    scheme = None
+                if scheme not in ("http", "https") or len(endpoint) > MAX_ENDPOINT:
                     raise wrong(f"match {i}: endpoint is not an http(s) address")
                 endpoint = None if endpoint.rstrip("/") == self.url else endpoint
             found.append(Match(manifest_id, score, endpoint))
@@ -459,6 +471,7 @@ class RemoteLookup:
     value: bytes
     outcomes: tuple[ResolverOutcome, ...]
     manifests: tuple[RemoteManifest, ...]
+    notes: tuple[str, ...] = ()  # what was left unasked (matches past max_manifests)
 
     @property
     def failures(self) -> tuple[ResolverOutcome, ...]:
@@ -467,10 +480,10 @@ class RemoteLookup:
 
     def to_dict(self) -> dict:
         return {"alg": self.alg, "value": self.value.hex(), "outcomes": [o.to_dict() for o in self.outcomes],
-                "manifests": [m.to_dict() for m in self.manifests]}
+                "manifests": [m.to_dict() for m in self.manifests], "notes": list(self.notes)}
 
     def describe(self) -> tuple[str, ...]:
-        return tuple(line for o in self.outcomes for line in o.describe())
+        return (*(line for o in self.outcomes for line in o.describe()), *self.notes)
 
 
 def look_up(resolvers, alg: str, value: bytes, *, max_manifests: int = 3) -> RemoteLookup:
@@ -479,13 +492,18 @@ def look_up(resolvers, alg: str, value: bytes, *, max_manifests: int = 3) -> Rem
     outcome says so). Never raises for a repository's failure: every outcome is in the result."""
     outcomes: list[ResolverOutcome] = []
     manifests: list[RemoteManifest] = []
+    notes: list[str] = []
     for resolver in resolvers:
         found = resolver.resolve_by_binding(alg, value)
         outcomes.append(found)
-        for match in [m for m in found.matches if m.endpoint is None][:max_manifests]:
+        held = [m for m in found.matches if m.endpoint is None]
+        if len(held) > max_manifests:
+            notes.append(f"resolver {resolver.url} listed {len(held)} matches; only the first {max_manifests} were "
+                         "fetched")
+        for match in held[:max_manifests]:
             fetched = resolver.fetch_manifest(match.manifest_id)
             outcomes.append(fetched)
             if fetched.ok and fetched.manifest is not None:
                 manifests.append(RemoteManifest(resolver.url, match.manifest_id, fetched.manifest,
                                                 match.similarity_score))
-    return RemoteLookup(alg, bytes(value), tuple(outcomes), tuple(manifests))
+    return RemoteLookup(alg, bytes(value), tuple(outcomes), tuple(manifests), tuple(notes))

@@ -44,6 +44,26 @@ def test_a_password_is_never_shown():
         assert PASSWORD not in str(info.value)
 
 
+@pytest.mark.parametrize("secret", ["pa#ss", "p/a?ss", "pa@ss", "s3cr3t:x"])
+def test_a_password_with_url_characters_is_never_shown(secret):
+    """A password holding # / ? @ moves the @ out of what a URL parser calls the host part: still masked, and a
+    parser message that would quote part of it (a "port" cut out of the password) is not shown."""
+    text = f"postgresql://alice:{secret}@db.example/ledger"
+    try:
+        shown = DatabaseURL.parse(text).masked()
+    except InputError as exc:
+        shown = str(exc)
+    assert secret not in shown and "postgresql://alice:***@" in shown
+    assert "Port could not be cast" not in shown  # the parser's message quotes what it took for a port
+
+
+def test_a_libpq_keyword_string_is_refused_not_taken_for_a_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError, match="libpq keyword string") as info:
+        DatabaseURL.parse(f"host=db password={PASSWORD} dbname=ledger")
+    assert PASSWORD not in str(info.value) and not list(tmp_path.iterdir())
+
+
 def test_store_url_follows_the_environment(tmp_path):
     assert store_url(tmp_path / "ledger.sqlite", {}) == DatabaseURL.sqlite(tmp_path / "ledger.sqlite")
     shared = store_url(tmp_path / "ledger.sqlite", {ENV_VAR: "postgresql://u@h/db"})

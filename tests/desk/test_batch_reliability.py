@@ -313,3 +313,23 @@ def test_the_run_states_worker_memory_and_the_audit_head(home, tmp_path, png):
     page = report.read_text()
     assert f"peak memory per worker: {summary['worker_peak_mb'][0]} MB" in page
     assert summary["audit_head"]["sha256"] in page
+
+
+def test_a_resume_with_other_resolvers_is_refused(home, tmp_path, png):
+    box = tmp_path / "in"
+    box.mkdir()
+    (box / "a.png").write_bytes(png.read_bytes())
+    (box / "b.png").write_bytes(png.read_bytes())
+    out = tmp_path / "v.jsonl"
+    verify([box], settings(home), jsonl=out, audit=False)
+    lines = out.read_bytes().splitlines(keepends=True)
+    assert b'"resolvers"' not in lines[0]  # a run without --resolver writes lines as before
+    out.write_bytes(lines[0])
+    with pytest.raises(InputError, match="--resolver list"):
+        verify([box], settings(home, resolvers=("http://127.0.0.1:9/",)), jsonl=out, resume=True, audit=False)
+    # The same resolvers, spelled otherwise (a trailing slash), resume.
+    with_resolver = tmp_path / "r.jsonl"
+    verify([box / "a.png"], settings(home, resolvers=("http://127.0.0.1:9",)), jsonl=with_resolver, audit=False)
+    assert json.loads(with_resolver.read_text())["resolvers"] == "http://127.0.0.1:9"
+    assert verify([box / "a.png"], settings(home, resolvers=("http://127.0.0.1:9/",)), jsonl=with_resolver,
+                  resume=True, audit=False).resumed == 1

@@ -161,8 +161,8 @@ def test_publish_needs_a_write_token_and_files_the_record(home, signed, tmp_path
     record = signed["record"]
     remote = tmp_path / "remote" / "ledger.sqlite"
     app = create_resolver_app(remote, write_tokens={hash_token("sgl_write")}, read_tokens=set(), rate_limit=None)
-    body = {"manifest": b64(record.manifest), "mime": record.mime, "file_sha256": record.file_sha256,
-            "content_sha256": record.content_sha256}
+    asset = (tmp_path / "signed.png").read_bytes()
+    body = {"manifest": b64(record.manifest), "asset": b64(asset)}
     write = {"authorization": "Bearer sgl_write"}
     with TestClient(app, base_url=BASE) as c:
         refused = c.post("/manifests", json=body)
@@ -182,7 +182,10 @@ def test_publish_needs_a_write_token_and_files_the_record(home, signed, tmp_path
         for bad, status, why in [
             ({**body, "manifest": "%%%"}, 400, "not base64"),
             ({**body, "manifest": b64(b"hello, not a manifest")}, 422, "not a readable C2PA manifest store"),
-            ({**body, "file_sha256": "abc"}, 400, "file_sha256"),
+            ({**body, "asset": b64(asset[:-30] + bytes(30))}, 422, "does not bind this asset"),
+            ({**body, "asset": b64(asset[:300])}, 422, "the asset cannot be read"),
+            ({**body, "asset": b64(b"a text, not the signed image")}, 422, "does not bind this asset"),
+            ({**body, "mime": "image/png"}, 400, "mime"),
             ({**body, "extra": 1}, 400, "extra"),
         ]:
             answer = c.post("/manifests", json=bad, headers=write)
@@ -193,6 +196,10 @@ def test_publish_needs_a_write_token_and_files_the_record(home, signed, tmp_path
     assert (stored.manifest_label, stored.signer, stored.soft_binding_alg, stored.soft_binding_value) == (
         record.manifest_label, record.signer, ALG, signed["payload"])
     assert stored.output_path is None and stored.manifest == record.manifest
+    # The keys a stripped copy is found by are computed by the repository from the asset, never taken from the
+    # client (a write token cannot point a manifest at other content).
+    assert (stored.mime, stored.file_sha256, stored.content_sha256) == (
+        record.mime, record.file_sha256, record.content_sha256)
 
 
 def test_reads_need_a_read_token_when_given(home, signed):

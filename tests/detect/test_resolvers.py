@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
@@ -144,3 +145,31 @@ def test_policy_resolvers_are_used_and_bad_urls_refused(producer, reposted, home
     assert bad.exit_code == 2 and "Traceback" not in bad.output
     with pytest.raises(InputError):
         InspectionContext.build(home, resolvers=("not a url",))
+
+
+def test_a_manifest_that_breaks_the_reader_is_reported_not_raised(producer, reposted, home, serve, monkeypatch):
+    url = serve(create_resolver_app(producer[0], write_tokens=set(), rate_limit=None))
+
+    def broken(*args, **kwargs):
+        raise KeyError("blocks")
+    monkeypatch.setattr("synthguard.detect.context.signal_from_remote_manifest", broken)
+    found = check(home, reposted, url)
+    assert found.provenance.state is ProvenanceState.ABSENT
+    assert any("cannot be read (KeyError): not used" in line for line in found.provenance.resolver_log)
+
+
+def test_the_best_backed_answer_wins_whatever_the_order(producer, reposted, home, serve, monkeypatch):
+    """An earlier repository's merely intact (untrusted) answer never hides a later one's trusted answer."""
+    import synthguard.detect.context as context_module
+
+    first = serve(create_resolver_app(producer[0], write_tokens=set(), rate_limit=None))
+    second = serve(create_resolver_app(producer[0], write_tokens=set(), rate_limit=None))
+    real = context_module.signal_from_remote_manifest
+
+    def weaker_first(path, media, manifest, payload, trust, url):
+        signal, why = real(path, media, manifest, payload, trust, url)
+        return (replace(signal, state=ProvenanceState.VALID) if url == first else signal), why
+    monkeypatch.setattr(context_module, "signal_from_remote_manifest", weaker_first)
+    found = check(home, reposted, first, second)
+    assert found.provenance.state is ProvenanceState.TRUSTED and found.provenance.remote_url == second
+    assert any(f"used the one from {second} (trusted)" in line for line in found.provenance.resolver_log)

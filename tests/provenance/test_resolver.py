@@ -80,13 +80,14 @@ def test_publish_with_a_write_token(home, signed, serve, tmp_path):
 
     url = serve(create_resolver_app(tmp_path / "remote.sqlite", write_tokens={hash_token("sgl_w")},
                                     rate_limit=None))
-    refused = Resolver(url).publish(signed)
+    asset = (tmp_path / "signed.png").read_bytes()
+    refused = Resolver(url).publish(signed, asset)
     assert refused.kind is OutcomeKind.HTTP_ERROR and refused.status == 401 and "write token" in refused.detail
     writer = Resolver(url, token="sgl_w")
-    created = writer.publish(signed)
+    created = writer.publish(signed, asset)
     assert created.ok and created.created is True and created.manifest_id == signed.manifest_label
     assert "recorded manifest" in created.describe()[0]
-    assert writer.publish(signed).created is False  # never cached: asked again, already held
+    assert writer.publish(signed, asset).created is False  # never cached: asked again, already held
     assert Resolver(url).resolve_by_binding(ALG, signed.soft_binding_value).matches[0].manifest_id == \
         signed.manifest_label
 
@@ -149,6 +150,8 @@ DEEP = b"[" * 200_000 + b"]" * 200_000
     (http("200 OK", b'{"matches": [{"manifestId": "a", "similarityScore": 101}]}'), "0 to 100"),
     (http("200 OK", b'{"matches": [{"manifestId": "a", "similarityScore": true}]}'), "0 to 100"),
     (http("200 OK", b'{"matches": [{"manifestId": "a", "endpoint": "file:///etc/passwd"}]}'), "endpoint"),
+    (http("200 OK", b'{"matches": [{"manifestId": "a", "endpoint": "http://["}]}'), "endpoint"),
+    (http("200 OK", b'{"matches": [{"manifestId": "a", "endpoint": 7}]}'), "endpoint"),
     (http("200 OK", json.dumps({"matches": [{"manifestId": f"m{i}"} for i in range(11)]}).encode()),
      "11 matches, more than the 10 asked for"),
     (b"this is not HTTP at all\r\n\r\n", "not an HTTP answer"),
@@ -252,3 +255,11 @@ def test_look_up_asks_every_resolver_and_reports_each(ledger_url, signed, canned
     assert len(liar.requests) == 2  # its matches, and one fetch: the match held elsewhere is not followed
     assert any("not followed" in line for line in result.describe())
     assert json.loads(json.dumps(result.to_dict()))["manifests"][0]["manifest_bytes"] == len(signed.manifest)
+
+
+@pytest.mark.parametrize("body", [b'{"watermarks": [], "fingerprints": 5}', b'{"watermarks": [7]}',
+                                  b'{"watermarks": [{"alg": []}]}'])
+def test_no_answer_makes_the_client_raise(canned, body):
+    """Whatever shape an answer has, reading it gives an outcome, never an exception."""
+    outcome = Resolver(canned(http("200 OK", body)).url, timeout=5).supported_algorithms()
+    assert outcome.kind is OutcomeKind.INVALID_ANSWER and outcome.detail
