@@ -415,7 +415,7 @@ def campaign_batch(work: Path, home: Path, files: int, bad: int) -> tuple[Row, d
     figures["error_lines"] = sum(1 for d in lb if d.get("error"))
     figures["error_lines_expected"] = errors_expected
     with AuditLog(home_b / "audit.sqlite") as log:
-        entries = [e for e in log.entries() if e.kind == "verification"]
+        entries = [e for e in log.entries() if e.kind == "verification" and e.file.startswith(str(inbox))]
         figures["audit_intact"] = log.verify().intact
     counted: dict[str, int] = {}
     for entry in entries:

@@ -23,7 +23,7 @@ def check_output_path(output: Path, *, inputs: tuple[Path, ...] = (), overwrite:
     for src in inputs:
         if output.exists() and src.exists() and os.path.samefile(output, src):
             raise InputError(f"output {output} is the input file; SynthGuard never modifies its inputs")
-        if output.resolve() == Path(src).resolve():
+        if _resolved(output) == _resolved(Path(src)):
             raise InputError(f"output {output} is the input file; SynthGuard never modifies its inputs")
     if output.is_dir():
         raise InputError(f"output {output} is a directory; give a file name")
@@ -32,6 +32,14 @@ def check_output_path(output: Path, *, inputs: tuple[Path, ...] = (), overwrite:
     if not output.parent.exists():
         raise InputError(f"output folder {output.parent} does not exist")
     return output
+
+
+def _resolved(path: Path) -> Path:
+    """``path.resolve()``, with a symbolic link loop as an input error (Python raises RuntimeError or OSError)."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError) as exc:
+        raise InputError(f"{path} is a symbolic link loop ({exc.__class__.__name__})") from None
 
 
 def _default_mode() -> int:

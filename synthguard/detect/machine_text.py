@@ -19,12 +19,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from synthguard.detect.signals import MachineTextSignal
+from synthguard.detect.signals import MACHINE_TEXT_MAX_TOKENS, MachineTextSignal
 from synthguard.errors import InputError
 from synthguard.watermark.text.windows import encode_prefix
 
-# Longer texts are scored on their first this-many tokens (bounded work; the signal says so).
-MAX_SCORED_TOKENS = 2048
+MAX_SCORED_TOKENS = MACHINE_TEXT_MAX_TOKENS  # longer texts are scored on their first this-many tokens
 
 
 def fast_detect_score(tm, ids: Sequence[int]) -> tuple[float, int]:

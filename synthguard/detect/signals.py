@@ -162,6 +162,10 @@ class ClassifierSignal:
                 "no sign of synthesis it was trained to see (not evidence of authenticity)",)
 
 
+# The machine-text score reads at most a text's first this-many tokens (bounded work; the signal says so).
+MACHINE_TEXT_MAX_TOKENS = 2048
+
+
 @dataclass(frozen=True)
 class MachineTextSignal:
     """The machine-text criterion (``machine_text``) for one text, with its threshold and the measured rate of
@@ -187,11 +191,13 @@ class MachineTextSignal:
         if self.skipped:
             return (f"machine-text score not computed: {self.skipped}",)
         rate = f"{100 * self.threshold_fpr:.1f}% of held-out human reference windows score that high"
+        scope = (f" on the first {self.tokens} tokens (the rest was not scored)"
+                 if self.tokens >= MACHINE_TEXT_MAX_TOKENS else "")
         if self.flagged:
             return (f"machine-text score (Fast-DetectGPT criterion under {self.model}) {self.score:.2f} >= threshold "
-                    f"{self.threshold:.2f} ({rate}); a statistical signal, not proof",)
+                    f"{self.threshold:.2f}{scope} ({rate}); a statistical signal, not proof",)
         return (f"machine-text score (Fast-DetectGPT criterion under {self.model}) {self.score:.2f} < threshold "
-                f"{self.threshold:.2f}: not flagged (not evidence of human authorship)",)
+                f"{self.threshold:.2f}{scope}: not flagged (not evidence of human authorship)",)
 
 
 # ------------------------------------------------------------------------------------------------- provenance

@@ -104,3 +104,12 @@ def test_findings_show_each_line_once(recovered):
     findings = Findings.of(recovered, (wm, None), reasons)
     assert findings.evidence == (*describe_provenance(recovered), *wm.describe())
     assert findings.reasons == ("a reason of the verdict", "another")
+
+
+def test_a_machine_text_score_cut_at_its_token_limit_says_so():
+    from synthguard.detect.signals import MACHINE_TEXT_MAX_TOKENS
+
+    whole = MachineTextSignal("builtin", 1.0, 2.0, 0.01, 0.3, False, 900).describe()[0]
+    cut = MachineTextSignal("builtin", 1.0, 2.0, 0.01, 0.3, False, MACHINE_TEXT_MAX_TOKENS).describe()[0]
+    assert "not scored" not in whole
+    assert f"on the first {MACHINE_TEXT_MAX_TOKENS} tokens (the rest was not scored)" in cut
