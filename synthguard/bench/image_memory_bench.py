@@ -5,10 +5,9 @@ Photo-like images (seeded: smooth gradients and a few low-frequency waves per ch
 JPEG 90. Each is inspected by ``detect.context.inspect_file`` in a fresh Python process, under the default policy
 with the classifier on, as one ``verify`` worker inspects it. That process first inspects a small image, so the
 models are loaded and its imports done; its peak resident set size then (``baseline``) and after the large image
-(``peak``, ``resource.getrusage``'s ``ru_maxrss``) are reported, with the seconds the large image took and the
-verdict, beside ``detect.image.peak_memory_bound_mb`` for that image's pixels. The images are made in a process of
-their own too: Linux carries a process's peak RSS over into the processes it starts (``ru_maxrss`` of a child
-begins at its parent's high-water mark), so the parent that starts the measured processes never holds an image.
+(``peak``, ``core.process.peak_rss_mb``: the process's own high-water mark) are reported, with the seconds the
+large image took and the verdict, beside ``detect.image.peak_memory_bound_mb`` for that image's pixels. The images
+are made in a process of their own too, so the parent that starts the measured processes never holds one.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -26,6 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from synthguard.core.process import peak_rss_mb
 from synthguard.errors import InputError
 
 SIZES_MP = (1, 25, 50, 100)
@@ -80,10 +79,6 @@ def write_image(path: Path, rgb: np.ndarray, fmt: str) -> Path:
     return Path(path)
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
-
-
 def inspect_one(path: Path) -> dict:
     """In this process: inspect a small image (models loaded), then ``path``; peak RSS before and after, seconds."""
     from synthguard.core.home import Home  # noqa: PLC0415
@@ -93,11 +88,11 @@ def inspect_one(path: Path) -> dict:
         warm = write_image(Path(tmp) / "warm.png", photo_like(256, 256, seed=1), "png")
         with InspectionContext.build(Home(Path(tmp) / "home"), ledger=False, threads=1) as context:
             inspect_file(warm, context)
-            baseline = _peak_rss_mb()
+            baseline = peak_rss_mb()
             start = time.perf_counter()
             inspection = inspect_file(path, context)
             seconds = time.perf_counter() - start
-    return {"baseline_rss_mb": round(baseline, 1), "peak_rss_mb": round(_peak_rss_mb(), 1),
+    return {"baseline_rss_mb": round(baseline, 1), "peak_rss_mb": round(peak_rss_mb(), 1),
             "seconds": round(seconds, 2), "verdict": inspection.verdict.label}
 
 

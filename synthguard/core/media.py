@@ -275,9 +275,11 @@ def _rgb_array(image: Image.Image) -> np.ndarray:
     return out
 
 
-def _update_pixel_digest(digest, mode: str, width: int, height: int, data) -> None:
+def _update_pixel_digest(digest, mode: str, width: int, height: int, chunks) -> None:
+    """One frame into the content hash: its mode and size, then its raw bytes (``chunks``, in order)."""
     digest.update(f"|{mode}|{width}x{height}|".encode())
-    digest.update(data)
+    for chunk in chunks:
+        digest.update(chunk)
 
 
 def array_content_sha256(rgb: np.ndarray) -> str:
@@ -291,7 +293,7 @@ def array_content_sha256(rgb: np.ndarray) -> str:
     if mode is None:
         raise InputError(f"expected 1 to 4 channels, got {rgb.shape[2]}")
     digest = _pixel_digest()
-    _update_pixel_digest(digest, mode, rgb.shape[1], rgb.shape[0], np.ascontiguousarray(rgb).reshape(-1).data)
+    _update_pixel_digest(digest, mode, rgb.shape[1], rgb.shape[0], (np.ascontiguousarray(rgb).reshape(-1).data,))
     return digest.hexdigest()
 
 
@@ -538,12 +540,10 @@ def decode_image(path: Path, *, keep_rgb: bool = False) -> DecodedImage:
                     if mode is None and keep_rgb:
                         rgb = _rgb_array(canon if canon.mode == "RGB" else canon.convert("RGB"))
                     mode = mode or canon.mode
-                    digest.update(f"|{canon.mode}|{canon.size[0]}x{canon.size[1]}|".encode())
-                    if rgb is not None and canon.mode == "RGB" and index == 0:
-                        digest.update(rgb.data)  # the same bytes as the frame's, already copied out once
-                    else:
-                        for strip in _row_strips(canon):
-                            digest.update(strip)
+                    # An RGB first frame's bytes are the array's, already copied out once.
+                    shared = rgb is not None and canon.mode == "RGB" and index == 0
+                    _update_pixel_digest(digest, canon.mode, canon.size[0], canon.size[1],
+                                         (rgb.data,) if shared else _row_strips(canon))
                 for index, props in rendering:
                     _update_rendering_digest(digest, index, props)
     except InputError:

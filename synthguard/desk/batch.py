@@ -27,7 +27,6 @@ import re
 import shutil
 import signal
 import stat
-import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -37,6 +36,7 @@ from pathlib import Path
 from synthguard import __version__
 from synthguard.core.fileio import write_atomic
 from synthguard.core.home import Home
+from synthguard.core.process import peak_rss_mb
 from synthguard.desk.audit import AuditLog
 from synthguard.detect import Inspection, InspectionContext, VerdictLabel, inspect_file
 from synthguard.detect.image import peak_memory_bound_mb
@@ -342,26 +342,10 @@ def worker_memory_bound_mb() -> int:
     return max(peak_memory_bound_mb(), TEXT_PEAK_MEMORY_BOUND_MB)
 
 
-def _peak_mb() -> int:
-    """This process's peak resident memory so far, in MiB: the kernel's high-water mark of this process's own
-    memory (``VmHWM``; ``ru_maxrss`` would include the parent's peak, which a spawned worker inherits), else
-    ``ru_maxrss`` where there is no /proc (macOS reports bytes, Linux KiB)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) // 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    import resource  # noqa: PLC0415
-
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak / (1024 * 1024 if sys.platform == "darwin" else 1024))
-
-
 def _check_in_worker(path: Path) -> tuple[VerifyLine, int, int]:
     assert _WORKER is not None
     line = _WORKER.check(path)
-    return line, os.getpid(), _peak_mb()
+    return line, os.getpid(), int(peak_rss_mb())
 
 
 def _results(files: list[Path], settings: VerifySettings, workers: int) -> Iterator[tuple[VerifyLine, int, int]]:
@@ -376,7 +360,7 @@ def _results(files: list[Path], settings: VerifySettings, workers: int) -> Itera
             verifier = Verifier(settings)
             try:
                 for path in files:
-                    yield verifier.check(path), os.getpid(), _peak_mb()
+                    yield verifier.check(path), os.getpid(), int(peak_rss_mb())
             finally:
                 verifier.close()
         finally:

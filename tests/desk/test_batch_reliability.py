@@ -48,6 +48,16 @@ def no_hang():
 
 
 @pytest.fixture
+def pair(tmp_path, png) -> Path:
+    """A folder of two identical photos, a.png and b.png."""
+    box = tmp_path / "in"
+    box.mkdir()
+    (box / "a.png").write_bytes(png.read_bytes())
+    (box / "b.png").write_bytes(png.read_bytes())
+    return box
+
+
+@pytest.fixture
 def bad_box(tmp_path, png):
     box = tmp_path / "box"
     box.mkdir()
@@ -159,11 +169,8 @@ def test_resume_under_another_policy_detector_or_version_is_refused(home, tmp_pa
         verify([box], settings(home), jsonl=out, resume=True)
 
 
-def test_a_file_changed_since_its_line_is_verified_again(home, tmp_path, png):
-    box = tmp_path / "in"
-    box.mkdir()
-    (box / "a.png").write_bytes(png.read_bytes())
-    (box / "b.png").write_bytes(png.read_bytes())
+def test_a_file_changed_since_its_line_is_verified_again(home, tmp_path, pair):
+    box = pair
     out = tmp_path / "v.jsonl"
     verify([box], settings(home), jsonl=out, audit=False)
     noise = np.random.default_rng(7).integers(0, 256, (64, 64, 3), dtype=np.uint8)
@@ -315,11 +322,8 @@ def test_the_run_states_worker_memory_and_the_audit_head(home, tmp_path, png):
     assert summary["audit_head"]["sha256"] in page
 
 
-def test_a_resume_with_other_resolvers_is_refused(home, tmp_path, png):
-    box = tmp_path / "in"
-    box.mkdir()
-    (box / "a.png").write_bytes(png.read_bytes())
-    (box / "b.png").write_bytes(png.read_bytes())
+def test_a_resume_with_other_resolvers_is_refused(home, tmp_path, pair):
+    box = pair
     out = tmp_path / "v.jsonl"
     verify([box], settings(home), jsonl=out, audit=False)
     lines = out.read_bytes().splitlines(keepends=True)

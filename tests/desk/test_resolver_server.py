@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from helpers.resolvers import free_port
+from helpers.net import free_port
 from PIL import Image
 
 from synthguard.core.samples import procedural_image

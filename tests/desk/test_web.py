@@ -17,6 +17,7 @@ import time
 
 import pytest
 from click.testing import CliRunner
+from helpers.net import free_port
 from PIL import Image
 
 from synthguard.cli import main
@@ -212,18 +213,23 @@ def test_a_slow_verification_leaves_other_pages_responsive_and_a_full_queue_says
         assert upload.result(timeout=60).status_code == 200
 
 
-def test_a_chunked_upload_without_a_length_is_cut_off_at_the_limit(client, monkeypatch):
+@pytest.fixture
+def spooled(monkeypatch) -> dict:
+    """``{"bytes": N}``: how many upload bytes the desk's form parser wrote to its spool files."""
     from starlette.datastructures import UploadFile
 
-    spooled = {"bytes": 0}
+    counted = {"bytes": 0}
     write = UploadFile.write
 
     async def counting_write(self, data):
-        spooled["bytes"] += len(data)
+        counted["bytes"] += len(data)
         return await write(self, data)
 
     monkeypatch.setattr(UploadFile, "write", counting_write)
+    return counted
 
+
+def test_a_chunked_upload_without_a_length_is_cut_off_at_the_limit(client, spooled):
     def body():
         yield b"--xyz\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.png\"\r\n\r\n"
         for _ in range(160):  # 10 MB, no Content-Length: sent chunked
@@ -235,23 +241,7 @@ def test_a_chunked_upload_without_a_length_is_cut_off_at_the_limit(client, monke
     assert spooled["bytes"] <= 1024 * 1024 + 64 * 1024  # no more than the 1 MB limit reached the disk
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_a_forged_post_is_refused_before_its_body_is_read(client, tmp_path, monkeypatch):
-    from starlette.datastructures import UploadFile
-
-    written = {"bytes": 0}
-    write = UploadFile.write
-
-    async def counting_write(self, data):
-        written["bytes"] += len(data)
-        return await write(self, data)
-
-    monkeypatch.setattr(UploadFile, "write", counting_write)
+def test_a_forged_post_is_refused_before_its_body_is_read(client, tmp_path, spooled):
     t = token(client)
     head = (b'--xyz\r\nContent-Disposition: form-data; name="token"\r\n\r\n' + t["token"].encode()
             + b'\r\n--xyz\r\nContent-Disposition: form-data; name="file"; filename="big.png"\r\n\r\n')
@@ -271,14 +261,14 @@ def test_a_forged_post_is_refused_before_its_body_is_read(client, tmp_path, monk
     sized = client.post("/verify", params={"token": "wrong"}, data=t,
                         files={"file": ("big.png", b"\x89PNG" + bytes(5 * 1024 * 1024), "image/png")})
     assert sized.status_code == 403
-    assert read["chunks"] == 0 and written["bytes"] == 0  # not a byte of the file was read, none spooled
+    assert read["chunks"] == 0 and spooled["bytes"] == 0  # not a byte of the file was read, none spooled
     assert not list((tmp_path / "store").iterdir())
     assert not set(os.listdir(tempfile.gettempdir())) - before
     # the same upload with the token in its URL or header gets past the check (and is then judged by content)
     for params, headers in ((t, {}), ({}, {"X-SynthGuard-Token": t["token"]})):
         judged = client.post("/verify", params=params, headers=headers, data=t,
                              files={"file": ("big.png", b"\x89PNG" + bytes(64 * 1024), "image/png")})
-        assert judged.status_code == 415 and written["bytes"] > 0
+        assert judged.status_code == 415 and spooled["bytes"] > 0
 
 
 @contextlib.contextmanager
@@ -287,7 +277,7 @@ def _serving(app, limits):
     uvicorn = pytest.importorskip("uvicorn")
     from synthguard.desk.http import hardened_config
 
-    server = uvicorn.Server(hardened_config(app, "127.0.0.1", _free_port(), limits=limits))
+    server = uvicorn.Server(hardened_config(app, "127.0.0.1", free_port(), limits=limits))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -460,7 +450,7 @@ def test_browser_uploads_and_reads_the_verdicts(home, files, tmp_path):
     uvicorn = pytest.importorskip("uvicorn")
     sync_api = pytest.importorskip("playwright.sync_api")
     app = create_app(VerifySettings(policy=DEFAULT_POLICY, home=home.root), storage=tmp_path / "store")
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

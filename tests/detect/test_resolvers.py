@@ -12,7 +12,8 @@ from dataclasses import replace
 import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
-from helpers.resolvers import free_port, http
+from helpers.net import free_port
+from helpers.resolvers import http
 from PIL import Image
 
 from synthguard.cli import main

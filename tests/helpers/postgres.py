@@ -20,7 +20,6 @@ import contextlib
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -29,6 +28,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from helpers.net import free_port
 
 BACKENDS = ("sqlite", "postgresql")
 URL_ENV = "SYNTHGUARD_TEST_POSTGRES_URL"
@@ -52,12 +52,6 @@ def find_binaries() -> Path | None:
             return folder
     initdb = shutil.which("initdb")
     return Path(initdb).parent if initdb and shutil.which("pg_ctl") else None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _server_user() -> pwd.struct_passwd | None:
@@ -102,7 +96,7 @@ class PostgresServer:
         root = Path(tempfile.mkdtemp(prefix="synthguard-pg-"))
         if user is not None:
             os.chown(root, user.pw_uid, user.pw_gid)
-        server = cls(root, _free_port(), binaries, user)
+        server = cls(root, free_port(), binaries, user)
         try:
             server._run("initdb", "-D", str(root / "data"), "-U", SUPERUSER, "-A", "trust", "-E", "UTF8",
                         "--no-locale", "--no-sync")

@@ -8,12 +8,7 @@ import threading
 import time
 
 import pytest
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from helpers.net import free_port
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ import socket
 import time
 
 import pytest
-from helpers.resolvers import free_port, http
+from helpers.net import free_port
+from helpers.resolvers import http
 
 from synthguard.core.samples import procedural_image
 from synthguard.errors import InputError
