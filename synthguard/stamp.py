@@ -4,7 +4,7 @@ The watermark payload (48 bits) is laid out as::
 
     bits 47..45  layout version (1)
     bit  44      the content declares generative AI (trainedAlgorithmicMedia / compositeWithTrainedAlgorithmicMedia)
-    bits 43..0   asset key: random, unique in the local ledger
+    bits 43..0   asset key: random, reserved in the ledger (unique across every signer writing to it)
 
 The manifest carries it as a ``c2pa.soft-binding`` assertion (algorithm id and payload) with a ``c2pa.watermarked``
 action, and the ledger records payload -> manifest, so a copy that lost its manifest (re-encoded, metadata
@@ -298,8 +298,9 @@ class Stamper:
         self.close()
 
     def _key_taken(self, payload: bytes) -> bool:
+        # Reserving (not looking up) the key: two signers on one ledger never draw the same one.
         ledger = self.session.ledger
-        return ledger is not None and bool(ledger.find_by_soft_binding(payload))
+        return ledger is not None and not ledger.reserve_soft_binding(payload)
 
     def _binding(self, spec: ManifestSpec) -> tuple[bytes, ManifestSpec]:
         # The AI bit follows the declaration: set only when the manifest declares generative AI.

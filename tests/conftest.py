@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers.files import INTEROP, MNIST_SUBSET
+from helpers.ray import ray_local  # noqa: F401 (the session's local Ray instance, for the Ray engine tests)
 from helpers.resolvers import canned, serve  # noqa: F401 (fixtures for the resolver tests)
 from PIL import Image
 

@@ -390,3 +390,21 @@ def test_stamp_copy_refuses_a_16_bit_image_before_making_an_identity(home, tmp_p
     assert not IdentityStore(home).exists()
     result = stamp_copy(src, tmp_path / "o.png", ManifestSpec(title="o"), home, image_watermark=False)
     assert result.payload is None and IdentityStore(home).exists()
+
+
+def test_a_key_another_signer_reserved_is_never_drawn(stamper, home, tmp_path, monkeypatch):
+    import synthguard.watermark.payload as payload_module
+
+    # Another machine on the same ledger reserved key 7 and has not recorded its asset yet; this stamper's first
+    # draw is that key, its second key 8.
+    rival = Payload(PAYLOAD_LAYOUT_VERSION, True, 7).to_bytes()
+    assert stamper.session.ledger.reserve_soft_binding(rival)
+    draws = iter([7, 8])
+    monkeypatch.setattr(payload_module.secrets, "randbits", lambda bits: next(draws))
+    spec = ManifestSpec(title="g", digital_source_type=DigitalSourceType.TRAINED_ALGORITHMIC_MEDIA)
+    result = stamper.stamp_pixels(procedural_image(256, 256, seed=4), tmp_path / "g.png", spec)
+    assert Payload.from_bytes(result.payload) == Payload(PAYLOAD_LAYOUT_VERSION, True, 8)
+    with Ledger(home.ledger_path) as ledger:
+        assert [r.asset_id for r in ledger.find_by_soft_binding(result.payload)] == [result.signed.asset_id]
+        assert ledger.find_by_soft_binding(rival) == []
+        assert not ledger.reserve_soft_binding(result.payload)

@@ -209,3 +209,91 @@ def iter_methods(include_peers: bool) -> Iterator[Method]:
     yield synthguard_method(default_image_watermarker())
     if include_peers:
         yield from peer_methods()
+
+
+SCREEN_TIMINGS = ("unmarked_screen", "unmarked_full", "marked_screen", "marked_full")
+
+
+@dataclass
+class ScreenRow:
+    """One attack of the screen comparison: TileMark's ``detect`` with its rejection screen and without it."""
+
+    attack: str
+    exact_screen: int = 0
+    exact_full: int = 0
+    false_positives_screen: int = 0
+    false_positives_full: int = 0
+    lost: int = 0  # marked images the full search detects and the screened detect does not
+    differing: int = 0  # marked images whose two results differ in any field
+    unmarked_passed: int = 0  # unmarked images the screen let on to the full search
+    images: int = 0
+    ms: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in SCREEN_TIMINGS})
+
+    def to_dict(self) -> dict:
+        med = {k: (statistics.median(v) if v else None) for k, v in self.ms.items()}
+        return {"attack": self.attack, "images": self.images, "exact_screen": self.exact_screen,
+                "exact_full": self.exact_full, "false_positives_screen": self.false_positives_screen,
+                "false_positives_full": self.false_positives_full, "lost": self.lost, "differing": self.differing,
+                "unmarked_passed": self.unmarked_passed, "median_ms": med}
+
+
+def run_screen_comparison(watermarker, photos: list[tuple[str, np.ndarray]], attacks: dict, *, seed: int = 0,
+                          tick: Callable[[], None] = lambda: None) -> dict:
+    """Every photo marked with a random payload, every attack on the marked and on the unmarked photo, each read by
+    ``detect(screen=True)`` and ``detect(screen=False)`` (timed, one after the other); ``passes_screen`` on the
+    unmarked ones gives the screen's pass rate. ``lost`` and ``differing`` must stay 0."""
+    rng = np.random.default_rng(seed)
+    rows = {name: ScreenRow(name) for name in attacks}
+
+    def timed(image, screen):
+        t0 = time.perf_counter()
+        result = watermarker.detect(image, screen=screen)
+        return result, (time.perf_counter() - t0) * 1e3
+
+    for _, image in photos:
+        payload = np.packbits(rng.integers(0, 2, watermarker.payload_bytes * 8, dtype=np.uint8)).tobytes()
+        marked = watermarker.embed(image, payload)
+        for name, attack in attacks.items():
+            row, attacked, plain = rows[name], attack(marked), attack(image)
+            (m_scr, t_ms), (m_full, t_mf) = timed(attacked, True), timed(attacked, False)
+            (u_scr, t_us), (u_full, t_uf) = timed(plain, True), timed(plain, False)
+            row.images += 1
+            row.exact_screen += int(m_scr.detected and m_scr.payload == payload)
+            row.exact_full += int(m_full.detected and m_full.payload == payload)
+            row.false_positives_screen += int(u_scr.detected)
+            row.false_positives_full += int(u_full.detected)
+            row.lost += int(m_full.detected and not m_scr.detected)
+            row.differing += int(m_scr != m_full)
+            row.unmarked_passed += int(watermarker.passes_screen(plain))
+            for key, value in zip(SCREEN_TIMINGS, (t_us, t_uf, t_ms, t_mf), strict=True):
+                row.ms[key].append(value)
+            tick()
+    out = [r.to_dict() for r in rows.values()]
+    every = {k: [v for r in rows.values() for v in r.ms[k]] for k in SCREEN_TIMINGS}
+    return {"method": f"synthguard {watermarker.algorithm_id}", "attacks": out,
+            "lost": sum(r.lost for r in rows.values()), "differing": sum(r.differing for r in rows.values()),
+            "unmarked_passed": sum(r.unmarked_passed for r in rows.values()),
+            "unmarked_tests": sum(r.images for r in rows.values()),
+            **{f"median_ms_{k}": statistics.median(v) if v else None for k, v in every.items()}}
+
+
+def screen_table(result: dict) -> list[str]:
+    """The lines ``bench watermark --screen-compare`` prints for ``run_screen_comparison``'s result."""
+    lines = [f"{result['method']}: detect with the rejection screen vs the full geometry search",
+             f"{'attack':<26} | exact (screen / full) | FP (screen / full) | ms unmarked (screen / full) | "
+             "ms marked (screen / full) | lost | screen passed"]
+    fmt = lambda v: "  -  " if v is None else f"{v:5.1f}"  # noqa: E731
+    for a in result["attacks"]:
+        ms, n = a["median_ms"], a["images"]
+        lines.append(f"{a['attack']:<26} | {a['exact_screen']:>4d} / {a['exact_full']:<4d} of {n:<4d}    | "
+                     f"{a['false_positives_screen']:>3d} / {a['false_positives_full']:<3d}          | "
+                     f"{fmt(ms['unmarked_screen'])} / {fmt(ms['unmarked_full'])}               | "
+                     f"{fmt(ms['marked_screen'])} / {fmt(ms['marked_full'])}             | {a['lost']:>4d} | "
+                     f"{a['unmarked_passed']}/{n}")
+    lines.append(f"marked images the full search detects and the screen loses: {result['lost']}; results differing: "
+                 f"{result['differing']}; unmarked images the screen let through: {result['unmarked_passed']}/"
+                 f"{result['unmarked_tests']}")
+    lines.append(f"median detect: unmarked {fmt(result['median_ms_unmarked_screen'])} ms with the screen, "
+                 f"{fmt(result['median_ms_unmarked_full'])} ms without; marked {fmt(result['median_ms_marked_screen'])}"
+                 f" ms with, {fmt(result['median_ms_marked_full'])} ms without")
+    return lines

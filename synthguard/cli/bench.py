@@ -187,20 +187,26 @@ def bench_provenance(env: Env, paths, policy_path, trust_files, as_json) -> None
 
 @bench.command("verify")
 @click.option("-n", "n", default=1000, show_default=True, type=click.IntRange(1), help="Images in the folder.")
-@click.option("--workers", "worker_list", default="1,2", show_default=True, help="Comma-separated worker counts.")
+@click.option("--workers", "worker_list", default="1,2", show_default=True,
+              help="Comma-separated worker counts (with ray: actor pool sizes).")
+@click.option("--engine", "engine_list", default="local", show_default=True,
+              help="Comma-separated engines to compare: local, ray (the ray extra).")
+@click.option("--address", help="The Ray cluster for --engine ray (default: a local instance started for the run).")
 @options.policy("Policy YAML (default: the built-in default: watermark and classifier on).")
 @options.json_output()
 @pass_env
-def bench_verify(env: Env, n, worker_list, policy_path, as_json) -> None:
+def bench_verify(env: Env, n, worker_list, engine_list, address, policy_path, as_json) -> None:
     """Throughput of `synthguard verify` on a folder of N 512 px images (written to a temp folder), with each
-    worker count, peak memory, and whether the JSONL is identical across worker counts.
+    engine and worker count side by side, peak memory per worker or actor, and whether the JSONL is identical
+    across all runs. Ray's start-up is timed apart: its runs give files/s without and with it.
 
     \b
     Examples:
       synthguard bench verify
       synthguard bench verify -n 200 --workers 1,2,4 --json
+      synthguard bench verify -n 200 --workers 1,2 --engine local,ray
     """
-    from synthguard.bench.verify_bench import run  # noqa: PLC0415
+    from synthguard.bench.verify_bench import ENGINES, run  # noqa: PLC0415
     from synthguard.policy import load_policy  # noqa: PLC0415
 
     try:
@@ -209,15 +215,34 @@ def bench_verify(env: Env, n, worker_list, policy_path, as_json) -> None:
         raise InputError(f"--workers must be comma-separated integers, not {worker_list!r}") from None
     if not workers or min(workers) < 1:
         raise InputError("--workers needs at least one count >= 1")
-    result = run(n, workers, load_policy(policy_path), env.home.root, log=lambda line: click.echo(line, err=True))
+    engines = tuple(dict.fromkeys(e.strip() for e in engine_list.split(",") if e.strip()))
+    if not engines or any(e not in ENGINES for e in engines):
+        raise click.UsageError(f"--engine: comma-separated names from {', '.join(ENGINES)}, not {engine_list!r}")
+    if address is not None and "ray" not in engines:
+        raise click.UsageError("--address needs --engine ray")
+    result = run(n, workers, load_policy(policy_path), env.home.root, log=lambda line: click.echo(line, err=True),
+                 engines=engines, address=address)
     if as_json:
         print_json(result)
         return
     for r in result["runs"]:
-        click.echo(f"{r['workers']} worker(s): {r['files_per_second']:.1f} files/s ({r['seconds']:.1f} s for "
-                   f"{n} files), peak RSS main {r['peak_rss_mb_main']:.0f} MB, workers {r['peak_rss_mb_workers']:.0f} "
-                   f"MB, {r['errors']} error(s)")
-    click.echo(f"identical JSONL across worker counts: {result['identical_jsonl_across_workers']}")
+        if r["engine"] == "local":
+            click.echo(f"{r['workers']} worker(s): {r['files_per_second']:.1f} files/s ({r['seconds']:.1f} s for "
+                       f"{n} files), peak RSS main {r['peak_rss_mb_main']:.0f} MB, workers "
+                       f"{r['peak_rss_mb_workers']:.0f} MB, {r['errors']} error(s)")
+        else:
+            click.echo(f"ray, {r['workers']} actor(s) on {r['accelerator'].upper()}: {r['files_per_second']:.1f} "
+                       f"files/s ({r['seconds']:.1f} s for {n} files; {r['files_per_second_with_start']:.1f} files/s "
+                       f"with the start-up), peak memory per actor "
+                       f"{', '.join(f'{mb} MB' for mb in r['peak_mb_per_actor'])}, {r['errors']} error(s)")
+    if "ray" in result:
+        cluster = result["ray"]["cluster"]
+        click.echo(f"Ray start-up: {result['ray']['start_seconds']:.1f} s, not per-file cost ({cluster['nodes']} "
+                   f"node(s), {cluster['cpus']:g} CPU(s), {cluster['gpus']:g} GPU(s))")
+    if "identical_jsonl_across_workers" in result:
+        click.echo(f"identical JSONL across worker counts: {result['identical_jsonl_across_workers']}")
+    if len(engines) > 1:
+        click.echo(f"identical JSONL across all runs: {result['identical_jsonl_across_runs']}")
 
 
 @bench.command("watermark")
@@ -232,8 +257,11 @@ def bench_verify(env: Env, n, worker_list, policy_path, as_json) -> None:
               help="Images for the peers (rivaGan takes seconds per decode on a CPU); 0 = all.")
 @click.option("--attacks", "attack_names", help="Comma-separated attack names (default: the whole suite).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the random payloads.")
+@click.option("--screen-compare", is_flag=True,
+              help="Instead: SynthGuard's detector with and without its fast rejection screen, per attack.")
 @options.json_output()
-def bench_watermark(images_dir, no_default_photos, size, peers, peer_images, attack_names, seed, as_json) -> None:
+def bench_watermark(images_dir, no_default_photos, size, peers, peer_images, attack_names, seed, screen_compare,
+                    as_json) -> None:
     """Robustness, quality, speed and false positives of the image watermark, beside peer watermarks.
 
     Runs every attack (JPEG 90/75/50, WebP 80, resize, rescale, crops, blur, brightness, contrast, rotation,
@@ -244,6 +272,7 @@ def bench_watermark(images_dir, no_default_photos, size, peers, peer_images, att
       synthguard bench watermark
       synthguard bench watermark --images ~/photos --no-peers --json > wm.json
       synthguard bench watermark --attacks jpeg50,crop80 --size 1024
+      synthguard bench watermark --screen-compare --attacks none,crop80,rotate2
     """
     import cv2  # noqa: PLC0415
     from tqdm import tqdm  # noqa: PLC0415
@@ -262,6 +291,17 @@ def bench_watermark(images_dir, no_default_photos, size, peers, peer_images, att
         raise InputError("--no-default-photos needs --images DIR")
     photos = ([] if no_default_photos else default_photos(size)) + (folder_photos(images_dir, size)
                                                                     if images_dir else [])
+    if screen_compare:
+        from synthguard.bench.watermark_bench import run_screen_comparison, screen_table  # noqa: PLC0415
+        from synthguard.watermark import default_image_watermarker  # noqa: PLC0415
+
+        with tqdm(total=len(photos) * len(attacks), desc="screen", unit="test", file=sys.stderr, disable=None) as bar:
+            result = run_screen_comparison(default_image_watermarker(), photos, attacks, seed=seed, tick=bar.update)
+        if as_json:
+            print_json({"size": size, "screen": result})
+        else:
+            click.echo("\n".join(screen_table(result)))
+        return
     methods = list(iter_methods(peers))
     if peers and len(methods) == 1:
         click.echo(f"note: peer watermarks not installed; to compare, run: {PEERS_INSTALL}", err=True)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import sys
+from collections.abc import Iterator
 from functools import cached_property
 
 import click
@@ -36,3 +40,22 @@ class Env:
 
 
 pass_env = click.make_pass_decorator(Env, ensure=True)
+
+
+@contextlib.contextmanager
+def results_only_on_stdout(engine: str) -> Iterator[None]:
+    """With ``engine`` "ray": whatever is written to this process's standard output while the block runs (Ray
+    prints its cluster's warnings there from its own threads) goes to standard error instead, so that standard
+    output holds the command's results only (one JSON document with --json). Nothing changes for other engines."""
+    if engine != "ray":
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)

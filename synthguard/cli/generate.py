@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from synthguard.cli import options
-from synthguard.cli.context import Env, pass_env
+from synthguard.cli.context import Env, pass_env, results_only_on_stdout
 from synthguard.cli.render import print_json
 from synthguard.errors import InputError
 
@@ -26,19 +28,39 @@ from synthguard.errors import InputError
 @click.option("--format", "fmt", type=click.Choice(["png", "jpeg", "webp"]), default="png", show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
-@click.option("--size", default=256, show_default=True, type=click.IntRange(1, 8192),
-              help="Output side in pixels (upsampled from the model's native size); see --native.")
+@click.option("--size", type=click.IntRange(1, 8192),
+              help="Output side in pixels, resized from the model's native size (default: 256 for gan and vae; "
+                   "diffusion keeps the pipeline's size); see --native.")
 @click.option("--native", is_flag=True, help="Keep the model's native size (28 px for the MNIST models: too small "
                                              "for the watermark, so use with --no-watermark).")
 @click.option("--threads", type=click.IntRange(1), help="torch CPU threads (default: torch's choice).")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1),
-              help="Threads that embed watermarks in parallel (signing stays in order on one).")
+              help="Threads that embed watermarks in parallel (signing stays in order on one); with --engine ray: "
+                   "the number of actors (default: one per CPU of the cluster).")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where images are made: this process, or a Ray cluster's actors (the ray extra), each sampling, "
+                   "stamping and writing its share. On Ray the output folder must be on a filesystem every node "
+                   "mounts at the same path, and a cluster past this machine needs a PostgreSQL ledger "
+                   "(SYNTHGUARD_DATABASE_URL).")
+@click.option("--address", help="With --engine ray: the cluster to run on (auto, host:port or ray://host:port; "
+                                "default: start a local Ray instance for the run).")
 @click.option("--interpolate", nargs=2, metavar="A B",
               help="VAE: morph between two seeds or two image files instead of sampling (see --steps).")
 @click.option("--steps", default=8, show_default=True, type=click.IntRange(2, 1000), help="Frames of --interpolate.")
 @click.option("--inference-steps", type=click.IntRange(1), help="Diffusion: denoising steps (default: the "
                                                                  "pipeline's).")
 @click.option("--prompt", help="Diffusion: the prompt, for text-to-image pipelines; text: the text to continue.")
+@click.option("--negative-prompt", help="Diffusion: what the image should not show (text-to-image pipelines).")
+@click.option("--guidance-scale", type=click.FloatRange(0, 100), help="Diffusion: classifier-free guidance scale "
+                                                                      "(default: the pipeline's).")
+@click.option("--width", type=click.IntRange(8, 8192), help="Diffusion: image width, a multiple of 8 (default: the "
+                                                            "pipeline's).")
+@click.option("--height", type=click.IntRange(8, 8192), help="Diffusion: image height, a multiple of 8 (default: "
+                                                             "the pipeline's).")
+@click.option("--scheduler", help="Diffusion: a diffusers scheduler class compatible with the pipeline's, e.g. "
+                                  "EulerDiscreteScheduler (default: the pipeline's).")
+@click.option("--record-prompt", is_flag=True, help="Diffusion: record the prompts in the manifest in clear "
+                                                    "(default: their sha256 only).")
 @click.option("--prompts-file", type=click.Path(dir_okay=False, path_type=Path),
               help="Text: one prompt per line (a batch).")
 @click.option("--max-new-tokens", default=100, show_default=True, type=click.IntRange(1, 4096), help="Text.")
@@ -53,8 +75,9 @@ from synthguard.errors import InputError
 @options.json_output("Print a JSON report (files, timings per stage).")
 @pass_env
 def generate(env: Env, backend, n, seed, model, output_dir, fmt, device, batch_size, size, native, threads, workers,
-             interpolate, steps, inference_steps, prompt, prompts_file, max_new_tokens, temperature, top_p, top_k,
-             text_watermark, watermark, force, as_json) -> None:
+             engine, address, interpolate, steps, inference_steps, prompt, negative_prompt, guidance_scale, width,
+             height, scheduler, record_prompt, prompts_file, max_new_tokens, temperature, top_p, top_k, text_watermark,
+             watermark, force, as_json) -> None:
     """Generate images or text; every output is watermarked, signed as trainedAlgorithmicMedia and recorded in the
     ledger (texts: a signed .c2pa sidecar beside each file).
 
@@ -63,11 +86,18 @@ def generate(env: Env, backend, n, seed, model, output_dir, fmt, device, batch_s
       synthguard generate -n 16 --seed 42 -o out/            # built-in MNIST GAN, 256 px PNG
       synthguard generate --backend vae --interpolate 3 17 --steps 8 -o morph/
       synthguard generate --backend diffusion --model ./my-ddpm-pipeline -n 4 --device cuda
+      synthguard generate --backend diffusion --model ./sd-pipeline --prompt "a red fox" --width 768 --height 512
       synthguard generate --model ./my-gan --format jpeg --batch-size 256
+      SYNTHGUARD_DATABASE_URL=postgresql://sg@db/ledger \\
+          synthguard generate -n 2000 --engine ray --address auto -o /shared/out/   # on a Ray cluster
       synthguard generate --backend text --prompt "ROMEO:" -o romeo.txt   # built-in Shakespeare LM
       synthguard generate --backend text --model ./SmolLM2-135M-Instruct.Q4_1.gguf --prompts-file prompts.txt \\
           --max-new-tokens 200 -o texts/
     """
+    if address is not None and engine != "ray":
+        raise InputError("--address applies to --engine ray only")
+    if engine == "ray" and (backend == "text" or interpolate):
+        raise InputError("--engine ray makes sampled images: not texts, not --interpolate")
     if backend == "text":
         from synthguard.generate.text import TextRequest, read_prompts  # noqa: PLC0415
 
@@ -82,9 +112,13 @@ def generate(env: Env, backend, n, seed, model, output_dir, fmt, device, batch_s
         return
     if prompts_file:
         raise InputError("--prompts-file applies to --backend text only")
-    if (inference_steps or prompt) and (backend != "diffusion" or interpolate):
-        raise InputError("--inference-steps and --prompt apply to --backend diffusion only")
-    size = None if native else size
+    diffusion_only = {"--inference-steps": inference_steps, "--prompt": prompt, "--negative-prompt": negative_prompt,
+                      "--guidance-scale": guidance_scale, "--width": width, "--height": height,
+                      "--scheduler": scheduler, "--record-prompt": record_prompt or None}
+    given = [flag for flag, value in diffusion_only.items() if value is not None and value != ""]
+    if given and (backend != "diffusion" or interpolate):
+        raise InputError(f"{' and '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to --backend diffusion only")
+    size = None if native else (size if size is not None else (None if backend == "diffusion" else 256))
     if interpolate:
         from synthguard.generate.runs import InterpolationRequest  # noqa: PLC0415
 
@@ -97,12 +131,18 @@ def generate(env: Env, backend, n, seed, model, output_dir, fmt, device, batch_s
 
         request = ImageRequest(output_dir=output_dir, backend=backend, model=model, n=8 if n is None else n,
                                seed=seed, fmt=fmt, device=device, batch_size=batch_size, size=size, threads=threads,
-                               workers=workers, inference_steps=inference_steps, prompt=prompt, overwrite=force,
+                               workers=workers, inference_steps=inference_steps, prompt=prompt,
+                               negative_prompt=negative_prompt, guidance_scale=guidance_scale, width=width,
+                               height=height, scheduler=scheduler, record_prompt=record_prompt, overwrite=force,
                                watermark=watermark)
-    _generate_images(env, request, as_json)
+    ray = None
+    if engine == "ray":
+        explicit = click.get_current_context().get_parameter_source("workers") is not ParameterSource.DEFAULT
+        ray = {"address": address, "actors": workers if explicit else None}
+    _generate_images(env, request, as_json, ray)
 
 
-def _generate_images(env: Env, request, as_json: bool) -> None:
+def _generate_images(env: Env, request, as_json: bool, ray: dict | None = None) -> None:
     from tqdm import tqdm  # noqa: PLC0415
 
     from synthguard.generate.runs import ImageRequest, generate_images, interpolate_images  # noqa: PLC0415
@@ -110,12 +150,16 @@ def _generate_images(env: Env, request, as_json: bool) -> None:
     if not request.watermark:
         click.echo("note: --no-watermark: images carry no invisible watermark; their signed manifests still declare "
                    "them AI-generated (trainedAlgorithmicMedia)", err=True)
-    if isinstance(request, ImageRequest):
+    if ray is not None:
+        from synthguard.generate.ray_engine import generate_images_on_ray  # noqa: PLC0415
+
+        flow, count = functools.partial(generate_images_on_ray, **ray), request.n
+    elif isinstance(request, ImageRequest):
         flow, count = generate_images, request.n
     else:
         flow, count = interpolate_images, request.steps
     with tqdm(total=count, desc="generate+stamp", unit="img", file=sys.stderr,
-              disable=None if count > 4 else True) as bar:
+              disable=None if count > 4 else True) as bar, results_only_on_stdout("ray" if ray else "local"):
         report = flow(request, env.home, identity=env.identity, progress=bar.update)
     if as_json:
         print_json(report.to_dict())
@@ -125,6 +169,8 @@ def _generate_images(env: Env, request, as_json: bool) -> None:
                f"({report.device}): {report.images_per_second:.1f} images/s; share of the work: model "
                f"{100 * shares['model']:.0f}%, watermark {100 * shares['watermark']:.0f}%, "
                f"sign {100 * shares['sign']:.0f}%")
+    if report.cluster is not None:
+        click.echo(f"on Ray: {'; '.join(report.cluster.describe())}")
     click.echo("each is signed (trainedAlgorithmicMedia, model assertion)"
                + (" and watermarked, bound by c2pa.soft-binding" if request.watermark else "")
                + f"; verify with: synthguard detect {folder}/*")

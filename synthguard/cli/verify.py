@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from synthguard.cli import options
-from synthguard.cli.context import Env, pass_env
+from synthguard.cli.context import Env, pass_env, results_only_on_stdout
 from synthguard.errors import InputError, missing_extra
 
 
@@ -22,8 +22,14 @@ from synthguard.errors import InputError, missing_extra
               help="Write one JSON line per file here (default: print them).")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write an HTML report grouped by desk action (thumbnails, heatmaps, forensic pictures).")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
-              help="Worker processes (results are identical whatever the number).")
+@click.option("--workers", type=click.IntRange(1, 4096),
+              help="Worker processes (default 1), or with --engine ray the actor pool's size (default: the "
+                   "cluster's CPUs). Results are identical whatever the number.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: worker processes on this machine; ray: a Ray Data actor pool on a Ray cluster (the ray "
+                   "extra). Both write the same lines.")
+@click.option("--address", help="With --engine ray: the Ray cluster to use ('auto', HOST:PORT or ray://HOST:PORT; "
+                                "default: a local Ray instance started for the run).")
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted run: keep the finished lines in --jsonl (refused when they were written "
                    "under another policy, detector or version; a file changed since its line is verified again).")
@@ -31,13 +37,17 @@ from synthguard.errors import InputError, missing_extra
 @click.option("--no-audit", is_flag=True, help="Do not append to the audit log (the policy's audit.record).")
 @options.json_output("Print a JSON summary at the end instead of text.")
 @pass_env
-def verify(env: Env, paths, policy_path, jsonl_path, report_path, workers, resume, force, trust_paths, detector_path,
-           no_ledger, resolvers, no_audit, text_model, as_json) -> None:
+def verify(env: Env, paths, policy_path, jsonl_path, report_path, workers, engine, address, resume, force,
+           trust_paths, detector_path, no_ledger, resolvers, no_audit, text_model, as_json) -> None:
     """Verify every file under PATHS (folders are walked) under a policy: verdict, desk action and evidence per
     file, one JSON line each; unreadable files (no permission, FIFOs, broken or looping links) are listed as
     errors with the policy's error action, and names that are not UTF-8 are shown with their bytes escaped. Each
     file is read once: the verdict is about the bytes of its sha256. Only one run at a time writes a --jsonl (a lock
     file beside it, NAME.lock).
+
+    With --engine ray the files are read and checked by a Ray Data actor pool (each actor loads the models once) on
+    the cluster at --address, or on a local Ray instance; every node must see the files at the same paths. The
+    lines are byte-identical to the local engine's, and the summary names the cluster and each actor's memory.
 
     Every verification is appended to the audit log ($SYNTHGUARD_HOME/audit.sqlite) unless the policy or
     --no-audit says otherwise; record a person's decision with `synthguard audit review`. Exit status 0 when every
@@ -48,6 +58,7 @@ def verify(env: Env, paths, policy_path, jsonl_path, report_path, workers, resum
       synthguard verify inbox/ --policy policies/newsroom-default.yaml --jsonl out.jsonl --report out.html
       synthguard verify inbox/ --jsonl out.jsonl --resume --workers 2
       synthguard verify a.jpg b.png --policy policies/newsroom-strict.yaml
+      synthguard verify /shared/inbox --engine ray --address 10.0.0.5:6379 --jsonl out.jsonl
     """
     from tqdm import tqdm  # noqa: PLC0415
 
@@ -56,6 +67,10 @@ def verify(env: Env, paths, policy_path, jsonl_path, report_path, workers, resum
     from synthguard.desk.batch import verify as run_verify  # noqa: PLC0415
     from synthguard.policy import load_policy  # noqa: PLC0415
 
+    if address is not None and engine != "ray":
+        raise click.UsageError("--address needs --engine ray")
+    if engine == "local" and workers is not None and workers > 64:
+        raise click.UsageError("--workers: at most 64 worker processes with the local engine")
     policy = load_policy(policy_path)
     for path in (jsonl_path, report_path):
         if path is not None:
@@ -63,9 +78,10 @@ def verify(env: Env, paths, policy_path, jsonl_path, report_path, workers, resum
     settings = VerifySettings(policy=policy, home=env.home.root, trust_extra=tuple(trust_paths),
                               detector=detector_path, use_ledger=not no_ledger, text_model=text_model,
                               resolvers=tuple(resolvers))
-    with tqdm(desc="verify", unit="file", file=sys.stderr, disable=None) as bar:
+    with tqdm(desc="verify", unit="file", file=sys.stderr, disable=None) as bar, results_only_on_stdout(engine):
         result = run_verify(paths, settings, jsonl=jsonl_path, workers=workers, resume=resume, overwrite=force,
-                            audit=False if no_audit else None, progress=_progress(bar))
+                            audit=False if no_audit else None, progress=_progress(bar), engine=engine,
+                            address=address)
     if jsonl_path is None:
         for line in result.lines[result.resumed:]:
             click.echo(line.to_json())

@@ -1,5 +1,8 @@
 """torch helpers every model family shares: loading ``save_pretrained`` folders, devices, thread scopes, seeded
-noise, image resizing and tensor-to-uint8 conversion, config hashes."""
+noise, image resizing and tensor-to-uint8 conversion, config hashes.
+
+torch is imported by the helpers that use it, when first called: importing this module costs no torch import (an
+image inspection with the numpy detector never pays it)."""
 
 from __future__ import annotations
 
@@ -9,13 +12,15 @@ import json
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
-import torch
 
 from synthguard.errors import InputError
+
+if TYPE_CHECKING:
+    import torch
 
 
 def load_model(cls: type, path: str | os.PathLike):
@@ -81,6 +86,8 @@ def config_hash(config: Mapping[str, Any]) -> str:
 
 def resolve_device(device: str) -> torch.device:
     """``"auto"`` is cuda when available, else cpu; a named device that this machine lacks raises ``InputError``."""
+    import torch  # noqa: PLC0415 (torch on first use: see the module's docstring)
+
     if not isinstance(device, str):
         raise InputError(f"device must be a string such as 'cpu', 'cuda' or 'auto', not {device!r}")
     if device == "auto":
@@ -106,6 +113,8 @@ def resolve_device(device: str) -> torch.device:
 
 def seeded_normal(seeds: list[int], shape: tuple[int, ...]) -> torch.Tensor:
     """One standard-normal draw of ``shape`` per seed, stacked: (len(seeds), *shape), float32 on the CPU."""
+    import torch  # noqa: PLC0415 (torch on first use: see the module's docstring)
+
     return torch.stack([torch.randn(shape, generator=torch.Generator("cpu").manual_seed(s)) for s in seeds])
 
 
@@ -124,6 +133,8 @@ def resize_image(image: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
 
 def to_uint8_images(batch: torch.Tensor) -> list[np.ndarray]:
     """(B, C, H, W) floats in [0, 1] -> B uint8 images, (H, W) when C == 1 else (H, W, C)."""
+    import torch  # noqa: PLC0415 (torch on first use: see the module's docstring)
+
     pixels = (batch.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
     if pixels.shape[1] == 1:
         return list(pixels[:, 0])
@@ -141,6 +152,8 @@ def torch_threads(num_threads: int | None) -> Iterator[None]:
         return
     if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads <= 0:
         raise InputError(f"num_threads must be a positive integer or None, not {num_threads!r}")
+    import torch  # noqa: PLC0415 (torch on first use: see the module's docstring)
+
     previous = torch.get_num_threads()
     torch.set_num_threads(num_threads)
     try:

@@ -17,6 +17,7 @@ beside the JSONL keeps two runs from writing it at once.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import hashlib
@@ -28,10 +29,12 @@ import shutil
 import signal
 import stat
 import tempfile
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from synthguard import __version__
 from synthguard.core.fileio import write_atomic
@@ -55,7 +58,11 @@ from synthguard.provenance.reading import ProvenanceSignal
 from synthguard.provenance.resolver import Resolver
 from synthguard.provenance.signing import sidecar_path
 
+if TYPE_CHECKING:
+    from synthguard.desk.ray_engine import RayRunInfo
+
 SIDECAR_SUFFIX = ".c2pa"
+ENGINES = ("local", "ray")
 
 
 def shown(path: Path | str) -> str:
@@ -174,6 +181,9 @@ class VerifySettings:
     use_ledger: bool = True
     text_model: str = "builtin"  # the tokenizer that re-reads texts for the identity's text watermark
     resolvers: tuple[str, ...] = ()  # Soft Binding Resolution API URLs, after the policy's
+    # Where the image detector scores: "cpu" (numpy) or a torch device (a Ray GPU actor sets "cuda"); GPU scores
+    # agree with the CPU's to about 1e-6, so they are not part of the stamp.
+    device: str = "cpu"
 
     def stamp(self) -> dict[str, str | None]:
         """What a line's verdict depends on besides the file: the policy hash, the detector ("builtin" or its
@@ -270,34 +280,61 @@ class Verifier:
         self.context = InspectionContext.build(Home(settings.home), policy=settings.policy,
                                                trust=settings.trust_extra, ledger=settings.use_ledger,
                                                detector=settings.detector, text_model=settings.text_model, threads=1,
-                                               resolvers=settings.resolvers)
+                                               resolvers=settings.resolvers, device=settings.device)
         self.stamp = settings.stamp()
+        # The private folder the copies are inspected in (mode 0700: only this user reads them), one per verifier;
+        # each file's copy (and its sidecar's) is removed once its line is made.
+        self._folder = Path(tempfile.mkdtemp(prefix="synthguard-verify-"))
+        self._copies = 0
+        # Removed by close(), or when the verifier goes or its process exits (a pool worker is never closed).
+        self._remove_folder = weakref.finalize(self, shutil.rmtree, self._folder, ignore_errors=True)
 
     def check(self, path: Path) -> VerifyLine:
         """The line for ``path``; any unreadable input becomes an error line with the policy's action. The file is
         read once, hashed while it is copied into a private folder, and the copy is inspected."""
         return self._check(Path(path)).stamped(self.stamp)
 
+    def check_bytes(self, path: Path | str, data: bytes, sidecar: bytes | None = None) -> VerifyLine:
+        """The line for the file at ``path`` whose bytes are ``data`` (read elsewhere, e.g. by a Ray worker): the
+        same inspection as :meth:`check`. Its manifest is ``sidecar`` when given, else read from beside ``path``
+        when it has one there."""
+        path = Path(path)
+
+        def write(copy: Path) -> str:
+            copy.write_bytes(data)
+            if sidecar is not None:
+                sidecar_path(copy).write_bytes(sidecar)
+            return hashlib.sha256(data).hexdigest()
+
+        return self._inspected(path, write, sidecar is None).stamped(self.stamp)
+
     def _check(self, path: Path) -> VerifyLine:
+        return self._inspected(path, lambda copy: _copy_hashing(path, shown(path), copy), True)
+
+    def _inspected(self, path: Path, write: Callable[[Path], str], read_sidecar: bool) -> VerifyLine:
+        """The line of ``path`` once ``write(copy)`` has put its bytes at ``copy`` (returning their SHA-256); the
+        sidecar beside ``path`` is copied beside the copy when ``read_sidecar`` and it exists."""
         policy, name = self.settings.policy, shown(path)
         suffix = path.suffix if _SAFE_SUFFIX.fullmatch(path.suffix) else ""
-        folder = Path(tempfile.mkdtemp(prefix="synthguard-verify-"))  # mode 0700: only this user reads the copy
-        copy = folder / f"asset{suffix}"
+        self._copies += 1
+        copy = self._folder / f"asset-{self._copies}{suffix}"
         digest = None
         try:
             try:
-                digest = _copy_hashing(path, name, copy)
+                digest = write(copy)
                 side = sidecar_path(path)
-                if os.path.lexists(side):  # its manifest, when it has one, read once too
+                if read_sidecar and os.path.lexists(side):  # its manifest, when it has one, read once too
                     _copy_hashing(side, shown(side), sidecar_path(copy))
-                inspection = inspect_file(copy, self.context)
+                inspection = inspect_file(copy, self.context, file_sha256=digest)
             except SynthGuardError as exc:
                 return VerifyLine.failed(name, digest, self._named(str(exc), copy, name), policy)
             except OSError as exc:
                 return VerifyLine.failed(name, digest, self._named(f"{name}: cannot be read ({exc})", copy, name),
                                          policy)
         finally:
-            shutil.rmtree(folder, ignore_errors=True)
+            for leftover in (copy, sidecar_path(copy)):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(leftover)
         return VerifyLine.of(inspection, digest, policy, file=name)
 
     @staticmethod
@@ -307,6 +344,7 @@ class Verifier:
 
     def close(self) -> None:
         self.context.close()
+        self._remove_folder()
 
 
 _WORKER: Verifier | None = None
@@ -375,6 +413,16 @@ def _results(files: list[Path], settings: VerifySettings, workers: int) -> Itera
         yield from pool.map(_check_in_worker, files, chunksize=4)
 
 
+def precheck(path: Path, policy: Policy) -> VerifyLine | None:
+    """The error line (unstamped) of a file that is not a readable regular file, with the message the local engine
+    gives it; None when it can be opened for reading (it is not read)."""
+    try:
+        os.close(_open_regular(path, shown(path)))
+    except InputError as exc:
+        return VerifyLine.failed(path, None, exc, policy)
+    return None
+
+
 def read_finished(jsonl: Path) -> tuple[list[VerifyLine], int]:
     """Complete lines of an earlier run and the byte length they take (a torn last line is not counted)."""
     data = jsonl.read_bytes()
@@ -402,12 +450,17 @@ class VerifyRun:
     worker_peak_mb: tuple[int, ...] = ()  # each worker's peak resident memory (MiB), highest first
     audit_head: tuple[int, str] | None = None  # the audit log's last entry (id, hash) after the run
     audit_recovered: int = 0  # audit entries written on resume for lines whose entry an interrupted run lost
+    engine: str = "local"  # "local" (processes) or "ray" (Ray Data actors)
+    ray: RayRunInfo | None = None  # the Ray engine's cluster and actor pool (None: not run on Ray)
 
     def resources(self) -> tuple[str, ...]:
         """The run's cost and its audit anchor, in plain lines (the report's header quotes them)."""
-        out = []
+        out = [f"engine: {self.engine}"] if self.engine != "local" else []
+        if self.ray is not None:
+            out += self.ray.describe()
         if self.worker_peak_mb:
-            out.append(f"peak memory per worker: {', '.join(f'{mb} MB' for mb in self.worker_peak_mb)} "
+            who = "actor" if self.engine == "ray" else "worker"
+            out.append(f"peak memory per {who}: {', '.join(f'{mb} MB' for mb in self.worker_peak_mb)} "
                        f"(bounded by the pixel and text budgets: at most about {worker_memory_bound_mb()} MB)")
         if self.audit_head is not None:
             out.append(f"audit log head after this run: entry #{self.audit_head[0]}, sha256 {self.audit_head[1]}")
@@ -437,14 +490,20 @@ class VerifyRun:
                 "worker_memory_bound_mb": worker_memory_bound_mb(),
                 "audit_head": None if self.audit_head is None else {"entry": self.audit_head[0],
                                                                       "sha256": self.audit_head[1]},
-                "audit_recovered": self.audit_recovered}
+                "audit_recovered": self.audit_recovered, "engine": self.engine,
+                "ray": None if self.ray is None else self.ray.to_dict()}
 
 
-def verify(paths: Iterable[Path], settings: VerifySettings, *, jsonl: Path | None = None, workers: int = 1,
-           resume: bool = False, overwrite: bool = False, audit: bool | None = None,
-           progress: Callable[[int, int], None] | None = None) -> VerifyRun:
+def verify(paths: Iterable[Path], settings: VerifySettings, *, jsonl: Path | None = None,
+           workers: int | None = None, resume: bool = False, overwrite: bool = False, audit: bool | None = None,
+           progress: Callable[[int, int], None] | None = None, engine: str = "local",
+           address: str | None = None) -> VerifyRun:
     """Verify every file under ``paths``; stream the lines to ``jsonl`` (appending when ``resume``); record each
     in the audit log when the policy says so (``audit`` overrides). ``progress(done, total)`` after each file.
+
+    ``engine``: "local" checks with ``workers`` processes (default 1); "ray" with a pool of ``workers`` Ray Data
+    actors (default: the cluster's CPUs) on the cluster at ``address`` ("auto", "host:port", "ray://..."; None: the
+    session already initialised here, else a local instance). Both write the same lines.
 
     ``jsonl`` is locked for the run (``<jsonl>.lock`` beside it): a second run on it is refused. A resume keeps the
     earlier lines only when they carry this run's stamp (else InputError naming what differs), and verifies again
@@ -452,6 +511,12 @@ def verify(paths: Iterable[Path], settings: VerifySettings, *, jsonl: Path | Non
     import time  # noqa: PLC0415
 
     start = time.perf_counter()
+    if engine not in ENGINES:
+        raise InputError(f"engine {engine!r}: choose one of {', '.join(ENGINES)}")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise InputError(f"workers must be a whole number >= 1, not {workers!r}")
+    if address is not None and engine != "ray":
+        raise InputError("a cluster address is used by the Ray engine only")
     files = walk(paths)
     lock = None
     if jsonl is not None:
@@ -460,7 +525,8 @@ def verify(paths: Iterable[Path], settings: VerifySettings, *, jsonl: Path | Non
             raise InputError(f"output folder {jsonl.parent} does not exist")
         lock = _lock_output(jsonl)
     try:
-        return _verify_locked(files, settings, jsonl, workers, resume, overwrite, audit, progress, start)
+        return _verify_locked(files, settings, jsonl, workers, resume, overwrite, audit, progress, start,
+                              (engine, address))
     finally:
         if lock is not None:
             lock.close()  # closing the descriptor releases the lock
@@ -508,7 +574,7 @@ def _unchanged(line: VerifyLine, path: Path | None) -> bool:
 
 def _verify_locked(files: list[Path], settings: VerifySettings, jsonl: Path | None, workers: int, resume: bool,
                    overwrite: bool, audit: bool | None, progress: Callable[[int, int], None] | None,
-                   start: float) -> VerifyRun:
+                   start: float, engine: tuple[str, str | None] = ("local", None)) -> VerifyRun:
     import time  # noqa: PLC0415
 
     earlier: list[VerifyLine] = []
@@ -533,17 +599,29 @@ def _verify_locked(files: list[Path], settings: VerifySettings, jsonl: Path | No
     record = settings.policy.audit.record if audit is None else audit
     policy = settings.policy
     lines = list(earlier)
-    log = AuditLog.from_home(Home(settings.home)) if record else None
-    peaks: dict[int, int] = {}
+    ray_run = None
+    if engine[0] == "ray" and todo:  # nothing left to verify (all resumed): no cluster is joined
+        from synthguard.desk.ray_engine import RayResults  # noqa: PLC0415 (Ray only when asked for)
+
+        ray_run = RayResults(todo, settings, workers, engine[1]).open()  # before the output is touched
+    results = ray_run if ray_run is not None else _results(todo, settings, workers or 1)
+    peaks: dict[int | str, int] = {}
     recovered, head = 0, None
-    out = open(jsonl, mode) if jsonl is not None else None  # noqa: SIM115 (streamed, closed below)
+    try:
+        log = AuditLog.from_home(Home(settings.home)) if record else None
+        out = open(jsonl, mode) if jsonl is not None else None  # noqa: SIM115 (streamed, closed below)
+    except BaseException:
+        if ray_run is not None:
+            ray_run.close()
+        raise
     try:
         if log is not None and earlier:
             recovered = _record_lost_entries(log, earlier, policy)
         total = len(earlier) + len(todo)
-        for line, worker, peak in _results(todo, settings, max(1, workers)):
+        for line, worker, peak in results:
             lines.append(line)
-            peaks[worker] = max(peak, peaks.get(worker, 0))
+            if worker is not None:  # None: an error line the Ray engine's driver made (no worker's memory)
+                peaks[worker] = max(peak, peaks.get(worker, 0))
             if out is not None:
                 out.write((line.to_json() + "\n").encode())
                 out.flush()
@@ -558,8 +636,11 @@ def _verify_locked(files: list[Path], settings: VerifySettings, jsonl: Path | No
             out.close()
         if log is not None:
             log.close()
+        if ray_run is not None:
+            ray_run.close()
     return VerifyRun(tuple(lines), len(earlier), time.perf_counter() - start,
-                     tuple(sorted(peaks.values(), reverse=True)), head, recovered)
+                     tuple(sorted(peaks.values(), reverse=True)), head, recovered, engine[0],
+                     None if ray_run is None else ray_run.info)
 
 
 def _record(log: AuditLog, line: VerifyLine, policy: Policy) -> None:

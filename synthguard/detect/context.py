@@ -72,18 +72,20 @@ class InspectionContext:
     # local ledger has one (each caches its answers for the context's lifetime: one run).
     resolvers: tuple[Resolver, ...] = ()
     owns_ledger: bool = field(default=False, repr=False)
+    device: str = "cpu"  # where the image detector runs: "cpu" (numpy, no torch), "cuda", "cuda:N", "mps", "auto"
 
     @classmethod
     def build(cls, home: Home, *, policy: Policy | None = None, trust: tuple[Path, ...] = (),
               ledger: bool | Ledger = True, watermark: bool = True, classifier: bool = True,
               detector: Path | None = None, text_model: str = "builtin", text_scorer: str | None = None,
-              threads: int | None = None, resolvers: tuple[str, ...] = ()) -> InspectionContext:
+              threads: int | None = None, resolvers: tuple[str, ...] = (), device: str = "cpu") -> InspectionContext:
         """The context for ``home`` under ``policy`` (None: the default policy). ``trust``: PEM files trusted on
         top of the policy's anchors; ``ledger``: look stripped copies up in the home's ledger (when it has one), or
         the open ledger to use; ``watermark`` / ``classifier`` False skip those tests (the policy can also turn
         them off); ``detector``: a detector folder instead of the built-in one; ``resolvers``: Soft Binding
-        Resolution API URLs asked after the policy's own. Models are loaded on first need, so a folder that exists
-        but holds no detector fails on the first image."""
+        Resolution API URLs asked after the policy's own; ``device``: where the image detector runs (the CPU
+        scores in numpy; another device uses the torch modules there). Models are loaded on first need, so a folder
+        that exists but holds no detector fails on the first image."""
         if detector is not None and not Path(detector).is_dir():
             raise InputError(f"detector folder {detector} does not exist")
         policy = rules.in_force(policy)
@@ -98,7 +100,8 @@ class InspectionContext:
         remote = tuple(Resolver(url, token=token) for url in urls)
         return cls(home, policy, anchors, opened, watermark and policy.detection.watermark,
                    policy.detection.sd_marks, classifier and policy.detection.classifier,
-                   None if detector is None else Path(detector), text_model, text_scorer, threads, remote, owns)
+                   None if detector is None else Path(detector), text_model, text_scorer, threads, remote, owns,
+                   device)
 
     @cached_property
     def watermarker(self) -> ImageWatermarker | None:
@@ -107,7 +110,8 @@ class InspectionContext:
     @cached_property
     def detector(self):
         """The image detector, loaded on the first image (None when the classifier is off)."""
-        return load_detector(self.detector_path, num_threads=self.threads) if self.classifier else None
+        return (load_detector(self.detector_path, num_threads=self.threads, device=self.device) if self.classifier
+                else None)
 
     @cached_property
     def text_checks(self) -> TextChecks:
@@ -160,9 +164,11 @@ class Inspection:
                            self.verdict.reasons)
 
 
-def inspect_file(path: Path, context: InspectionContext, *, keep_pixels: bool = False) -> Inspection:
+def inspect_file(path: Path, context: InspectionContext, *, keep_pixels: bool = False,
+                 file_sha256: str | None = None) -> Inspection:
     """All signals for one file and the verdict, under the context's policy. ``keep_pixels`` keeps the decoded
-    image on the result (for a report's pictures). A file that cannot be read raises ``InputError``."""
+    image on the result (for a report's pictures); ``file_sha256``: the sha256 of the file's bytes when the caller
+    hashed them while reading (they are then not hashed again). A file that cannot be read raises ``InputError``."""
     path = Path(path)
     media = sniff(path)
     policy = context.policy
@@ -186,7 +192,7 @@ def inspect_file(path: Path, context: InspectionContext, *, keep_pixels: bool = 
         watermark, machine = context.score_text(text)
         watermark = rules.apply_to_watermark(policy, watermark)
     provenance = read_provenance(path, trust=context.trust, ledger=context.ledger, media=media,
-                                 content_sha256=content)
+                                 content_sha256=content, file_digest=file_sha256)
     if (provenance.state is ProvenanceState.ABSENT and isinstance(watermark, ImageWatermarkSignal)
             and watermark.detected):
         if context.ledger is not None:

@@ -62,22 +62,28 @@ def score_classifier(pixels: np.ndarray, detector: PatchDetector, threshold: flo
     )
 
 
-def load_detector(folder: Path | None = None, *, num_threads: int | None = None):
+def load_detector(folder: Path | None = None, *, num_threads: int | None = None, device: str = "cpu"):
     """The built-in detector (``folder=None``), or one saved by ``synthguard train detector``: a discriminator
-    detector (``patch/``, ``global/``) or a backbone probe (``backbone.json``)."""
+    detector (``patch/``, ``global/``) or a backbone probe (``backbone.json``).
+
+    A discriminator detector runs in numpy on ``device="cpu"`` (no torch import) and as torch modules on any other
+    device ("cuda", "cuda:N", "mps", "auto"); ``num_threads``: torch's CPU threads (torch runtime, backbone). A
+    backbone probe runs its transformers model on the CPU (``device`` must be "cpu")."""
     from synthguard.models.backbone import BACKBONE_FILE, BackboneDetector  # noqa: PLC0415
     from synthguard.models.detector import builtin_detector  # noqa: PLC0415
 
     if folder is None:
-        return builtin_detector(num_threads=num_threads)
+        return builtin_detector(num_threads=num_threads, device=device)
     folder = Path(folder)
     if (folder / BACKBONE_FILE).is_file():
+        if device != "cpu":
+            raise InputError(f"a backbone detector ({folder}) runs on the CPU only, not on {device!r}")
         return BackboneDetector.from_pretrained(folder, name=str(folder), num_threads=num_threads)
-    return PatchDetector.from_pretrained(folder, name=str(folder), num_threads=num_threads)
+    return PatchDetector.from_pretrained(folder, name=str(folder), num_threads=num_threads, device=device)
 
 
-# A process that has inspected one small image: the interpreter, numpy / OpenCV / torch, the detector and the
-# watermarker loaded.
+# A process that has inspected one small image: the interpreter, numpy / OpenCV, the detector and the watermarker
+# loaded (the numpy detector imports no torch; the bound keeps the room torch took when it did).
 WORKER_BASE_MB = 480
 # core.media.decode_image keeping the RGB of an 8-bit RGB(A) image: Pillow's 4-byte frame and the RGB array, the
 # hashed bytes and the conversion going strip by strip.

@@ -17,17 +17,17 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import torch
 
 from synthguard.detect.signals import MACHINE_TEXT_MAX_TOKENS, MachineTextSignal
 from synthguard.errors import InputError
-from synthguard.watermark.text.windows import encode_prefix
 
 MAX_SCORED_TOKENS = MACHINE_TEXT_MAX_TOKENS  # longer texts are scored on their first this-many tokens
 
 
 def fast_detect_score(tm, ids: Sequence[int]) -> tuple[float, int]:
     """The criterion for token ids under the text model ``tm`` (scored in chunks of the model's context)."""
+    import torch  # noqa: PLC0415 (a text model's forward pass: image inspections never import torch)
+
     ids = list(ids)[:MAX_SCORED_TOKENS]
     if len(ids) < 2:
         raise InputError("too little text to score (needs at least 2 tokens)")
@@ -82,6 +82,8 @@ def calibrate(tm, windows: Sequence[str], *, target_fpr: float = 0.01, corpus: s
 
 
 def score_machine_text(tm, text: str, calibration: MachineTextCalibration) -> MachineTextSignal:
+    from synthguard.watermark.text.windows import encode_prefix  # noqa: PLC0415 (imports torch: texts only)
+
     ids = encode_prefix(tm, text, MAX_SCORED_TOKENS).ids.tolist()
     try:
         score, tokens = fast_detect_score(tm, ids)

@@ -15,7 +15,7 @@ from synthguard.detect.signals import ImageWatermarkSignal, TextWatermarkSignal,
 from synthguard.policy import DEFAULT_POLICY, Policy
 from synthguard.provenance.identity import TrustAnchors
 from synthguard.provenance.reading import ProvenanceSignal, ProvenanceState
-from synthguard.provenance.trustlist import TrustListKind, conforming_products, trust_list
+from synthguard.provenance.trustlist import TrustListKind, conforming_products, installed_products, trust_list
 
 
 def in_force(policy: Policy | None) -> Policy:
@@ -26,12 +26,16 @@ def in_force(policy: Policy | None) -> Policy:
 
 def trust_anchors(policy: Policy, home: Home, extra: tuple[Path, ...] = ()) -> TrustAnchors:
     """The roots this policy trusts on this home (the C2PA Trust List in force on it, when the policy counts it),
-    and ``extra`` PEM files; time-stamps are checked against the C2PA TSA Trust List in force."""
+    and ``extra`` PEM files; time-stamps are checked against the C2PA TSA Trust List in force.
+
+    The Conforming Products List in force is read here only when the home has one installed (it is then compared
+    with the shipped snapshot); otherwise the anchors carry None, and the shipped snapshot is parsed on the first
+    manifest that needs it (an inspection of files without one never pays for it)."""
     listed = trust_list(home, TrustListKind.CLAIM_SIGNERS) if policy.trust.c2pa_trust_list else None
+    products = conforming_products(home) if installed_products(home) is not None else None
     return TrustAnchors.from_home(home, include_own=policy.trust.own_identity, include_added=policy.trust.home_anchors,
                                   extra=policy.anchor_files() + tuple(extra), trust_list=listed,
-                                  tsa_list=trust_list(home, TrustListKind.TIME_STAMPS),
-                                  products=conforming_products(home))
+                                  tsa_list=trust_list(home, TrustListKind.TIME_STAMPS), products=products)
 
 
 def _named(patterns: tuple[str, ...], signer: str | None, issuer: str | None) -> bool:

@@ -61,9 +61,13 @@ does not survive a 50 % resize, a rotation or a JPEG with chroma subsampling (th
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import math
+import sys
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -350,11 +354,24 @@ def _check_rgb(rgb: object) -> None:
                          f"{shape}")
 
 
+@functools.cache
 def _library_parameters() -> tuple[tuple[int, ...], int]:
-    """dwtDct's scales (per YUV channel) and block size, as the installed invisible-watermark defines them."""
-    from imwatermark.maxDct import EmbedMaxDct  # noqa: PLC0415
+    """dwtDct's scales (per YUV channel) and block size, as the installed invisible-watermark defines them.
 
-    params = EmbedMaxDct()
+    Read from the library's ``maxDct`` module alone: the package's ``__init__`` also imports its RivaGAN
+    watermark, and with it torch, which reading dwtDct does not need. Raises ``ImportError`` (``name`` saying
+    what is missing) without the library or PyWavelets."""
+    module = sys.modules.get("imwatermark.maxDct")
+    if module is None:
+        package = importlib.util.find_spec("imwatermark")  # a top-level spec: the package is not imported
+        locations = package.submodule_search_locations if package is not None else None
+        source = Path(locations[0]) / "maxDct.py" if locations else None
+        if source is None or not source.is_file():
+            raise ImportError("invisible-watermark is not installed", name="imwatermark")
+        spec = importlib.util.spec_from_file_location("synthguard_imwatermark_maxdct", source)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    params = module.EmbedMaxDct()
     return tuple(int(s) for s in params._scales), int(params._block)
 
 

@@ -8,14 +8,15 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from synthguard.core.fileio import write_atomic
 from synthguard.detect.machine_text import MachineTextCalibration, calibrate, score_machine_text
 from synthguard.detect.signals import MachineTextSignal, TextWatermarkSignal
 from synthguard.errors import InputError
-from synthguard.watermark.text import SCHEMES, KeyCalibration, TextWatermarker, detect_windows, make_watermarker
-from synthguard.watermark.text.human import load_corpus
-from synthguard.watermark.text.windows import encode_prefix
+
+if TYPE_CHECKING:
+    from synthguard.watermark.text import KeyCalibration, TextWatermarker
 
 # Texts longer than this many tokens are tested on their first MAX_TOKENS tokens (bounded work and memory: only
 # that prefix is tokenised; the signal says so).
@@ -51,7 +52,12 @@ class TextChecks:
 
     @classmethod
     def create(cls, tm, secret: bytes | None, cache: Path | None, *, scorer=None, max_p_value: float = 1e-3,
-               schemes: tuple[str, ...] = tuple(SCHEMES), watermark_skipped: str = NO_IDENTITY) -> TextChecks:
+               schemes: tuple[str, ...] | None = None, watermark_skipped: str = NO_IDENTITY) -> TextChecks:
+        """``schemes``: the text watermark schemes to test for (None: every one)."""
+        # The text watermarks import torch: only an inspection of a text pays for it.
+        from synthguard.watermark.text import SCHEMES, make_watermarker  # noqa: PLC0415
+
+        schemes = tuple(SCHEMES) if schemes is None else schemes
         watermarkers = []
         if secret is not None:
             for scheme in schemes:
@@ -78,6 +84,9 @@ class TextChecks:
         return wm, machine
 
     def _watermark(self, text: str) -> TextWatermarkSignal:
+        from synthguard.watermark.text import detect_windows  # noqa: PLC0415 (imports torch: texts only)
+        from synthguard.watermark.text.windows import encode_prefix  # noqa: PLC0415 (imports torch: texts only)
+
         prefix = encode_prefix(self.tm, text, MAX_TOKENS)
         ids, offsets, note = prefix.ids, prefix.offsets, prefix.describe_cut()
         if prefix.unverified_joins:
@@ -112,6 +121,9 @@ def _cached(cache: Path | None, name: str, load, measure, dump):
 
 
 def _calibrate_key(wm: TextWatermarker, tm, cache: Path | None) -> None:
+    from synthguard.watermark.text import KeyCalibration  # noqa: PLC0415 (imports torch: texts only)
+    from synthguard.watermark.text.human import load_corpus  # noqa: PLC0415 (imports torch: texts only)
+
     settings = json.dumps(wm.settings(), sort_keys=True)
     name = hashlib.sha256(f"{settings}|{tokenizer_fingerprint(tm.tokenizer)}".encode()).hexdigest()[:24]
 
@@ -123,6 +135,8 @@ def _calibrate_key(wm: TextWatermarker, tm, cache: Path | None) -> None:
 
 
 def _calibrate_scorer(scorer, cache: Path | None) -> MachineTextCalibration:
+    from synthguard.watermark.text.human import load_corpus  # noqa: PLC0415 (imports torch: texts only)
+
     name = hashlib.sha256(f"{scorer.name}|{tokenizer_fingerprint(scorer.tokenizer)}".encode()).hexdigest()[:24]
     return _cached(cache, f"scorer-{name}", lambda d: MachineTextCalibration(**d),
                    lambda: calibrate(scorer, load_corpus(CALIBRATION_CORPUS, words=120, limit=300),

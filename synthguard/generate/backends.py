@@ -143,11 +143,18 @@ BACKENDS = ("gan", "vae", "diffusion")
 
 
 def load_generator(backend: str, model: str | None, *, output_size: int | None, num_threads: int | None,
-                   inference_steps: int | None = None, prompt: str | None = None):
+                   inference_steps: int | None = None, prompt: str | None = None, negative_prompt: str | None = None,
+                   guidance_scale: float | None = None, width: int | None = None, height: int | None = None,
+                   scheduler: str | None = None, record_prompt: bool = False):
     """The generator for ``backend``: the built-in weights, or ``model`` (a local folder written by
-    ``save_pretrained``, or for diffusion a pipeline folder / hub id, called with ``prompt`` if given)."""
+    ``save_pretrained``, or for diffusion a pipeline folder / hub id).
+
+    The text-to-image settings (``prompt`` ... ``record_prompt``, see ``DiffusionGenerator``) apply to the
+    diffusion backend only; for it ``output_size`` None keeps the size the pipeline makes."""
     if backend not in BACKENDS:
         raise InputError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    diffusion = {"inference_steps": inference_steps, "prompt": prompt, "negative_prompt": negative_prompt,
+                 "guidance_scale": guidance_scale, "width": width, "height": height, "scheduler": scheduler}
     if backend == "diffusion":
         if not model:
             raise InputError("the diffusion backend needs a model: a diffusers pipeline folder or hub id",
@@ -155,8 +162,14 @@ def load_generator(backend: str, model: str | None, *, output_size: int | None, 
         from synthguard.generate.diffusion import DiffusionGenerator  # noqa: PLC0415 (diffusers is slow to import)
 
         return DiffusionGenerator.from_pretrained(model, output_size=output_size, num_threads=num_threads,
-                                                  num_inference_steps=inference_steps,
-                                                  call_kwargs={"prompt": prompt} if prompt else None)
+                                                  num_inference_steps=inference_steps, prompt=prompt,
+                                                  negative_prompt=negative_prompt, guidance_scale=guidance_scale,
+                                                  width=width, height=height, scheduler=scheduler,
+                                                  record_prompt=record_prompt)
+    given = sorted(k for k, v in diffusion.items() if v is not None) + (["record_prompt"] if record_prompt else [])
+    if given:
+        raise InputError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to the diffusion backend "
+                         f"only, not {backend!r}")
     if model is None:
         return builtin_generator(backend, output_size=output_size, num_threads=num_threads)
     cls = GANGenerator if backend == "gan" else VAEGenerator

@@ -4,7 +4,8 @@ soft binding) and recorded in the ledger, written atomically into a folder.
 Two flows, each one function written as numbered steps over a typed request: ``generate_images(ImageRequest)``
 samples ``n`` seeded images; ``interpolate_images(InterpolationRequest)`` decodes the VAE's latent path between two
 seeds or two image files. Both stamp with a ``Stamper``, or open one from a ``Home``, and return a
-``GenerateReport``.
+``GenerateReport``. ``generate.ray_engine.generate_images_on_ray`` runs the first flow on a Ray cluster and returns
+the same report.
 """
 
 from __future__ import annotations
@@ -14,15 +15,25 @@ import time
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from synthguard.core.home import Home
 from synthguard.errors import Hint, InputError, WatermarkError
 from synthguard.generate.backends import BACKENDS, VAEGenerator, load_generator
-from synthguard.generate.base import DEFAULT_OUTPUT_SIZE, ProgressCallback, check_output_size, check_request
+from synthguard.generate.base import (
+    DEFAULT_OUTPUT_SIZE,
+    GenerationResult,
+    ProgressCallback,
+    check_output_size,
+    check_request,
+)
 from synthguard.provenance.manifest import DigitalSourceType, ManifestSpec, ModelInfo
 from synthguard.stamp import IdentitySource, Stamper, StampResult
+
+if TYPE_CHECKING:
+    from synthguard.core.ray_cluster import RayCluster
 
 # The short side the image watermark needs to read back reliably.
 MIN_MARKABLE_SIDE = 128
@@ -82,6 +93,12 @@ class ImageRequest:
     workers: int = 2  # threads that embed watermarks (signing stays in order on one)
     inference_steps: int | None = None  # diffusion: denoising steps; None: the pipeline's
     prompt: str | None = None  # diffusion: the prompt of a text-to-image pipeline
+    negative_prompt: str | None = None  # diffusion: what the image should not show
+    guidance_scale: float | None = None  # diffusion: classifier-free guidance; None: the pipeline's
+    width: int | None = None  # diffusion: the pipeline's image width (a multiple of 8); None: the pipeline's
+    height: int | None = None  # diffusion: the pipeline's image height (a multiple of 8); None: the pipeline's
+    scheduler: str | None = None  # diffusion: a compatible diffusers scheduler class name; None: the pipeline's
+    record_prompt: bool = False  # diffusion: record the prompts in clear (else their sha256 only)
     overwrite: bool = False
     watermark: bool = True  # embed the image watermark (the manifest declares AI either way)
 
@@ -94,8 +111,16 @@ class ImageRequest:
         _check_count("threads", self.threads, optional=True)
         _check_count("workers", self.workers)
         _check_count("inference_steps", self.inference_steps, optional=True)
-        if (self.inference_steps is not None or self.prompt is not None) and self.backend != "diffusion":
-            raise InputError(f"inference_steps and prompt apply to the diffusion backend only, not {self.backend!r}")
+        given = [k for k, v in self.diffusion_options().items() if v is not None and v is not False]
+        if given and self.backend != "diffusion":
+            raise InputError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to the diffusion backend "
+                             f"only, not {self.backend!r}")
+
+    def diffusion_options(self) -> dict:
+        """The diffusion settings, as ``load_generator`` takes them."""
+        return {"inference_steps": self.inference_steps, "prompt": self.prompt,
+                "negative_prompt": self.negative_prompt, "guidance_scale": self.guidance_scale, "width": self.width,
+                "height": self.height, "scheduler": self.scheduler, "record_prompt": self.record_prompt}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -138,6 +163,13 @@ class InterpolationRequest:
         _check_count("workers", self.workers)
 
 
+class Engine(str, Enum):
+    """Where an image flow runs: in this process (marking threads), or on a Ray cluster's actors."""
+
+    LOCAL = "local"
+    RAY = "ray"
+
+
 @dataclass(frozen=True)
 class GenerateReport:
     files: list[StampResult]
@@ -148,6 +180,8 @@ class GenerateReport:
     # Seconds of work per stage: "model" (generation), "watermark" (summed over marking threads), "sign".
     seconds: dict = field(default_factory=dict)
     wall_seconds: float = 0.0
+    engine: Engine = Engine.LOCAL
+    cluster: RayCluster | None = None  # the Ray cluster the images were made on (engine "ray")
 
     @property
     def images_per_second(self) -> float:
@@ -163,7 +197,9 @@ class GenerateReport:
         return {"model": self.model, "version": self.version, "config_hash": self.config_hash,
                 "device": self.device, "images": len(self.files), "seconds": self.seconds,
                 "wall_seconds": self.wall_seconds, "stage_share": self.stage_share,
-                "images_per_second": self.images_per_second, "files": [f.to_dict() for f in self.files]}
+                "images_per_second": self.images_per_second, "engine": self.engine.value,
+                "cluster": self.cluster.to_dict() if self.cluster is not None else None,
+                "files": [f.to_dict() for f in self.files]}
 
 
 def generate_images(request: ImageRequest, stamper: Stamper | Home, *, identity: IdentitySource = None,
@@ -176,12 +212,11 @@ def generate_images(request: ImageRequest, stamper: Stamper | Home, *, identity:
     """
     # 1. Check the inputs: the stamper and the output folder.
     _check_stamper(stamper, request.watermark)
-    folder = _image_folder(request.output_dir)
+    folder = image_folder(request.output_dir)
 
     # 2. Load the generator.
     generator = load_generator(request.backend, request.model, output_size=request.size,
-                               num_threads=request.threads, inference_steps=request.inference_steps,
-                               prompt=request.prompt)
+                               num_threads=request.threads, **request.diffusion_options())
 
     # 3. Name the outputs and refuse existing ones, before any time goes into sampling.
     seeds = [request.seed + i for i in range(request.n)]
@@ -194,13 +229,10 @@ def generate_images(request: ImageRequest, stamper: Stamper | Home, *, identity:
         start = time.perf_counter()
         result = generator.generate(request.n, request.seed, batch_size=request.batch_size, device=request.device)
         model_seconds = time.perf_counter() - start
-        _check_markable(result.images, stamper)
+        check_markable(result.images, stamper)
 
-        # 6. Describe each image: the model and how to remake it (its own seed replaces the seed list).
-        shared = {k: v for k, v in result.parameters.items() if k != "image_seeds"}
-        specs = [_spec(path, ModelInfo(result.model, result.version, config_hash=result.config_hash, seed=seed,
-                                       parameters=shared))
-                 for path, seed in zip(paths, seeds, strict=True)]
+        # 6. Describe each image: the model and how to remake it.
+        specs = sample_specs(result, paths, seeds)
 
         # 7. Stamp: watermark, sign, record.
         stamping = time.perf_counter()
@@ -211,7 +243,7 @@ def generate_images(request: ImageRequest, stamper: Stamper | Home, *, identity:
 
     # 8. Report.
     return GenerateReport(files, result.model, result.version, result.config_hash,
-                          str(result.parameters.get("device", request.device)), _stage_seconds(model_seconds, files),
+                          str(result.parameters.get("device", request.device)), stage_seconds(model_seconds, files),
                           wall_seconds=model_seconds + stamp_seconds)
 
 
@@ -224,7 +256,7 @@ def interpolate_images(request: InterpolationRequest, stamper: Stamper | Home, *
 
     # 1. Check the inputs: the stamper, the output folder and, for a morph between images, that they decode.
     _check_stamper(stamper, request.watermark)
-    folder = _image_folder(request.output_dir)
+    folder = image_folder(request.output_dir)
     ends = None
     if isinstance(request.start, Path):
         ends = [decode_image(path, keep_rgb=True).rgb for path in (request.start, request.end)]
@@ -249,11 +281,12 @@ def interpolate_images(request: InterpolationRequest, stamper: Stamper | Home, *
             images = generator.interpolate(ends[0], ends[1], request.steps)
             how = {"between_images": [request.start.name, request.end.name], "path": "lerp of posterior means"}
         model_seconds = time.perf_counter() - start
-        _check_markable(images, stamper)
+        check_markable(images, stamper)
 
         # 6. Describe each frame.
-        specs = [_spec(path, ModelInfo(generator.name, generator.version, config_hash=generator.config_hash,
-                                       parameters={**how, "step": i, "steps": request.steps}))
+        specs = [generated_spec(path, ModelInfo(generator.name, generator.version,
+                                                config_hash=generator.config_hash,
+                                                parameters={**how, "step": i, "steps": request.steps}))
                  for i, path in enumerate(paths)]
 
         # 7. Stamp.
@@ -265,18 +298,23 @@ def interpolate_images(request: InterpolationRequest, stamper: Stamper | Home, *
 
     # 8. Report (the VAE renders on the CPU).
     return GenerateReport(files, generator.name, generator.version, generator.config_hash, "cpu",
-                          _stage_seconds(model_seconds, files), wall_seconds=model_seconds + stamp_seconds)
+                          stage_seconds(model_seconds, files), wall_seconds=model_seconds + stamp_seconds)
+
+
+def output_path(folder: Path, prefix: str, seed: int, ext: str) -> Path:
+    """The file an image of ``seed`` is written to."""
+    return folder / f"{prefix}-{seed:06d}{ext}"
 
 
 def output_paths(folder: Path, prefix: str, seeds: list[int], ext: str, overwrite: bool) -> list[Path]:
-    paths = [folder / f"{prefix}-{seed:06d}{ext}" for seed in seeds]
+    paths = [output_path(folder, prefix, seed, ext) for seed in seeds]
     existing = [p for p in paths if p.exists()]
     if existing and not overwrite:
         raise InputError(f"{existing[0]} already exists ({len(existing)} of the outputs do)", hint=Hint.OVERWRITE)
     return paths
 
 
-def _image_folder(folder: Path) -> Path:
+def image_folder(folder: Path) -> Path:
     if folder.exists() and not folder.is_dir():
         raise InputError(f"{folder} is a file; images are written into a folder")
     return folder
@@ -299,12 +337,20 @@ def _opened(target: Stamper | Home, watermark: bool, identity: IdentitySource):
     return Stamper.from_home(target, identity=identity, image_watermark=watermark)
 
 
-def _spec(path: Path, model: ModelInfo) -> ManifestSpec:
+def generated_spec(path: Path, model: ModelInfo) -> ManifestSpec:
     return ManifestSpec(title=path.name, digital_source_type=DigitalSourceType.TRAINED_ALGORITHMIC_MEDIA,
                         model=model)
 
 
-def _check_markable(images: list[np.ndarray], stamper: Stamper) -> None:
+def sample_specs(result: GenerationResult, paths: list[Path], seeds: list[int]) -> list[ManifestSpec]:
+    """The manifest of each sampled image: the model and how to remake it (its own seed replaces the seed list)."""
+    shared = {k: v for k, v in result.parameters.items() if k != "image_seeds"}
+    return [generated_spec(path, ModelInfo(result.model, result.version, config_hash=result.config_hash, seed=seed,
+                                           parameters=shared))
+            for path, seed in zip(paths, seeds, strict=True)]
+
+
+def check_markable(images: list[np.ndarray], stamper: Stamper) -> None:
     if stamper.watermarker is None or not images:
         return
     height, width = images[0].shape[:2]
@@ -314,7 +360,7 @@ def _check_markable(images: list[np.ndarray], stamper: Stamper) -> None:
                              f"{DEFAULT_OUTPUT_SIZE})", hint=Hint.NO_WATERMARK)
 
 
-def _stage_seconds(model_seconds: float, files: list[StampResult]) -> dict:
+def stage_seconds(model_seconds: float, files: list[StampResult]) -> dict:
     """Seconds of work per stage (marking runs on several threads, so these may add up to more than the wall)."""
     return {"model": model_seconds, "watermark": sum(f.seconds.get("watermark", 0.0) for f in files),
             "sign": sum(f.seconds.get("sign", 0.0) for f in files)}

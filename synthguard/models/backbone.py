@@ -20,15 +20,18 @@ import json
 import os
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import torch
 
 from synthguard.core.fileio import write_atomic
 from synthguard.core.torch_utils import torch_threads
 from synthguard.errors import InputError
 from synthguard.models.detector import Calibration, ClassifierResult
+
+if TYPE_CHECKING:
+    import torch
 
 BACKBONE_FILE = "backbone.json"
 # CLIP's published normalisation constants (used when the model folder has no preprocessor_config.json).
@@ -112,6 +115,8 @@ class BackboneDetector:
 
 
 def preprocess(image: np.ndarray, size: int, mean, std) -> torch.Tensor:
+    import torch  # noqa: PLC0415 (torch on first use: importing this module to read a folder costs none)
+
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim not in (2, 3):
         raise InputError("image must be a uint8 (H, W) or (H, W, 3) array")
     rgb = np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image[..., :3]
@@ -127,6 +132,8 @@ def preprocess(image: np.ndarray, size: int, mean, std) -> torch.Tensor:
 
 def backbone_features(backbone: tuple, images: list[np.ndarray], num_threads: int | None = None) -> np.ndarray:
     """(N, D) features of uint8 images through a ``load_backbone`` result (model, size, mean, std)."""
+    import torch  # noqa: PLC0415 (torch on first use: importing this module to read a folder costs none)
+
     model, size, mean, std = backbone
     return embed(model, torch.cat([preprocess(im, size, mean, std) for im in images]), num_threads)
 
@@ -134,6 +141,8 @@ def backbone_features(backbone: tuple, images: list[np.ndarray], num_threads: in
 def embed(model, pixels: torch.Tensor, num_threads: int | None = None, batch_size: int = 32) -> np.ndarray:
     """(N, 3, S, S) -> (N, D) image features: the model's projected image embedding when it has one (CLIP), else
     its pooled output, else the mean of its last hidden states."""
+    import torch  # noqa: PLC0415 (torch on first use: importing this module to read a folder costs none)
+
     out = []
     with torch_threads(num_threads), torch.inference_mode():
         for start in range(0, len(pixels), batch_size):

@@ -19,29 +19,28 @@ a 32x32 thumbnail of the image's central square. The two logits are fused by a l
 non-negative weights, fitted on held-out images (so a higher score on either view never lowers the probability);
 the heatmap shows each patch's probability with the global term held at the image's value.
 
-This module scores and applies a calibration; fitting one, and training the views, is ``synthguard.training``'s
+This module scores and applies a calibration, running both views in numpy (``PatchNet``, ``GlobalNet``: float32,
+the same weights files, no torch import); their torch modules, for training and for scoring on a torch device, are
+``models/detector_nets.py``. Fitting a calibration, and training the views, is ``synthguard.training``'s
 (``training/calibration.py``, ``training/detector.py``). How the shipped weights were made: ``weights/detector``.
 """
 
 from __future__ import annotations
 
-import itertools
+import functools
 import json
 import math
 import os
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from enum import Enum
 from importlib.resources import as_file, files
 from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
-from diffusers import ConfigMixin, ModelMixin
-from diffusers.configuration_utils import register_to_config
-from torch import nn
 
 from synthguard.core.fileio import write_atomic
-from synthguard.core.torch_utils import load_model, torch_threads
 from synthguard.errors import InputError
 
 MIN_SIDE = 32  # below this there is too little texture for a forensic score to mean anything
@@ -49,28 +48,253 @@ CALIBRATION_FILE = "calibration.json"
 BUILTIN_NAME = "synthguard/patch-detector"
 
 
-class GlobalDiscriminator(ModelMixin, ConfigMixin):
-    """(B, 1, S, S) luma thumbnails in [0, 1] -> (B,) logits of "synthetic" (S = ``size``, see ``thumbnail``).
+WEIGHTS_FILE = "diffusion_pytorch_model.safetensors"  # the name diffusers' save_pretrained gives the weights
+CHUNK = 64  # items per forward pass of a numpy view: bounds the im2col buffers of a large batch
 
-    Stride-2 3x3 convolutions with LeakyReLU (0.2), no normalisation, and a linear read-out of the flattened
-    feature map: position matters here (a digit's shape is the cue), unlike in the patch view.
-    """
 
-    @register_to_config
-    def __init__(self, size: int = 32, widths: tuple[int, ...] = (32, 64, 128, 128)):
-        super().__init__()
-        if not widths or any(w <= 0 for w in widths) or size < 8 or size % 2 ** (len(widths) - 1):
-            raise InputError(f"size must be >= 8 and divisible by 2**(len(widths)-1), widths positive; not {size}, "
-                             f"{widths}")
-        layers: list[nn.Module] = [nn.Conv2d(1, widths[0], 3, padding=1), nn.LeakyReLU(0.2)]
-        for c_in, c_out in itertools.pairwise(widths):
-            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.LeakyReLU(0.2)]
-        self.features = nn.Sequential(*layers)
-        side = size // 2 ** (len(widths) - 1)
-        self.head = nn.Linear(widths[-1] * side * side, 1)
+class Runtime(str, Enum):
+    """What runs the views' forward pass: numpy on the CPU (the default, no torch import) or the torch modules of
+    ``models.detector_nets`` on a torch device."""
 
-    def forward(self, thumbs: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(thumbs - 0.5).flatten(1))[:, 0]
+    NUMPY = "numpy"
+    TORCH = "torch"
+
+
+@dataclass(frozen=True)
+class PatchConfig:
+    """The patch view's architecture (``PatchDiscriminator``'s config): see that class."""
+
+    patch_size: int = 64
+    widths: tuple[int, ...] = (16, 32, 64, 64)
+    max_grid: int = 4
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "widths", _widths(self.widths))
+        if not _is_int(self.patch_size) or self.patch_size < MIN_SIDE or self.patch_size % 2 ** (len(self.widths) - 1):
+            raise InputError(f"patch_size must be >= {MIN_SIDE} and divisible by 2**(len(widths)-1), not "
+                             f"{self.patch_size}")
+        if not _is_int(self.max_grid) or self.max_grid < 1:
+            raise InputError(f"widths must be positive channel counts and max_grid >= 1, not {self.widths}, "
+                             f"{self.max_grid}")
+
+
+@dataclass(frozen=True)
+class GlobalConfig:
+    """The global view's architecture (``GlobalDiscriminator``'s config): see that class."""
+
+    size: int = 32
+    widths: tuple[int, ...] = (32, 64, 128, 128)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "widths", _widths(self.widths))
+        if not _is_int(self.size) or self.size < 8 or self.size % 2 ** (len(self.widths) - 1):
+            raise InputError(f"size must be >= 8 and divisible by 2**(len(widths)-1), widths positive; not "
+                             f"{self.size}, {self.widths}")
+
+    @property
+    def side(self) -> int:
+        """The side of the last feature map (what the linear read-out flattens)."""
+        return self.size // 2 ** (len(self.widths) - 1)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _widths(widths) -> tuple[int, ...]:
+    if isinstance(widths, str | bytes) or not hasattr(widths, "__iter__"):
+        raise InputError(f"widths must be a sequence of positive channel counts, not {widths!r}")
+    widths = tuple(widths)
+    if not widths or not all(_is_int(w) and w > 0 for w in widths):
+        raise InputError(f"widths must be positive channel counts, not {widths!r}")
+    return widths
+
+
+class _NumpyView:
+    """A view's forward pass in numpy float32: 3x3 convolutions (zero padding 1; stride 1, then 2) as im2col and one
+    matrix product each, LeakyReLU 0.2, and a linear read-out. Weights keep torch's names and layouts
+    (``features.{2i}.weight`` (out, in, 3, 3), ``head.weight`` (1, features)), so a ``save_pretrained`` folder
+    of the torch module loads here and back."""
+
+    class_name: str
+    in_planes: int
+
+    def __init__(self, config, weights: Mapping[str, np.ndarray]) -> None:
+        self.config = config
+        expected = self._shapes()
+        missing = sorted(set(expected) - set(weights))
+        unexpected = sorted(set(weights) - set(expected))
+        mismatched = sorted(k for k in set(expected) & set(weights) if tuple(np.shape(weights[k])) != expected[k])
+        if missing or unexpected or mismatched:
+            raise InputError(f"weights do not fit {self.class_name}{tuple(asdict(config).values())}: missing "
+                             f"{missing}, unexpected {unexpected}, mismatched {mismatched}")
+        self._weights = {k: np.array(weights[k], dtype=np.float32) for k in expected}
+        # (out, in * 9) matrices: torch's (out, in, ky, kx) order, the order ``_conv3x3`` lays its columns out in.
+        self._convs = [
+            (self._weights[f"features.{2 * i}.weight"].reshape(width, -1),
+             self._weights[f"features.{2 * i}.bias"][:, None], 1 if i == 0 else 2)
+            for i, width in enumerate(config.widths)
+        ]
+
+    def _shapes(self) -> dict[str, tuple[int, ...]]:
+        widths = self.config.widths
+        shapes: dict[str, tuple[int, ...]] = {}
+        for i, (c_in, c_out) in enumerate(zip((self.in_planes, *widths[:-1]), widths)):
+            shapes[f"features.{2 * i}.weight"] = (c_out, c_in, 3, 3)
+            shapes[f"features.{2 * i}.bias"] = (c_out,)
+        shapes["head.weight"] = (1, self._head_inputs())
+        shapes["head.bias"] = (1,)
+        return shapes
+
+    def _head_inputs(self) -> int:
+        raise NotImplementedError
+
+    def _features(self, x: np.ndarray) -> np.ndarray:
+        """(in_planes, N, H, W) -> the last (C, N, h, w) feature map (channels first, then items: each layer's
+        output is one matrix product's, laid out as it comes)."""
+        for matrix, bias, stride in self._convs:
+            x = _conv3x3(x, matrix, bias, stride)
+            np.maximum(x, np.float32(0.2) * x, out=x)  # LeakyReLU(0.2)
+        return x
+
+    def _logits(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """(N, S, S) float32 luma in [0, 1] -> (N,) float32 logits, ``CHUNK`` items at a time."""
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim != 3 or x.shape[0] == 0:
+            raise InputError(f"{self.class_name} takes (N, S, S) luma, not shape {x.shape}")
+        return np.concatenate([self._logits(x[i : i + CHUNK]) for i in range(0, len(x), CHUNK)])
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The weights by their torch names, in torch layout (copies)."""
+        return {k: v.copy() for k, v in self._weights.items()}
+
+    def init_kwargs(self) -> dict:
+        """The config as the torch class's ``__init__`` arguments."""
+        return asdict(self.config)
+
+    @classmethod
+    def from_module(cls, module):
+        """The numpy view of a torch module (a ``PatchDiscriminator`` / ``GlobalDiscriminator``): its config and a
+        float32 copy of its weights as they are now."""
+        config_cls = PatchConfig if cls is PatchNet else GlobalConfig
+        config = config_cls(**{k: v for k, v in module.config.items() if not k.startswith("_")})
+        return cls(config, {k: v.detach().float().cpu().numpy() for k, v in module.state_dict().items()})
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike):
+        """Load a ``save_pretrained`` folder (config.json and safetensors weights); ``InputError`` naming the folder
+        when it is missing, of another class, or its weights do not fit its config."""
+        folder = Path(folder)
+        config_path, weights_path = folder / "config.json", folder / WEIGHTS_FILE
+        if not config_path.is_file():
+            raise InputError(f"model folder {str(folder)!r} does not exist or has no config.json")
+        try:
+            saved = json.loads(config_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{str(config_path)!r} is not a JSON object: {exc}") from exc
+        if not isinstance(saved, dict):
+            raise InputError(f"{str(config_path)!r} is not a JSON object")
+        if saved.get("_class_name") != cls.class_name:
+            raise InputError(f"model folder {str(folder)!r} holds a {saved.get('_class_name')!r}, not a "
+                             f"{cls.class_name!r}")
+        config_cls = PatchConfig if cls is PatchNet else GlobalConfig
+        settings = {k: v for k, v in saved.items() if not k.startswith("_")}
+        unknown = sorted(set(settings) - {f.name for f in fields(config_cls)})
+        if unknown:
+            raise InputError(f"{str(config_path)!r} has settings {cls.class_name} does not know: {unknown}")
+        from safetensors import SafetensorError  # noqa: PLC0415 (the loader's import is paid with a model only)
+        from safetensors.numpy import load_file  # noqa: PLC0415
+
+        try:
+            config = config_cls(**settings)
+            weights = load_file(str(weights_path))
+        except (OSError, SafetensorError, TypeError, ValueError) as exc:
+            raise InputError(f"cannot load {cls.class_name} from {str(folder)!r}: {' '.join(str(exc).split())}") \
+                from exc
+        except InputError as exc:
+            raise InputError(f"cannot load {cls.class_name} from {str(folder)!r}: {exc}") from exc
+        try:
+            return cls(config, weights)
+        except InputError as exc:
+            raise InputError(f"weights in {str(folder)!r}: {exc}") from exc
+
+    def save_pretrained(self, folder: str | os.PathLike) -> None:
+        """config.json and the safetensors weights, as diffusers' ``save_pretrained`` writes them (the torch module
+        loads them with ``from_pretrained``)."""
+        from safetensors.numpy import save  # noqa: PLC0415 (only a save pays the import)
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        config = {"_class_name": self.class_name, **self.init_kwargs()}
+        text = json.dumps(config, indent=2, sort_keys=True, default=list) + "\n"
+        write_atomic(folder / "config.json", text.encode())
+        write_atomic(folder / WEIGHTS_FILE, save(self._weights, metadata={"format": "pt"}))
+
+
+class PatchNet(_NumpyView):
+    """``PatchDiscriminator``'s forward pass in numpy: (N, P, P) float32 luma in [0, 1] -> (N,) logits."""
+
+    class_name = "PatchDiscriminator"
+    in_planes = 2
+
+    def _head_inputs(self) -> int:
+        return self.config.widths[-1]
+
+    def _logits(self, patches: np.ndarray) -> np.ndarray:
+        residual = patches - _box_mean3(patches)
+        x = np.stack([patches - np.float32(0.5), np.float32(8) * residual])  # (2, N, P, P)
+        pooled = self._features(x).mean(axis=(2, 3), dtype=np.float32)  # (C, N)
+        return (self._weights["head.weight"] @ pooled + self._weights["head.bias"][:, None])[0]
+
+
+class GlobalNet(_NumpyView):
+    """``GlobalDiscriminator``'s forward pass in numpy: (N, S, S) float32 thumbnails in [0, 1] -> (N,) logits."""
+
+    class_name = "GlobalDiscriminator"
+    in_planes = 1
+
+    def _head_inputs(self) -> int:
+        return self.config.widths[-1] * self.config.side ** 2
+
+    def _logits(self, thumbs: np.ndarray) -> np.ndarray:
+        h = self._features((thumbs - np.float32(0.5))[None])  # (C, N, h, w)
+        flat = h.transpose(1, 0, 2, 3).reshape(h.shape[1], -1)  # (N, C * h * w): torch's flatten order
+        return (flat @ self._weights["head.weight"].T + self._weights["head.bias"])[:, 0]
+
+
+def _conv3x3(x: np.ndarray, matrix: np.ndarray, bias: np.ndarray, stride: int) -> np.ndarray:
+    """(C, N, H, W) -> (out, N, ceil(H / stride), ceil(W / stride)): a 3x3 convolution with zero padding 1, as one
+    (out, C * 9) x (C * 9, N * h * w) product over the image columns."""
+    c, n, h, w = x.shape
+    padded = np.zeros((c, n, h + 2, w + 2), dtype=np.float32)
+    padded[:, :, 1:-1, 1:-1] = x
+    ho, wo = (h - 1) // stride + 1, (w - 1) // stride + 1
+    columns = np.empty((c, 3, 3, n, ho, wo), dtype=np.float32)
+    for ky in range(3):
+        for kx in range(3):
+            columns[:, ky, kx] = padded[:, :, ky : ky + stride * (ho - 1) + 1 : stride,
+                                        kx : kx + stride * (wo - 1) + 1 : stride]
+    out = matrix @ columns.reshape(c * 9, n * ho * wo)
+    out += bias
+    return out.reshape(-1, n, ho, wo)
+
+
+def _box_mean3(x: np.ndarray) -> np.ndarray:
+    """(N, H, W) -> the mean of each pixel's 3x3 neighbourhood within the image (torch's ``avg_pool2d(x, 3, 1, 1,
+    count_include_pad=False)``)."""
+    h, w = x.shape[1:]
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1)))
+    total = np.zeros_like(x)
+    for ky in range(3):
+        for kx in range(3):
+            total += padded[:, ky : ky + h, kx : kx + w]
+    # Each pixel's count of neighbours inside the image, itself included: 3 inside, 2 on an edge, 1 for a side of 1.
+    rows = 1 + (np.arange(h) > 0) + (np.arange(h) < h - 1)
+    cols = 1 + (np.arange(w) > 0) + (np.arange(w) < w - 1)
+    return total / np.outer(rows, cols).astype(np.float32)
 
 
 def thumbnail(luma: np.ndarray, size: int) -> np.ndarray:
@@ -81,39 +305,6 @@ def thumbnail(luma: np.ndarray, size: int) -> np.ndarray:
     square = luma[top : top + side, left : left + side]
     interp = cv2.INTER_AREA if side >= size else cv2.INTER_LINEAR
     return cv2.resize(square, (size, size), interpolation=interp)
-
-
-class PatchDiscriminator(ModelMixin, ConfigMixin):
-    """(B, 1, P, P) luma patches in [0, 1] -> (B,) logits of "synthetic".
-
-    ``widths[0]`` channels at full resolution first (a stride-2 first layer would alias away the highest
-    frequencies, where resampling and generator traces live), then one stride-2 conv per further width, LeakyReLU
-    (0.2, DCGAN's), no normalisation (a batch statistic would make a patch's score depend on its batch-mates), a
-    spatial mean and a linear read-out. ``max_grid`` is a scoring setting kept here so that it travels with the
-    weights: the most patches per image side that ``PatchDetector.score`` takes.
-    """
-
-    @register_to_config
-    def __init__(self, patch_size: int = 64, widths: tuple[int, ...] = (16, 32, 64, 64), max_grid: int = 4):
-        super().__init__()
-        if patch_size < MIN_SIDE or patch_size % 2 ** (len(widths) - 1):
-            raise InputError(f"patch_size must be >= {MIN_SIDE} and divisible by 2**(len(widths)-1), not {patch_size}")
-        if not widths or any(w <= 0 for w in widths) or max_grid < 1:
-            raise InputError(f"widths must be positive channel counts and max_grid >= 1, not {widths}, {max_grid}")
-        # Two input planes: the centred luma and its high-pass residual (luma minus its 3x3 mean). Forensic CNNs
-        # learn far faster when handed the residual (the idea of SRM filters and Bayar & Stamm's constrained conv),
-        # since content dwarfs the traces in raw pixels.
-        layers: list[nn.Module] = [nn.Conv2d(2, widths[0], 3, padding=1), nn.LeakyReLU(0.2)]
-        for c_in, c_out in itertools.pairwise(widths):
-            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.LeakyReLU(0.2)]
-        self.features = nn.Sequential(*layers)
-        self.head = nn.Linear(widths[-1], 1)
-
-    def forward(self, patches: torch.Tensor) -> torch.Tensor:
-        residual = patches - nn.functional.avg_pool2d(patches, 3, stride=1, padding=1, count_include_pad=False)
-        x = torch.cat([patches - 0.5, 8 * residual], dim=1)  # (B, 2, P, P); 8x: residuals are a few grey levels
-        h = self.features(x)  # (B, C, P / 2**(n-1), P / 2**(n-1))
-        return self.head(h.mean(dim=(2, 3)))[:, 0]  # (B, C) -> (B,)
 
 
 @dataclass(frozen=True)
@@ -278,25 +469,73 @@ def extract_patches(luma: np.ndarray, patch_size: int, max_grid: int) -> tuple[n
 
 
 class PatchDetector:
-    """Scores images with a ``PatchDiscriminator``, an optional ``GlobalDiscriminator`` and their ``Calibration``;
-    ``score`` is its one verb."""
+    """Scores images with a patch view, an optional global view and their ``Calibration``; ``score`` is its one verb.
+
+    The views are given as numpy views (``PatchNet``, ``GlobalNet``) or as the torch modules of
+    ``models.detector_nets`` (``PatchDiscriminator``, ``GlobalDiscriminator``); either kind runs on either runtime.
+    ``runtime`` None chooses from ``device``: numpy for "cpu" (no torch import; a torch module's weights are copied
+    when the detector is made), torch on any other device ("cuda", "cuda:N", "mps", "auto": cuda when available).
+    ``runtime="torch", device="cpu"`` runs the torch modules on the CPU. ``num_threads`` scopes torch's CPU threads
+    for the torch runtime; the numpy runtime runs its matrix products on one BLAS thread (they are small, about 0.4
+    GFLOP for a 512 px image, and a second thread costs more than it gives: parallelism comes from workers).
+    """
 
     def __init__(
-        self, model: PatchDiscriminator, calibration: Calibration, *, global_model: GlobalDiscriminator | None = None,
-        name: str = BUILTIN_NAME, num_threads: int | None = None,
+        self, model, calibration: Calibration, *, global_model=None, name: str = BUILTIN_NAME,
+        num_threads: int | None = None, runtime: Runtime | str | None = None, device: str = "cpu",
     ) -> None:
         views = 1 + (global_model is not None)
         if len(calibration.weights) != views:
             raise InputError(f"calibration has {len(calibration.weights)} weights for {views} view(s)")
-        self.model = model.eval()
-        self.global_model = global_model.eval() if global_model is not None else None
+        if not isinstance(device, str):
+            raise InputError(f"device must be a string such as 'cpu', 'cuda' or 'auto', not {device!r}")
+        runtime = _runtime(runtime, device)
+        if runtime is Runtime.NUMPY and device != "cpu":
+            raise InputError(f"the numpy runtime runs on the CPU only, not on {device!r}: choose runtime 'torch'")
+        if isinstance(num_threads, bool) or not (num_threads is None or (isinstance(num_threads, int)
+                                                                        and num_threads > 0)):
+            raise InputError(f"num_threads must be a positive integer or None, not {num_threads!r}")
+        self.model = model if isinstance(model, PatchNet) else model.eval()
+        self.global_model = (global_model if global_model is None or isinstance(global_model, GlobalNet)
+                             else global_model.eval())
         self.calibration = calibration
         self.name = name
         self.num_threads = num_threads
+        self.runtime = runtime
+        if runtime is Runtime.NUMPY:
+            self._patch_net = model if isinstance(model, PatchNet) else PatchNet.from_module(model)
+            self._global_net = (global_model if global_model is None or isinstance(global_model, GlobalNet)
+                                else GlobalNet.from_module(global_model))
+            self.device = "cpu"
+            self._blas = _blas_controller()
+            self._patch_config, self._global_config = self._patch_net.config, getattr(self._global_net, "config",
+                                                                                       None)
+        else:
+            from synthguard.core.torch_utils import resolve_device  # noqa: PLC0415 (the torch runtime only)
+            from synthguard.models.detector_nets import to_torch  # noqa: PLC0415 (the torch runtime only)
+
+            self.device = str(resolve_device(device))
+            self._patch_net = to_torch(model) if isinstance(model, PatchNet) else self.model
+            self._global_net = to_torch(global_model) if isinstance(global_model, GlobalNet) else self.global_model
+            self._patch_config = PatchConfig(**_init_kwargs(self._patch_net.config))
+            self._global_config = (None if self._global_net is None
+                                   else GlobalConfig(**_init_kwargs(self._global_net.config)))
+
+    def _forward(self, net, x: np.ndarray) -> np.ndarray:
+        """(N, S, S) float32 in [0, 1] through one view on this detector's runtime -> (N,) float64 logits."""
+        if self.runtime is Runtime.NUMPY:
+            with self._blas.limit(limits=1, user_api="blas"):
+                return net(x).astype(np.float64)
+        import torch  # noqa: PLC0415 (the torch runtime only)
+
+        from synthguard.core.torch_utils import torch_threads  # noqa: PLC0415 (the torch runtime only)
+
+        with torch_threads(self.num_threads), torch.inference_mode():
+            return net.to(self.device)(torch.from_numpy(x)[:, None].to(self.device)).double().cpu().numpy()
 
     def patch_logits(self, image: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
         """(rows * cols,) patch logits of one image and the grid shape (rows, cols)."""
-        config = self.model.config
+        config = self._patch_config
         image, size = _checked(image), config.patch_size
         h, w = image.shape[:2]
         if h < size or w < size:  # reflect-padded to one patch: the whole (small) image's luma
@@ -305,23 +544,19 @@ class PatchDetector:
             ys, xs = patch_grid(h, w, size, config.max_grid)
             patches = np.stack([_window_luma(image, y, x, size, size) for y in ys for x in xs])
             grid = (len(ys), len(xs))
-        x = torch.from_numpy(patches).float().div(255)[:, None]  # (N, 1, P, P)
-        with torch_threads(self.num_threads), torch.inference_mode():
-            return self.model.cpu()(x).double().numpy(), grid
+        return self._forward(self._patch_net, patches.astype(np.float32) / np.float32(255)), grid
 
     def global_logit(self, image: np.ndarray) -> float | None:
         """The global view's logit of one image (None without a global view)."""
-        if self.global_model is None:
+        if self._global_net is None:
             return None
         image = _checked(image)
         h, w = image.shape[:2]
         side = min(h, w)
         # The central square's luma only: what ``thumbnail`` keeps of the whole image's.
         square = _window_luma(image, (h - side) // 2, (w - side) // 2, side, side)
-        thumb = thumbnail(square, self.global_model.config.size)
-        x = torch.from_numpy(thumb).float().div(255)[None, None]  # (1, 1, S, S)
-        with torch_threads(self.num_threads), torch.inference_mode():
-            return float(self.global_model.cpu()(x)[0])
+        thumb = thumbnail(square, self._global_config.size)
+        return float(self._forward(self._global_net, thumb[None].astype(np.float32) / np.float32(255))[0])
 
     def _views(self, image: np.ndarray) -> tuple[np.ndarray, tuple[int, int], float | None, np.ndarray]:
         """Patch logits, their grid, the global logit, and the calibration's input [mean patch logit(, global)]."""
@@ -353,21 +588,73 @@ class PatchDetector:
         ``folder``."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        self.model.save_pretrained(folder / "patch", safe_serialization=True)
-        if self.global_model is not None:
-            self.global_model.save_pretrained(folder / "global", safe_serialization=True)
+        for view, sub in ((self.model, "patch"), (self.global_model, "global")):
+            if isinstance(view, _NumpyView):
+                view.save_pretrained(folder / sub)
+            elif view is not None:
+                view.save_pretrained(folder / sub, safe_serialization=True)
         self.calibration.save(folder)
 
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike, **kwargs) -> PatchDetector:
-        """Load what ``save_pretrained`` wrote; missing or mismatched files raise ``InputError`` naming the folder."""
+        """Load what ``save_pretrained`` wrote (``kwargs``: ``__init__``'s, the runtime among them); missing or
+        mismatched files raise ``InputError`` naming the folder."""
         folder = Path(folder)
-        global_model = load_model(GlobalDiscriminator, folder / "global") if (folder / "global").is_dir() else None
-        return cls(load_model(PatchDiscriminator, folder / "patch"), Calibration.load(folder),
-                   global_model=global_model, **kwargs)
+        has_global = (folder / "global").is_dir()
+        if _runtime(kwargs.get("runtime"), kwargs.get("device", "cpu")) is Runtime.NUMPY:
+            patch, global_view = PatchNet.from_pretrained(folder / "patch"), None
+            if has_global:
+                global_view = GlobalNet.from_pretrained(folder / "global")
+        else:
+            from synthguard.core.torch_utils import load_model  # noqa: PLC0415 (the torch runtime only)
+            from synthguard.models.detector_nets import (  # noqa: PLC0415 (the torch runtime only)
+                GlobalDiscriminator,
+                PatchDiscriminator,
+            )
+
+            patch = load_model(PatchDiscriminator, folder / "patch")
+            global_view = load_model(GlobalDiscriminator, folder / "global") if has_global else None
+        return cls(patch, Calibration.load(folder), global_model=global_view, **kwargs)
 
 
-def builtin_detector(*, num_threads: int | None = None) -> PatchDetector:
-    """The shipped detector (``synthguard/models/weights/detector``; how it was trained: that folder's README.md)."""
+def _runtime(runtime: Runtime | str | None, device) -> Runtime:
+    """The runtime asked for, or (None) the one ``device`` implies: numpy on "cpu", torch elsewhere."""
+    if runtime is None:
+        return Runtime.NUMPY if device == "cpu" else Runtime.TORCH
+    try:
+        return Runtime(runtime)
+    except ValueError:
+        raise InputError(f"runtime must be one of {', '.join(r.value for r in Runtime)}, not {runtime!r}") from None
+
+
+@functools.cache
+def _blas_controller():
+    """The process's threadpool controller (it finds the loaded BLAS libraries once): the numpy runtime limits BLAS
+    to one thread through it for the duration of a forward pass."""
+    from threadpoolctl import ThreadpoolController  # noqa: PLC0415 (with the numpy runtime only)
+
+    return ThreadpoolController()
+
+
+def _init_kwargs(config) -> dict:
+    """A torch module's config as its ``__init__`` arguments (diffusers' private ``_`` keys left out)."""
+    return {k: v for k, v in config.items() if not k.startswith("_")}
+
+
+def builtin_detector(*, num_threads: int | None = None, runtime: Runtime | str | None = None,
+                     device: str = "cpu") -> PatchDetector:
+    """The shipped detector (``synthguard/models/weights/detector``; how it was trained: that folder's README.md).
+    ``runtime`` and ``device``: as ``PatchDetector``'s (default: numpy on the CPU)."""
     with as_file(files("synthguard.models") / "weights" / "detector") as folder:
-        return PatchDetector.from_pretrained(folder, name=BUILTIN_NAME, num_threads=num_threads)
+        return PatchDetector.from_pretrained(folder, name=BUILTIN_NAME, num_threads=num_threads, runtime=runtime,
+                                             device=device)
+
+
+def __getattr__(name: str):
+    """The torch modules under their former home: ``models.detector.PatchDiscriminator`` still resolves, importing
+    torch only when asked for (their module is ``models.detector_nets``)."""
+    if name in ("PatchDiscriminator", "GlobalDiscriminator"):
+        from synthguard.models import detector_nets  # noqa: PLC0415 (torch is imported only when they are wanted)
+
+        return getattr(detector_nets, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

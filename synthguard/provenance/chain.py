@@ -24,7 +24,7 @@ from cryptography.x509.oid import NameOID
 from synthguard.errors import InputError
 from synthguard.provenance.cawg import CawgIdentity, identities_from_store
 from synthguard.provenance.identity import TrustAnchors, TrustSource
-from synthguard.provenance.jumbf import CoseSignature, chain_anchor, manifest_store, signature_in
+from synthguard.provenance.jumbf import CoseSignature, Superbox, chain_anchor, manifest_store, signature_in
 from synthguard.provenance.products import ConformingProducts, Product
 from synthguard.provenance.rubric import RubricReport, claims_outside_scope, evaluate_local_signals
 from synthguard.provenance.timestamps import TimestampSignal, TimestampStatus, validate_timestamp
@@ -178,15 +178,21 @@ def _attribute(signature: CoseSignature | None, trust: TrustAnchors) -> tuple[st
     return source.value, anchor.subject.rfc4514_string(), entity
 
 
-def _signatures(jumbf: bytes | None, labels: list[str], notes: list[str]) -> dict[str, CoseSignature | None]:
-    """Each manifest's claim signature, from one parse of the store's bytes (a label is missing when its signature
-    cannot be read, and ``notes`` says why)."""
+def _parsed_store(jumbf: bytes | None, notes: list[str]) -> Superbox | None:
+    """The store's bytes parsed once (None when there are none or they cannot be parsed: ``notes`` says why)."""
     if jumbf is None:
-        return {}
+        return None
     try:
-        store = manifest_store(jumbf)
+        return manifest_store(jumbf)
     except InputError as exc:
         notes.append(f"the manifest store's bytes cannot be parsed: {exc}")
+        return None
+
+
+def _signatures(store: Superbox | None, labels: list[str], notes: list[str]) -> dict[str, CoseSignature | None]:
+    """Each manifest's claim signature, from the parsed store (a label is missing when its signature cannot be
+    read, and ``notes`` says why)."""
+    if store is None:
         return {}
     found: dict[str, CoseSignature | None] = {}
     for label in labels:
@@ -229,9 +235,14 @@ def read_details(store: Mapping, *, trust: TrustAnchors, jumbf: bytes | None, cr
     manifests = store.get("manifests") or {}
     active_label = store.get("active_manifest")
     codes = _codes_by_manifest(store)
+    parsed = _parsed_store(jumbf, notes)
+    # The ingredients' manifests in the order the store's bytes hold them (c2pa's JSON map has no stable order),
+    # any the bytes lack after them by label: the same file always gives the same chain.
+    position = {box.label: i for i, box in enumerate(parsed.superboxes)} if parsed is not None else {}
     order = [active_label] if active_label in manifests else []
-    order += [label for label in manifests if label != active_label]
-    signatures = _signatures(jumbf, order, notes)
+    order += sorted((label for label in manifests if label != active_label),
+                    key=lambda label: (position.get(label, len(position)), label))
+    signatures = _signatures(parsed, order, notes)
     chain = tuple(_link(label, manifests[label], active=label == active_label, readable=jumbf is not None,
                         signature=signatures.get(label), trust=trust, codes=codes.get(label, {}),
                         set_aside=set_aside) for label in order)

@@ -8,6 +8,10 @@ by ``SYNTHGUARD_DATABASE_URL`` (:meth:`Ledger.from_home`), which several signing
   tool that left the pixels alone (metadata strippers, lossless re-saves),
 - by soft-binding value (the watermark payload): finds a re-encoded copy (the watermark issue uses this).
 
+Watermark payloads are drawn with :meth:`Ledger.reserve_soft_binding`: the value is inserted into
+``soft_binding_reservations``, whose primary key is the value, so of several signers drawing the same key at once
+(threads, processes, the machines of a cluster on one PostgreSQL ledger) the database gives it to exactly one.
+
 Records are only ever inserted. ``asset_id`` is the table's primary key, so the database itself keeps asset ids
 unique: recording a record whose id is taken is a no-op when the stored record is identical (a retried write) and a
 LedgerError when it differs (a record is never replaced).
@@ -16,6 +20,7 @@ LedgerError when it differs (a record is never replaced).
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
@@ -42,6 +47,17 @@ MIGRATIONS = (
         "CREATE INDEX IF NOT EXISTS assets_file ON assets(file_sha256)",
         "CREATE INDEX IF NOT EXISTS assets_content ON assets(content_sha256)",
         "CREATE INDEX IF NOT EXISTS assets_soft_binding ON assets(soft_binding_value)",
+    )),
+)
+# The reservations are their own component (versioned apart from the assets table), so a ledger at any assets
+# version gains them on opening.
+RESERVATIONS_COMPONENT = "ledger-reservations"
+RESERVATION_MIGRATIONS = (
+    Migration(1, "soft_binding_reservations", statements=(
+        """CREATE TABLE IF NOT EXISTS soft_binding_reservations (
+            value {blob} PRIMARY KEY,
+            reserved_at {real} NOT NULL
+        )""",
     )),
 )
 
@@ -76,6 +92,7 @@ class Ledger:
         self._db = Database(self.location, label="the ledger", timeout_s=timeout_s)
         try:
             self._db.migrate(COMPONENT, MIGRATIONS)
+            self._db.migrate(RESERVATIONS_COMPONENT, RESERVATION_MIGRATIONS)
         except BaseException:
             self._db.close()
             raise
@@ -113,6 +130,21 @@ class Ledger:
         if stored != rec:
             raise LedgerError(f"the ledger {self.location.masked()} already holds asset {rec.asset_id} with a "
                               "different record: asset ids are unique and records are never replaced")
+
+    def reserve_soft_binding(self, value: bytes) -> bool:
+        """Reserve the soft-binding value ``value`` (a watermark payload about to be embedded): True for the one
+        caller that got it, False when another reservation holds it or a recorded asset already carries it. The
+        database decides (the value is the reservations' primary key), so concurrent callers on any number of
+        connections never both get True. A reservation is kept whether or not an asset is recorded with it: a
+        value once drawn is never handed out again."""
+        value = bytes(value)
+        if not value:
+            raise LedgerError("cannot reserve an empty soft-binding value")
+        if not self._db.insert("soft_binding_reservations", ("value", "reserved_at"), (value, time.time()),
+                               key=("value",)):
+            return False
+        # Assets recorded without a reservation (before reservations existed, or a text watermark's key id).
+        return not self._db.execute("SELECT 1 FROM assets WHERE soft_binding_value = ? LIMIT 1", (value,))
 
     def _find(self, column: str, value) -> list[LedgerRecord]:
         rows = self._db.execute(f"{_SELECT} WHERE {column} = ? ORDER BY created_at DESC, asset_id", (value,))

@@ -159,11 +159,26 @@ class ProvenanceSignal:
         return data
 
 
+# Validation contexts made for trust anchors, newest last: c2pa lets readers share a context, and making one (the
+# PEM bundle of every anchor, parsed by c2pa) costs more than reading a small file. Keyed by the anchors' identity,
+# each kept alive by its entry (an id is never reused while it is cached).
+_CONTEXTS: dict[int, tuple[TrustAnchors, c2pa.Context]] = {}
+_MAX_CONTEXTS = 8
+
+
 def validation_context(trust: TrustAnchors) -> c2pa.Context:
+    """The c2pa context that validates against ``trust`` (made once per anchors object, then shared)."""
+    cached = _CONTEXTS.get(id(trust))
+    if cached is not None and cached[0] is trust:
+        return cached[1]
     settings: dict = {}
     if len(trust):
         settings["trust"] = {"trust_anchors": trust.pem_bundle()}
-    return c2pa.Context.from_dict(settings)
+    context = c2pa.Context.from_dict(settings)
+    if len(_CONTEXTS) >= _MAX_CONTEXTS:
+        _CONTEXTS.pop(next(iter(_CONTEXTS)))
+    _CONTEXTS[id(trust)] = (trust, context)
+    return context
 
 
 def _agent_name(agent) -> str | None:
@@ -304,10 +319,12 @@ def _read(reader: c2pa.Reader, *, source: str, trust: TrustAnchors,
 
 
 def read_provenance(path: Path, *, trust: TrustAnchors, ledger: Ledger | None = None,
-                    media: MediaType | None = None, content_sha256: str | None = None) -> ProvenanceSignal:
+                    media: MediaType | None = None, content_sha256: str | None = None,
+                    file_digest: str | None = None) -> ProvenanceSignal:
     """The provenance signal of one file (embedded manifest, else sidecar, else ledger match).
 
-    ``content_sha256`` (from ``media.decode_image``) saves a second decode when the caller already has it.
+    ``content_sha256`` (from ``media.decode_image``) saves a second decode, and ``file_digest`` (the sha256 of the
+    file's bytes) a second hash, when the caller already has them.
     """
     path = Path(path)
     media = media or sniff(path)
@@ -331,7 +348,7 @@ def read_provenance(path: Path, *, trust: TrustAnchors, ledger: Ledger | None = 
                 signal = ProvenanceSignal(present=True, state=ProvenanceState.ERROR, source="sidecar",
                                           error=f"sidecar {sidecar.name} holds no readable manifest")
     if signal.state is ProvenanceState.ABSENT and ledger is not None:
-        recovered = recover_from_ledger(path, media, ledger, trust, content_sha256)
+        recovered = recover_from_ledger(path, media, ledger, trust, content_sha256, file_digest)
         if recovered is not None:
             return recovered
     return signal
@@ -347,10 +364,11 @@ def _content_hash(path: Path, media: MediaType) -> str | None:
 
 
 def recover_from_ledger(path: Path, media: MediaType, ledger: Ledger, trust: TrustAnchors,
-                        content_sha256: str | None = None) -> ProvenanceSignal | None:
-    """Match a manifest-less file to a signed asset by exact bytes, then by decoded pixels."""
+                        content_sha256: str | None = None, file_digest: str | None = None) -> ProvenanceSignal | None:
+    """Match a manifest-less file to a signed asset by exact bytes, then by decoded pixels. ``file_digest``: the
+    sha256 of the file's bytes when the caller hashed them already (read once)."""
     match: tuple[str, LedgerRecord] | None = None
-    records = ledger.find_by_file_hash(file_sha256(path))
+    records = ledger.find_by_file_hash(file_digest or file_sha256(path))
     if records:
         match = ("file-hash", records[0])
     else:

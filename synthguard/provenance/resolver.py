@@ -28,18 +28,20 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import http.client
 import json
 import socket
-import ssl
 import threading
 import time
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode, urlsplit
 
 from synthguard.errors import InputError
 from synthguard.provenance.ledger import LedgerRecord
+
+if TYPE_CHECKING:
+    import http.client
 
 DEFAULT_TIMEOUT_S = 5.0
 DEFAULT_RETRY_S = 30.0
@@ -271,6 +273,9 @@ class Resolver:
     def _exchange(self, method: str, target: str, body: bytes | None = None, *, limit: int) -> _Answer:
         """One request; the whole exchange ends by ``timeout`` (a watchdog shuts the socket down at the deadline,
         so a server that answers a byte at a time cannot hold it)."""
+        import http.client  # noqa: PLC0415 (the transport: only a run that asks a resolver pays its import)
+        import ssl  # noqa: PLC0415 (as above)
+
         headers = {"Accept": "application/json, application/c2pa", "User-Agent": _USER_AGENT}
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"

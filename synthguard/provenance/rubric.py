@@ -32,8 +32,6 @@ from enum import Enum
 from importlib import resources
 from pathlib import Path
 
-import yaml
-
 from synthguard.errors import InputError, one_line
 from synthguard.provenance.formula import FUNCTIONS, FormulaError, Interpreter, check_names, compile_formula, json_type
 from synthguard.provenance.products import Product
@@ -99,6 +97,8 @@ class Rubric:
     def from_text(cls, text: str, *, source: str) -> Rubric:
         if len(text) > MAX_RUBRIC_BYTES:
             raise InputError(f"the rubric {source} is over {MAX_RUBRIC_BYTES} bytes")
+        import yaml  # noqa: PLC0415 (a rubric is parsed only when a manifest is evaluated against it)
+
         try:
             docs = list(yaml.safe_load_all(text))
         except (yaml.YAMLError, RecursionError) as exc:

@@ -38,14 +38,8 @@ from synthguard.core.samples import procedural_image
 from synthguard.core.torch_utils import resize_image, torch_threads
 from synthguard.errors import InputError
 from synthguard.generate.backends import builtin_generator
-from synthguard.models.detector import (
-    Calibration,
-    GlobalDiscriminator,
-    PatchDetector,
-    PatchDiscriminator,
-    thumbnail,
-    to_luma,
-)
+from synthguard.models.detector import Calibration, PatchDetector, thumbnail, to_luma
+from synthguard.models.detector_nets import GlobalDiscriminator, PatchDiscriminator
 from synthguard.training.architecture import architecture_of, build
 from synthguard.training.augmentation import augment
 from synthguard.training.calibration import fit_calibration

@@ -4,6 +4,7 @@ interruption, refusals, the grouped report and the audit trail."""
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -93,11 +94,18 @@ def test_a_line_reads_back_to_the_same_text(home, inbox, tmp_path):
     assert notes["classifier"] is None
 
 
-def test_same_lines_with_one_or_two_workers(home, inbox, tmp_path):
+def test_same_lines_with_one_or_two_workers(home, inbox, tmp_path, monkeypatch):
     one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    # The private copies go to this run's own temporary folder (the workers read TMPDIR when they start), so what
+    # is left there afterwards is what the run left behind.
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     verify([inbox], settings(home), jsonl=one, workers=1, audit=False)
     verify([inbox], settings(home), jsonl=two, workers=2, audit=False)
     assert one.read_bytes() == two.read_bytes() and one.read_bytes().count(b"\n") == 6
+    assert not [p for p in scratch.iterdir() if p.name.startswith("synthguard-verify-")]
 
 
 def test_interrupted_run_resumes_to_the_same_file(home, inbox, tmp_path):
@@ -140,3 +148,28 @@ def test_cli_verify_report_and_audit(home, inbox, tmp_path):
     entries = [json.loads(line) for line in shown.stdout.strip().splitlines()]
     assert len(entries) == 6 and {e["kind"] for e in entries} == {"verification"}
     assert all(e["policy"] == "newsroom-default" and e["tool_version"] for e in entries)
+
+
+def test_check_bytes_gives_the_line_check_gives(home, inbox, tmp_path):
+    from synthguard.desk.batch import Verifier
+
+    (inbox / "sub" / "capture.png.c2pa").write_bytes(b"not a manifest")  # a sidecar beside it is read with it
+    verifier = Verifier(settings(home))
+    try:
+        for path in walk([inbox]):
+            assert verifier.check_bytes(path, path.read_bytes()) == verifier.check(path), path
+        signed = inbox / "signed-ai.png"
+        moved = tmp_path / "elsewhere.png"  # bytes and manifest given, nothing read from beside the path
+        line = verifier.check_bytes(moved, signed.read_bytes(), b"")
+        assert line.file == str(moved) and line.sha256 == verifier.check(signed).sha256
+    finally:
+        verifier.close()
+
+
+def test_engine_and_workers_are_validated(home, inbox):
+    with pytest.raises(InputError, match="engine 'spark'"):
+        verify([inbox], settings(home), engine="spark")
+    with pytest.raises(InputError, match="Ray engine only"):
+        verify([inbox], settings(home), address="auto")
+    with pytest.raises(InputError, match="workers must be"):
+        verify([inbox], settings(home), workers=0)

@@ -83,8 +83,9 @@ def test_diffusion_backend_with_a_tiny_local_pipeline(home, tmp_path):
                        layers_per_block=1, norm_num_groups=4)
     folder = tmp_path / "tiny-ddpm"
     DDPMPipeline(unet=unet, scheduler=DDPMScheduler(num_train_timesteps=50)).save_pretrained(folder)
+    # A diffusion pipeline keeps its own size (16 px here) unless a size is asked: 256 px is enough for the mark.
     result = run("generate", "--backend", "diffusion", "--model", folder, "-n", "1", "--inference-steps", "2",
-                 "-o", tmp_path / "d", "--threads", "1")
+                 "--size", "256", "-o", tmp_path / "d", "--threads", "1")
     assert result.exit_code == 0, result.output
     detected = json.loads(run("detect", next((tmp_path / "d").iterdir()), "--json").stdout)
     assert detected["verdict"]["label"] == "ai-generated" and detected["provenance"]["model"]["name"] == "tiny-ddpm"

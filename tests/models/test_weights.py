@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from synthguard.models.detector import GlobalDiscriminator, PatchDiscriminator, builtin_detector
+from synthguard.models.detector import builtin_detector
+from synthguard.models.detector_nets import GlobalDiscriminator, PatchDiscriminator
 from synthguard.models.gan import DCGANGenerator
 from synthguard.models.mnist_classifier import MnistClassifier
 from synthguard.models.vae import ConvVAE

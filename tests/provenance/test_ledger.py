@@ -10,7 +10,7 @@ from helpers.postgres import BACKENDS, backend_url, fresh_postgres_url, postgres
 
 from synthguard.core.database import ENV_VAR, Backend, Database
 from synthguard.errors import LedgerError
-from synthguard.provenance.ledger import COMPONENT, Ledger, LedgerRecord
+from synthguard.provenance.ledger import COMPONENT, RESERVATIONS_COMPONENT, Ledger, LedgerRecord
 
 
 def _record(**kw) -> LedgerRecord:
@@ -196,3 +196,71 @@ def test_two_sign_commands_at_once_both_land_in_the_ledger(home, tmp_path, png, 
     with Ledger(home.ledger_path) as ledger:
         assert ledger.location.backend is Backend.SQLITE
         assert ledger.count() == 8
+
+
+def test_a_soft_binding_is_reserved_once_and_found_once_recorded(url):
+    with Ledger(url) as ledger:
+        assert ledger.reserve_soft_binding(b"\x10\x00\x00\x00\x00\x01") is True
+        assert ledger.reserve_soft_binding(bytearray(b"\x10\x00\x00\x00\x00\x01")) is False
+        rec = _record(soft_binding_alg="alg", soft_binding_value=b"\x10\x00\x00\x00\x00\x01")
+        ledger.record(rec)
+        assert ledger.find_by_soft_binding(b"\x10\x00\x00\x00\x00\x01") == [rec]
+        assert ledger.reserve_soft_binding(b"\x10\x00\x00\x00\x00\x01") is False
+        # An asset recorded without a reservation (a text key id, a ledger from before reservations) holds its value.
+        ledger.record(_record(soft_binding_alg="alg", soft_binding_value=b"\x20\x00\x00\x00\x00\x02"))
+        assert ledger.reserve_soft_binding(b"\x20\x00\x00\x00\x00\x02") is False
+        with pytest.raises(LedgerError, match="empty soft-binding value"):
+            ledger.reserve_soft_binding(b"")
+        assert ledger.count() == 2
+
+
+def test_a_ledger_from_before_reservations_gains_them(tmp_path):
+    path = tmp_path / "ledger.sqlite"
+    Ledger(path).close()
+    with Database(path) as db:
+        db.execute("DROP TABLE soft_binding_reservations")
+        db.execute("DELETE FROM schema_migrations WHERE component = ?", (RESERVATIONS_COMPONENT,))
+    with Ledger(path) as ledger:
+        assert ledger.reserve_soft_binding(b"\x01" * 6) and not ledger.reserve_soft_binding(b"\x01" * 6)
+    with Database(path) as db:
+        assert db.version(COMPONENT) == 1 and db.version(RESERVATIONS_COMPONENT) == 1
+
+
+RESERVER = textwrap.dedent("""
+    import json, random, sys
+    from synthguard.provenance.ledger import Ledger
+    values = [i.to_bytes(6, "big") for i in range(int(sys.argv[2]))]
+    random.Random(sys.argv[3]).shuffle(values)
+    with Ledger(sys.argv[1]) as ledger:
+        print(json.dumps([v.hex() for v in values if ledger.reserve_soft_binding(v)]))
+""")
+
+
+def test_rival_processes_and_threads_never_reserve_one_value_twice(url):
+    import random
+    import threading
+
+    n = 300
+    Ledger(url).close()
+    procs = [subprocess.Popen([sys.executable, "-c", RESERVER, url, str(n), f"p{i}"], stdout=subprocess.PIPE,
+                              text=True) for i in range(4)]
+    # Threads of this process, each on its own connection, race the processes for the same values.
+    won_here: list[list[bytes]] = [[], []]
+
+    def reserve(mine: list[bytes], order: int) -> None:
+        values = [i.to_bytes(6, "big") for i in range(n)]
+        random.Random(order).shuffle(values)
+        with Ledger(url) as ledger:
+            mine.extend(v for v in values if ledger.reserve_soft_binding(v))
+
+    threads = [threading.Thread(target=reserve, args=(won_here[k], k)) for k in range(2)]
+    for t in threads:
+        t.start()
+    won = [json.loads(p.communicate(timeout=300)[0]) for p in procs]
+    for t in threads:
+        t.join(timeout=300)
+    assert [p.returncode for p in procs] == [0, 0, 0, 0]
+    every = [bytes.fromhex(v) for w in won for v in w] + [v for w in won_here for v in w]
+    assert len(every) == n and set(every) == {i.to_bytes(6, "big") for i in range(n)}  # each value won exactly once
+    with Database(url) as db:
+        assert db.scalar("SELECT COUNT(*) FROM soft_binding_reservations") == n

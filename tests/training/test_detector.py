@@ -13,7 +13,7 @@ import torch
 
 from synthguard.core.samples import procedural_image
 from synthguard.errors import InputError
-from synthguard.models.detector import PatchDiscriminator
+from synthguard.models.detector_nets import PatchDiscriminator
 from synthguard.training.augmentation import augment
 from synthguard.training.detector import (
     DetectorData,

@@ -36,6 +36,10 @@ normal tail), whatever the image. The p-value is the union bound over all 2^k
 codewords (which already covers whichever codeword the decoder picks), multiplied, conservatively, by every
 decode attempt: each geometry decoded x each Chase-II test pattern. The offset and the searched geometry are
 picked by the sync coefficients alone, which share no frequency with the data; only the chosen few are decoded.
+A screen (``tilemark_search``) skips them when a float32 pass over the same starts finds none within reach of the
+decoder's bound: it reads that bound at each start, then refines the coarse grid's start and the line starts near
+the threshold. It only removes decode attempts, so the bound stands (and a rejected image reads as if none of them
+had passed the bound); that it loses no mark the full search decodes is measured on the attack suite.
 
 Ideas from: spread-spectrum watermarking (Cox et al. 1997); periodic tiling to recover affine transforms (Kutter
 1998); informed embedding (Malvar & Florencio 2003, improved spread spectrum); perceptual masking by local activity
@@ -44,7 +48,6 @@ Ideas from: spread-spectrum watermarking (Cox et al. 1997); periodic tiling to r
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Iterator
 
@@ -54,9 +57,8 @@ import numpy as np
 
 from synthguard.errors import InputError, WatermarkError
 from synthguard.watermark.image.base import ImageWatermarker, WatermarkResult
+from synthguard.watermark.image.tilemark_search import _CLIP, _N, _P, GeometrySearch, _Spectrum
 
-_N = 256  # working grid side
-_P = 64  # tile period in the working grid; _N / _P tiles per side
 _KMIN, _KMAX = 4, 16  # band of tile frequencies used, in cycles per tile (16 = 0.25 cycles per working pixel)
 _MIN_SIDE = 128
 # Below this short side the tile is drawn twice as large on the working grid (half the frequencies), so in image
@@ -68,22 +70,8 @@ _SMALL_SIDE = 256
 _SMALL_TARGET = 1.4
 _FAINT_PSNR_DB = 45.0  # a mark fainter than this is checked through JPEG 75 (flat, dark or black images)
 _SYNC_SHARE = 0.35  # share of the band's coefficients given to the sync (geometry and offset search)
-# Geometry search. Spatial scale of the tile in the working grid (a crop kept at its size enlarges it: crop to 80 %
-# = 1.25) and rotation. A coarse step must keep the low sync frequencies (<= _COARSE_K cycles per tile) within
-# about half an FFT bin of their true position; the fine stage then uses every sync frequency.
-_COARSE_K = 11
-_COARSE_M = 32  # offset grid of the coarse correlation (holds frequencies up to +-15 without aliasing)
-_LOG_SCALE_STEP, _ANGLE_STEP = 0.016, math.radians(0.8)
-_SCALES = np.exp(np.arange(math.log(0.9), math.log(1.85), _LOG_SCALE_STEP))
-_ANGLES = np.arange(-8.0, 8.01, 0.8) * (math.pi / 180.0)
-# The edits people actually make are a crop (scale only) or a straightening rotation (angle only): those two lines
-# are searched on the full sync set, at a step fine enough for its highest frequency, where a busy image's sync peak
-# still stands clear of the search's noise maximum; on the coarse 2-D grid it often does not.
-_LINE_SCALES = np.exp(np.arange(math.log(0.9), math.log(1.85), _LOG_SCALE_STEP / 2.0))
-_LINE_ANGLES = np.arange(-8.0, 8.01, 0.4) * (math.pi / 180.0)
 _N_GEOMETRIES = 3  # refined geometries decoded, besides the identity
 _CHASE_BITS = 7  # Chase-II flips every subset of this many least reliable bits: 2^7 test patterns
-_CLIP = 1.0  # chips are soft-limited at this many times their rms before decoding
 _GAIN_STEPS = 4  # closed-loop gain iterations in the embedder
 _MIN_GAIN = 0.75  # the closed loop may weaken a mark that reads strongly, but not below this (compression margin)
 _CROP_CHECK = 0.8  # the embedder also reads its mark after a centre crop keeping this share of each side
@@ -183,70 +171,8 @@ def _highpass(y: np.ndarray, sigma: float) -> np.ndarray:
     return y - cv2.GaussianBlur(y, (0, 0), sigma)
 
 
-def _vertex(left: np.ndarray, mid: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Offsets of parabolas' vertices through three equally spaced samples (0 where not a maximum)."""
-    den = left - 2.0 * mid + right
-    return np.where(den < 0, np.clip(0.5 * (left - right) / np.where(den < 0, den, -1.0), -0.5, 0.5), 0.0)
 
-
-def _rotation(angle: np.ndarray) -> np.ndarray:
-    cos, sin = np.cos(angle), np.sin(angle)
-    return np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], -2)
-
-
-@functools.cache
-def _rings(pad: int) -> tuple[np.ndarray, np.ndarray]:
-    """Ring index (radius in bins of the unpadded FFT) of each half-plane bin of the padded FFT, and each ring's
-    bin count: fixed per padding, and as costly as the FFT itself, so computed once (the embedder reads several)."""
-    q = _N * pad
-    fy = np.fft.fftfreq(q, 1.0 / q)[:, None]
-    fx = np.arange(q // 2 + 1)[None, :]
-    ring = np.rint(np.hypot(fy, fx) / pad).astype(int).ravel()
-    return ring, np.maximum(np.bincount(ring), 1)
-
-
-class _Spectrum:
-    """The whitened working grid's half-plane spectrum, optionally zero-padded, with per-ring power.
-
-    The grid is centred on the origin before the FFT so the spectrum varies slowly between padded bins and
-    bilinear interpolation at fractional frequencies is accurate; a shift is absorbed by the offset search.
-    """
-
-    def __init__(self, white: np.ndarray, pad: int) -> None:
-        q = _N * pad
-        buf = np.zeros((q, q), np.float32)
-        buf[:_N, :_N] = white
-        self.pad = pad
-        # OpenCV's float32 DFT: several times faster than numpy's float64 FFT, and float32 is ample here.
-        planes = cv2.dft(np.roll(buf, (-(_N // 2), -(_N // 2)), (0, 1)), flags=cv2.DFT_COMPLEX_OUTPUT)
-        half = planes[:, : q // 2 + 1]
-        self.g = half[..., 0] + 1j * half[..., 1]
-        ring, count = _rings(pad)
-        power = self.g.real**2 + self.g.imag**2
-        self.ring_rms = np.sqrt(np.bincount(ring, weights=power.ravel()) / count + 1e-12)
-
-    def sample(self, freq: np.ndarray) -> np.ndarray:
-        """Ring-normalised spectrum at working-grid frequencies ``freq`` (..., 2) [x, y], in bins of the _N FFT."""
-        x, y = freq[..., 0] * self.pad, freq[..., 1] * self.pad
-        flip = x < 0  # the other half-plane: conjugate symmetry of a real image
-        x, y = np.where(flip, -x, x), np.where(flip, -y, y)
-        x0, y0 = np.floor(x), np.floor(y)
-        fx, fy = x - x0, y - y0
-        x0, y0 = x0.astype(int), y0.astype(int)
-        q = self.g.shape[0]
-        g = self.g
-        v = (
-            g[y0 % q, x0] * ((1 - fx) * (1 - fy))
-            + g[y0 % q, x0 + 1] * (fx * (1 - fy))
-            + g[(y0 + 1) % q, x0] * ((1 - fx) * fy)
-            + g[(y0 + 1) % q, x0 + 1] * (fx * fy)
-        )
-        v = np.where(flip, np.conj(v), v)
-        ring = np.minimum(np.rint(np.hypot(x, y) / self.pad).astype(int), self.ring_rms.size - 1)
-        return v / self.ring_rms[ring]
-
-
-class TileMarkWatermarker(ImageWatermarker):
+class TileMarkWatermarker(GeometrySearch, ImageWatermarker):
     """Tiled Fourier spread-spectrum watermark with sync-phase geometry search and BCH coding.
 
     Parameters
@@ -334,15 +260,10 @@ class TileMarkWatermarker(ImageWatermarker):
         self._bit_chips = np.bincount(self._chip_bit, minlength=self._n)
         # Sync coefficients get the data coefficients' magnitude (sqrt 2): a flat spectrum over the band.
         self._sync_coef = np.sqrt(2.0) * np.exp(2j * np.pi * rng.random(n_sync))
-        self._coarse = radius[self._sync_idx] <= _COARSE_K
 
         # Tile frequencies (x, y) in cycles per tile; a geometry maps them to working-grid FFT bins.
         self._kxy = np.stack([self._kx, self._ky], -1).astype(np.float64)
-        scale, angle = np.meshgrid(_SCALES, _ANGLES, indexing="ij")
-        self._coarse_grid = np.stack([scale.ravel(), angle.ravel()], -1)
-        scale_line = np.stack([_LINE_SCALES, np.zeros_like(_LINE_SCALES)], -1)
-        angle_line = np.stack([np.ones_like(_LINE_ANGLES), _LINE_ANGLES], -1)
-        self._line_grid = np.concatenate([scale_line, angle_line])
+        self._init_search(radius)
         # Decode attempts the p-value is corrected for (see the module docstring).
         # The identity at both tile scales, then the searched geometries.
         self._n_tests = (_N_GEOMETRIES + 2) * 2**_CHASE_BITS
@@ -437,7 +358,7 @@ class TileMarkWatermarker(ImageWatermarker):
         return best
 
     def _read_p(self, image: np.ndarray, payload: bytes) -> float:
-        found = self.detect(image)
+        found = self.detect(image, screen=False)
         return found.p_value if found.detected and found.payload == payload else 1.0
 
     def _embed_at(self, image: np.ndarray, work: np.ndarray, code: np.ndarray, tile_scale: int) -> np.ndarray:
@@ -559,8 +480,11 @@ class TileMarkWatermarker(ImageWatermarker):
 
     # ----------------------------------------------------------------------------------------------- detect
 
-    def detect(self, image: np.ndarray) -> WatermarkResult:
+    def detect(self, image: np.ndarray, *, screen: bool = True) -> WatermarkResult:
         """Decode the watermark, if any.
+
+        ``screen`` skips the geometry search when its float32 pass over the search's starts finds no geometry within
+        reach of a detection (``passes_screen``); ``screen=False`` always runs the full search.
 
         Returns
         -------
@@ -569,7 +493,8 @@ class TileMarkWatermarker(ImageWatermarker):
         """
         self._check(image)
         best_p, best = 1.0, None
-        for chips in self._candidate_chips(self._whiten(_image_to_working(image)), _tile_scale(*image.shape[:2])):
+        white = self._whiten(_image_to_working(image))
+        for chips in self._candidate_chips(white, _tile_scale(*image.shape[:2]), screen):
             decoded = self._decode(chips)
             if decoded is None:
                 continue
@@ -609,33 +534,6 @@ class TileMarkWatermarker(ImageWatermarker):
         local = np.sqrt(cv2.GaussianBlur(hp * hp, (0, 0), 6.0))
         return np.clip(hp / (local + 1.0), -3.0, 3.0)
 
-    def _freq_maps(self, geometry: np.ndarray) -> np.ndarray:
-        """(scale, angle) rows -> 2x2 maps from tile frequency (cycles per tile) to working-grid FFT bins."""
-        return _rotation(geometry[:, 1]) * ((_N / _P) / geometry[:, 0])[:, None, None]
-
-    def _sync_peaks(self, spec: _Spectrum, geometry: np.ndarray, coarse: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Sync correlation z-score and cyclic offset (dy, dx in tile pixels) for each (scale, angle) row."""
-        sel = self._coarse if coarse else slice(None)
-        idx = self._sync_idx[sel]
-        m = _COARSE_M if coarse else _P
-        vals = spec.sample(self._kxy[idx] @ np.swapaxes(self._freq_maps(geometry), 1, 2))
-        # The correlation is the real part of the inverse FFT: with each coefficient's conjugate placed at the
-        # opposite frequency the grid is Hermitian and a real inverse FFT on its half gives it at half the cost.
-        grid = np.zeros((geometry.shape[0], m, m), complex)
-        prod = vals * np.conj(self._sync_coef[sel])
-        grid[:, self._ky[idx] % m, self._kx[idx] % m] = prod
-        grid[:, -self._ky[idx] % m, -self._kx[idx] % m] = np.conj(prod)
-        corr = np.fft.irfft2(grid[:, :, : m // 2 + 1], s=(m, m)).reshape(geometry.shape[0], -1)
-        peak = np.argmax(corr, axis=1)
-        z = corr[np.arange(corr.shape[0]), peak] / (corr.std(axis=1) + 1e-12)
-        offsets = np.stack([peak // m, peak % m], -1).astype(np.float64) * (_P / m)
-        if not coarse:  # sub-pixel offset from the correlation's neighbours
-            cg, r, c = corr.reshape(-1, m, m), peak // m, peak % m
-            g = np.arange(cg.shape[0])
-            offsets[:, 0] += _vertex(cg[g, (r - 1) % m, c], cg[g, r, c], cg[g, (r + 1) % m, c])
-            offsets[:, 1] += _vertex(cg[g, r, (c - 1) % m], cg[g, r, c], cg[g, r, (c + 1) % m])
-        return z, offsets
-
     def _chips_at(self, spec: _Spectrum, geometry: np.ndarray, offset: np.ndarray) -> np.ndarray:
         """Data chips read at one geometry, shifted back by the tile offset."""
         idx = self._data_idx
@@ -643,65 +541,25 @@ class TileMarkWatermarker(ImageWatermarker):
         phase = np.exp(2j * np.pi * (self._ky[idx] * offset[0] + self._kx[idx] * offset[1]) / _P)
         return self._chips(vals * phase)
 
-    def _candidate_chips(self, white: np.ndarray, tile_scale: int) -> Iterator[np.ndarray]:
+    def _candidate_chips(self, white: np.ndarray, tile_scale: int, screen: bool = False) -> Iterator[np.ndarray]:
         """Yield the data chips of each geometry candidate: the identity at the tile scale an image of this size is
-        marked at, then at the other scale (a small copy of a larger marked image), then the searched ones."""
+        marked at, then at the other scale (a small copy of a larger marked image), then the searched ones (none
+        when ``screen`` is set and ``_screen`` finds no geometry within reach of the decoder's bound)."""
         spec = _Spectrum(white, 1)
         for scale in (tile_scale, 3 - tile_scale):
             identity = np.array([[float(scale), 0.0]])
             _, offset = self._sync_peaks(spec, identity, coarse=False)
             yield self._chips_at(spec, identity[0], offset[0])
-
+        if screen and not self._screen(_Spectrum(white, 2, packed=True)):
+            return
         spec = _Spectrum(white, 2)
-        line_z, _ = self._sync_peaks(spec, self._line_grid, coarse=False)
-        starts = [self._line_grid[i] for i in self._peaks(line_z, [_LINE_SCALES.size, _LINE_ANGLES.size], 4, 2)]
-        coarse_z, _ = self._sync_peaks(spec, self._coarse_grid, coarse=True)
-        starts += [self._coarse_grid[i] for i in self._peaks(coarse_z, [coarse_z.size], 2, 1, _ANGLES.size)]
-        # Every start is refined on the full sync set, so the lines' and the grid's peaks compare on one score.
-        found = sorted((self._refine(spec, g) for g in starts), key=lambda t: -t[0])[:_N_GEOMETRIES]
-        for _, geometry, offset in found:
+        for _, geometry, offset in self._search(spec, False)[:_N_GEOMETRIES]:
             yield self._chips_at(spec, geometry, offset)
 
-    @staticmethod
-    def _peaks(z: np.ndarray, sizes: list[int], radius: int, count: int, width: int = 0) -> list[int]:
-        """Indices of the ``count`` highest scores of each consecutive segment of ``sizes``, each suppressing its
-        neighbours within ``radius`` steps (in a 2-D segment of rows ``width`` long, along both axes)."""
-        out: list[int] = []
-        start = 0
-        for size in sizes:
-            seg = z[start : start + size]
-            taken = np.zeros(size, bool)
-            picked = 0
-            for i in np.argsort(seg)[::-1]:
-                if taken[i]:
-                    continue
-                if width:
-                    r, c = divmod(int(i), width)
-                    rows = np.arange(max(r - radius, 0), min(r + radius + 1, size // width))
-                    cols = np.arange(max(c - radius, 0), min(c + radius + 1, width))
-                    taken[(rows[:, None] * width + cols[None, :]).ravel()] = True
-                else:
-                    taken[max(i - radius, 0) : i + radius + 1] = True
-                out.append(start + int(i))
-                picked += 1
-                if picked == count:
-                    break
-            start += size
-        return out
-
-    def _refine(self, spec: _Spectrum, geometry: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-        """Two rounds of a 5x5 local search on the full sync set, each at half the previous step."""
-        step = np.array([math.exp(_LOG_SCALE_STEP) - 1.0, _ANGLE_STEP])
-        z, offset = 0.0, np.zeros(2)
-        for _ in range(2):
-            step = step / 2.0
-            d = np.arange(-2, 3)
-            ds, da = np.meshgrid(d * step[0], d * step[1], indexing="ij")
-            grid = np.stack([geometry[0] * (1.0 + ds.ravel()), geometry[1] + da.ravel()], -1)
-            zs, offsets = self._sync_peaks(spec, grid, coarse=False)
-            best = int(np.argmax(zs))
-            z, geometry, offset = float(zs[best]), grid[best], offsets[best]
-        return z, geometry, offset
+    def passes_screen(self, image: np.ndarray) -> bool:
+        """Whether ``detect``'s screen lets ``image`` on to the full geometry search."""
+        self._check(image)
+        return self._screen(_Spectrum(self._whiten(_image_to_working(image)), 2, packed=True))
 
     @staticmethod
     def _limit(chips: np.ndarray) -> np.ndarray:
@@ -710,13 +568,17 @@ class TileMarkWatermarker(ImageWatermarker):
         c = _CLIP * float(np.sqrt(np.mean(chips * chips)))
         return np.clip(chips, -c, c)
 
-    def _decode(self, chips: np.ndarray) -> tuple[bytes, int, float] | None:
-        """Chase-II: BCH-decode the hard bits with every subset of the least reliable bits flipped; keep the
-        codeword whose chips correlate best with the read ones. Returns (payload, bits corrected, z)."""
+    def _soft(self, chips: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """The limited chips times the key's signs, their sums per bit (the soft bits) and the chips' norm."""
         chips = self._limit(chips)
         signed = chips * self._chip_sign
         soft = np.bincount(self._chip_bit, weights=signed, minlength=self._n)
-        norm = float(np.sqrt(np.sum(chips * chips))) + 1e-12
+        return signed, soft, float(np.sqrt(np.sum(chips * chips))) + 1e-12
+
+    def _decode(self, chips: np.ndarray) -> tuple[bytes, int, float] | None:
+        """Chase-II: BCH-decode the hard bits with every subset of the least reliable bits flipped; keep the
+        codeword whose chips correlate best with the read ones. Returns (payload, bits corrected, z)."""
+        signed, soft, norm = self._soft(chips)
         # No codeword can score more than every bit agreeing with its read sign: when even that falls short of a
         # detection (the usual case on an unmarked image), skip the decoder. Exact, not a heuristic.
         if float(np.sum(np.abs(soft))) / norm < self._z_enough:
