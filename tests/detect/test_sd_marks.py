@@ -123,6 +123,9 @@ def test_a_missing_library_is_reported_as_not_checked(monkeypatch):
     for name in [m for m in sys.modules if m == "imwatermark" or m.startswith("imwatermark.")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "imwatermark", None)  # makes `import imwatermark...` raise ImportError
+    # The library's parameters are read once per process: forget them (a failed read is not kept, so nothing
+    # needs restoring afterwards).
+    sd_marks._library_parameters.cache_clear()
     signal = read_sd_marks(_photo())
     assert signal.status is CheckStatus.NOT_CHECKED and not signal.checked and not signal.declares_ai
     assert signal.reason == "invisible-watermark is not installed (pip install --no-deps invisible-watermark==0.2.0)"
