@@ -27,7 +27,6 @@ the same weights files, no torch import); their torch modules, for training and 
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import os
@@ -41,6 +40,7 @@ import cv2
 import numpy as np
 
 from synthguard.core.fileio import write_atomic
+from synthguard.core.process import one_blas_thread
 from synthguard.errors import InputError
 
 MIN_SIDE = 32  # below this there is too little texture for a forensic score to mean anything
@@ -507,7 +507,6 @@ class PatchDetector:
             self._global_net = (global_model if global_model is None or isinstance(global_model, GlobalNet)
                                 else GlobalNet.from_module(global_model))
             self.device = "cpu"
-            self._blas = _blas_controller()
             self._patch_config, self._global_config = self._patch_net.config, getattr(self._global_net, "config",
                                                                                        None)
         else:
@@ -524,7 +523,7 @@ class PatchDetector:
     def _forward(self, net, x: np.ndarray) -> np.ndarray:
         """(N, S, S) float32 in [0, 1] through one view on this detector's runtime -> (N,) float64 logits."""
         if self.runtime is Runtime.NUMPY:
-            with self._blas.limit(limits=1, user_api="blas"):
+            with one_blas_thread():
                 return net(x).astype(np.float64)
         import torch  # noqa: PLC0415 (the torch runtime only)
 
@@ -625,15 +624,6 @@ def _runtime(runtime: Runtime | str | None, device) -> Runtime:
         return Runtime(runtime)
     except ValueError:
         raise InputError(f"runtime must be one of {', '.join(r.value for r in Runtime)}, not {runtime!r}") from None
-
-
-@functools.cache
-def _blas_controller():
-    """The process's threadpool controller (it finds the loaded BLAS libraries once): the numpy runtime limits BLAS
-    to one thread through it for the duration of a forward pass."""
-    from threadpoolctl import ThreadpoolController  # noqa: PLC0415 (with the numpy runtime only)
-
-    return ThreadpoolController()
 
 
 def _init_kwargs(config) -> dict:

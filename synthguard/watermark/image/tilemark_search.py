@@ -17,6 +17,8 @@ import math
 import cv2
 import numpy as np
 
+from synthguard.core.process import one_blas_thread
+
 _N = 256  # working grid side
 _P = 64  # tile period in the working grid; _N / _P tiles per side
 # Geometry search. Spatial scale of the tile in the working grid (a crop kept at its size enlarges it: crop to 80 %
@@ -79,14 +81,6 @@ def _inverse_dft(m: int, cols: int, reach: int) -> tuple[np.ndarray, np.ndarray]
     angle = 2.0 * np.pi * k * x / m
     along_kx = np.concatenate([weight * np.cos(angle), -weight * np.sin(angle)])
     return along_ky.astype(np.float32), along_kx.astype(np.float32)
-
-
-@functools.cache
-def _blas_controller():
-    """The process's threadpool controller (it finds the loaded BLAS libraries once)."""
-    from threadpoolctl import ThreadpoolController  # noqa: PLC0415 (scans the loaded libraries: only when screening)
-
-    return ThreadpoolController()
 
 
 def _unpack_ccs(ccs: np.ndarray) -> np.ndarray:
@@ -273,7 +267,7 @@ class GeometrySearch:
         image passes when one of them does after the refine."""
         # The float32 correlations are small matrix products: BLAS threads only contend for them (and stall badly
         # on a busy machine), so the screen holds BLAS to one thread.
-        with _blas_controller().limit(limits=1, user_api="blas"):
+        with one_blas_thread():
             return self._screen_single(spec)
 
     def _screen_single(self, spec: _Spectrum) -> bool:
