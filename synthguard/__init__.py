@@ -36,6 +36,8 @@ _EXPORTS = {
     "ImageRequest": "synthguard.generate.runs", "InterpolationRequest": "synthguard.generate.runs",
     "generate_images": "synthguard.generate.runs", "interpolate_images": "synthguard.generate.runs",
     "TextRequest": "synthguard.generate.text", "generate_texts": "synthguard.generate.text",
+    "AugmentRequest": "synthguard.generate.augment", "augment_dataset": "synthguard.generate.augment",
+    "TextVAERequest": "synthguard.generate.text_vae", "generate_text_vae": "synthguard.generate.text_vae",
     # verification
     "InspectionContext": "synthguard.detect.context", "Inspection": "synthguard.detect.context",
     "inspect_file": "synthguard.detect.context", "Verdict": "synthguard.detect.fusion",
@@ -45,12 +47,13 @@ _EXPORTS = {
     "VerifyRun": "synthguard.desk.batch", "verify_paths": "synthguard.desk.batch:verify",
 }
 
-__all__ = ["__version__", "DigitalSourceType", "Hint", "Home", "IdentityError", "IdentityStore", "ImageRequest",
-           "InputError", "Inspection", "InspectionContext", "InterpolationRequest", "LedgerError", "ManifestSpec",
-           "ModelInfo", "Policy", "ProvenanceError", "StampResult", "Stamper", "SynthGuardError", "TextRequest",
-           "Verdict", "VerdictLabel", "VerifyLine", "VerifyRun", "VerifySettings", "WatermarkError",
-           "generate_images", "generate_texts", "inspect_file", "interpolate_images", "load_policy", "mark_file",
-           "procedural_image", "stamp_copy", "verify_paths"]
+__all__ = ["__version__", "AugmentRequest", "DigitalSourceType", "Hint", "Home", "IdentityError", "IdentityStore",
+           "ImageRequest", "InputError", "Inspection", "InspectionContext", "InterpolationRequest", "LedgerError",
+           "ManifestSpec", "ModelInfo", "Policy", "ProvenanceError", "StampResult", "Stamper", "SynthGuardError",
+           "TextRequest", "TextVAERequest", "Verdict", "VerdictLabel", "VerifyLine", "VerifyRun", "VerifySettings",
+           "WatermarkError", "augment_dataset", "generate_images", "generate_text_vae", "generate_texts",
+           "inspect_file", "interpolate_images", "load_policy", "mark_file", "procedural_image", "stamp_copy",
+           "verify_paths"]
 
 
 def __getattr__(name: str):
@@ -83,8 +86,10 @@ if TYPE_CHECKING:
         SynthGuardError,
         WatermarkError,
     )
+    from synthguard.generate.augment import AugmentRequest, augment_dataset
     from synthguard.generate.runs import ImageRequest, InterpolationRequest, generate_images, interpolate_images
     from synthguard.generate.text import TextRequest, generate_texts
+    from synthguard.generate.text_vae import TextVAERequest, generate_text_vae
     from synthguard.policy import Policy, load_policy
     from synthguard.provenance.identity import IdentityStore
     from synthguard.provenance.manifest import DigitalSourceType, ManifestSpec, ModelInfo

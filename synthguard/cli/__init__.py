@@ -26,6 +26,7 @@ EXIT_INTERRUPTED = 130
 # command name -> "module:attribute" below synthguard.cli
 COMMANDS = {
     "audit": "audit:audit",
+    "augment": "augment:augment",
     "bench": "bench:bench",
     "data": "data:data",
     "demo": "demo:demo",

@@ -16,11 +16,16 @@ from synthguard.errors import InputError
 
 
 @click.command()
-@click.option("--backend", type=click.Choice(["gan", "vae", "diffusion", "text"]), default="gan", show_default=True,
-              help="Model family. gan, vae and text have built-in weights; diffusion needs --model.")
+@click.option("--backend", type=click.Choice(["gan", "vae", "diffusion", "text", "text-vae"]), default="gan",
+              show_default=True,
+              help="Model family. gan, vae, text and text-vae (a sentence VAE) have built-in weights; diffusion "
+                   "needs --model.")
 @click.option("-n", "n", type=click.IntRange(1), help="Images to make (default 8); texts: samples per prompt "
                                                      "(default 1).")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0), help="Seed of image 0 (image i: seed+i).")
+@click.option("--label", type=click.IntRange(0), metavar="K",
+              help="gan, vae: make digit K (0-9) with a class-conditional model: the built-in gan-conditional / "
+                   "vae-conditional weights, or a --model trained with `synthguard train gan --conditional`.")
 @click.option("--model", help="A folder written by save_pretrained (or a diffusers pipeline folder / hub id); "
                               "text: a causal LM folder, a .gguf file or a hub id.")
 @click.option("-o", "--output-dir", default="synthguard-out", show_default=True, type=click.Path(path_type=Path),
@@ -45,8 +50,12 @@ from synthguard.errors import InputError
 @click.option("--address", help="With --engine ray: the cluster to run on (auto, host:port or ray://host:port; "
                                 "default: start a local Ray instance for the run).")
 @click.option("--interpolate", nargs=2, metavar="A B",
-              help="VAE: morph between two seeds or two image files instead of sampling (see --steps).")
+              help="VAE: morph between two seeds or two image files instead of sampling (see --steps); text-vae: "
+                   "two sentences.")
 @click.option("--steps", default=8, show_default=True, type=click.IntRange(2, 1000), help="Frames of --interpolate.")
+@click.option("--decoding", type=click.Choice(["sample", "greedy"]),
+              help="text-vae: draw each token (watermarked) or take the likeliest (unmarked by construction); "
+                   "default: sample for prior draws, greedy for --interpolate.")
 @click.option("--inference-steps", type=click.IntRange(1), help="Diffusion: denoising steps (default: the "
                                                                  "pipeline's).")
 @click.option("--prompt", help="Diffusion: the prompt, for text-to-image pipelines; text: the text to continue.")
@@ -69,6 +78,10 @@ from synthguard.errors import InputError
 @click.option("--top-k", default=0, show_default=True, type=click.IntRange(0), help="Text (0: off).")
 @click.option("--text-watermark", type=click.Choice(["synthid", "kgw"]), default="synthid", show_default=True,
               help="Text: the watermark scheme, keyed by your identity.")
+@click.option("--chat/--no-chat", default=None,
+              help="Text: each prompt is a user's message through the model's chat template, and the file holds the "
+                   "answer (default: on when the model has a chat template, e.g. --model smollm2).")
+@click.option("--system", help="Text, with --chat: the system message (default: the template's own).")
 @click.option("--watermark/--no-watermark", default=True, show_default=True,
               help="Embed the invisible watermark (the manifest is signed and declares AI either way).")
 @options.force("Replace existing output files.")
@@ -77,7 +90,7 @@ from synthguard.errors import InputError
 def generate(env: Env, backend, n, seed, model, output_dir, fmt, device, batch_size, size, native, threads, workers,
              engine, address, interpolate, steps, inference_steps, prompt, negative_prompt, guidance_scale, width,
              height, scheduler, record_prompt, prompts_file, max_new_tokens, temperature, top_p, top_k, text_watermark,
-             watermark, force, as_json) -> None:
+             watermark, force, as_json, chat, system, decoding, label) -> None:
     """Generate images or text; every output is watermarked, signed as trainedAlgorithmicMedia and recorded in the
     ledger (texts: a signed .c2pa sidecar beside each file).
 
@@ -85,6 +98,7 @@ def generate(env: Env, backend, n, seed, model, output_dir, fmt, device, batch_s
     Examples:
       synthguard generate -n 16 --seed 42 -o out/            # built-in MNIST GAN, 256 px PNG
       synthguard generate --backend vae --interpolate 3 17 --steps 8 -o morph/
+      synthguard generate --label 3 -n 16 -o threes/   # built-in class-conditional GAN: sixteen 3s
       synthguard generate --backend diffusion --model ./my-ddpm-pipeline -n 4 --device cuda
       synthguard generate --backend diffusion --model ./sd-pipeline --prompt "a red fox" --width 768 --height 512
       synthguard generate --model ./my-gan --format jpeg --batch-size 256
@@ -93,11 +107,25 @@ def generate(env: Env, backend, n, seed, model, output_dir, fmt, device, batch_s
       synthguard generate --backend text --prompt "ROMEO:" -o romeo.txt   # built-in Shakespeare LM
       synthguard generate --backend text --model ./SmolLM2-135M-Instruct.Q4_1.gguf --prompts-file prompts.txt \\
           --max-new-tokens 200 -o texts/
+      synthguard generate --backend text --model smollm2 --prompt "Explain what a watermark is." -o answer.txt
     """
     if address is not None and engine != "ray":
         raise InputError("--address applies to --engine ray only")
     if engine == "ray" and (backend == "text" or interpolate):
         raise InputError("--engine ray makes sampled images: not texts, not --interpolate")
+    if label is not None and (backend not in ("gan", "vae") or interpolate):
+        raise InputError("--label applies to sampling with --backend gan or vae (class-conditional models), not "
+                         + ("--interpolate" if interpolate else f"--backend {backend}"))
+    if backend == "text-vae":
+        _generate_text_vae(env, engine=engine, given={"--prompt": prompt, "--prompts-file": prompts_file,
+                                                      "--chat": chat, "--system": system}, interpolate=interpolate,
+                           n=n, steps=steps, seed=seed, model=model, output_dir=output_dir, device=device,
+                           threads=threads, decoding=decoding, temperature=temperature, top_p=top_p, top_k=top_k,
+                           max_new_tokens=max_new_tokens, scheme=text_watermark, watermark=watermark, force=force,
+                           as_json=as_json)
+        return
+    if decoding is not None:
+        raise InputError("--decoding applies to --backend text-vae only")
     if backend == "text":
         from synthguard.generate.text import TextRequest, read_prompts  # noqa: PLC0415
 
@@ -107,11 +135,13 @@ def generate(env: Env, backend, n, seed, model, output_dir, fmt, device, batch_s
         request = TextRequest(output=output_dir, prompts=prompts, n=n or 1, model=model, seed=seed, device=device,
                               batch_size=min(batch_size, 64), threads=threads, max_new_tokens=max_new_tokens,
                               temperature=temperature, top_p=top_p, top_k=top_k, scheme=text_watermark,
-                              watermark=watermark, overwrite=force)
+                              watermark=watermark, overwrite=force, chat=chat, system=system)
         _generate_texts(env, request, as_json)
         return
     if prompts_file:
         raise InputError("--prompts-file applies to --backend text only")
+    if chat is not None or system is not None:
+        raise InputError(f"{'--system' if system is not None else '--chat'} applies to --backend text only")
     diffusion_only = {"--inference-steps": inference_steps, "--prompt": prompt, "--negative-prompt": negative_prompt,
                       "--guidance-scale": guidance_scale, "--width": width, "--height": height,
                       "--scheduler": scheduler, "--record-prompt": record_prompt or None}
@@ -134,7 +164,7 @@ def generate(env: Env, backend, n, seed, model, output_dir, fmt, device, batch_s
                                workers=workers, inference_steps=inference_steps, prompt=prompt,
                                negative_prompt=negative_prompt, guidance_scale=guidance_scale, width=width,
                                height=height, scheduler=scheduler, record_prompt=record_prompt, overwrite=force,
-                               watermark=watermark)
+                               watermark=watermark, label=label)
     ray = None
     if engine == "ray":
         explicit = click.get_current_context().get_parameter_source("workers") is not ParameterSource.DEFAULT
@@ -195,6 +225,11 @@ def _generate_texts(env: Env, request, as_json: bool) -> None:
     for o in report.outputs:
         if o.warning:
             click.echo(f"warning: {o.file}: {o.warning}", err=True)
+        if o.empty_seeds:
+            click.echo(f"note: {o.file}: seed {', '.join(map(str, o.empty_seeds))} gave no text; made with seed "
+                       f"{o.seed}", err=True)
+    for failure in report.failed:
+        click.echo(f"warning: {failure.describe()[0]}", err=True)
     if not streaming and len(report.outputs) == 1:
         click.echo(report.outputs[0].file.read_text(encoding="utf-8"))
     count = len(report.outputs)
@@ -204,4 +239,41 @@ def _generate_texts(env: Env, request, as_json: bool) -> None:
     watermark = report.outputs[0].watermark
     click.echo("each is signed (.c2pa sidecar: trainedAlgorithmicMedia, model assertion)"
                + (f" and watermarked ({watermark['algorithm']}, key {watermark['key_id']})" if watermark else "")
+               + f"; verify with: synthguard detect {where}", err=True)
+
+
+# --- text-vae (the sentence VAE) ---
+def _generate_text_vae(env: Env, *, engine, given, interpolate, n, steps, seed, model, output_dir, device, threads,
+                       decoding, temperature, top_p, top_k, max_new_tokens, scheme, watermark, force, as_json) -> None:
+    from synthguard.generate.text_vae import TextVAERequest, generate_text_vae  # noqa: PLC0415
+
+    if engine == "ray":
+        raise InputError("--engine ray makes sampled images: not texts")
+    wrong = [flag for flag, value in given.items() if value is not None]
+    if wrong:
+        raise InputError(f"{' and '.join(wrong)} appl{'ies' if len(wrong) == 1 else 'y'} to --backend text only")
+    if interpolate and n is not None:
+        raise InputError("-n makes prior samples; --interpolate makes --steps texts: give one of them")
+    explicit = click.get_current_context().get_parameter_source("max_new_tokens") is not ParameterSource.DEFAULT
+    request = TextVAERequest(output=output_dir, n=n or 1, interpolate=tuple(interpolate) if interpolate else None,
+                             steps=steps, model=model, seed=seed, decoding=decoding, temperature=temperature,
+                             top_p=top_p, top_k=top_k, max_tokens=max_new_tokens if explicit else None,
+                             scheme=scheme, watermark=watermark, device=device, threads=threads, overwrite=force)
+    report = generate_text_vae(request, env.home, identity=env.identity)
+    if as_json:
+        print_json(report.to_dict())
+        return
+    for o in report.outputs:
+        if o.warning:
+            click.echo(f"warning: {o.file}: {o.warning}", err=True)
+        click.echo(f"{o.file.name}: {o.file.read_text(encoding='utf-8')}")
+    count = len(report.outputs)
+    where = report.outputs[0].file if count == 1 else f"{request.output}/"
+    click.echo(f"wrote {count} text{'s' if count != 1 else ''} to {where} with {report.model} {report.version} "
+               f"({request.decoding.value} decoding)", err=True)
+    mark = report.outputs[0].watermark
+    click.echo("each is signed (.c2pa sidecar: trainedAlgorithmicMedia, model assertion)"
+               + (f" and watermarked ({mark['algorithm']}, key {mark['key_id']})" if mark else
+                  ": greedy decoding leaves it unmarked by construction" if request.decoding.value == "greedy"
+                  else ", unmarked (--no-watermark)")
                + f"; verify with: synthguard detect {where}", err=True)

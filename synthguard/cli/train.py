@@ -48,40 +48,71 @@ def _log(line: str) -> None:
     click.echo(line, err=True)
 
 
+def _generator_options(func):
+    for option in reversed([
+        click.option("--conditional", is_flag=True,
+                     help="Class-conditional on MNIST's digit labels (--data mnist only); generate a digit with "
+                          "`synthguard generate --label K --model FOLDER`."),
+        click.option("--width", type=click.IntRange(8), help="Network width (default: the class's, as shipped)."),
+    ]):
+        func = option(func)
+    return func
+
+
+def _architecture(width: int | None) -> dict | None:
+    return {"width": width} if width is not None else None
+
+
+def _generator_command(kind: str, data, epochs, batch_size, seed, conditional, width) -> str:
+    return (f"synthguard train {kind} --data {data} --epochs {epochs} --batch-size {batch_size} --seed {seed}"
+            + (" --conditional" if conditional else "") + (f" --width {width}" if width is not None else ""))
+
+
 @train.command("gan")
 @_train_options
-def train_gan_cmd(data, epochs, batch_size, seed, device, threads, limit, output, force) -> None:
-    """Train a DCGAN (spectral-norm discriminator); prints losses and mode-collapse diagnostics per epoch.
+@_generator_options
+@click.option("--init", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Continue from a saved generator (its architecture; the discriminator starts fresh).")
+def train_gan_cmd(data, epochs, batch_size, seed, device, threads, limit, output, force, conditional, width,
+                  init) -> None:
+    """Train a DCGAN (spectral-norm discriminator); prints losses and mode-collapse diagnostics per epoch, and a
+    "warning:" line when the diagnostic shows mode collapse or divergence.
 
     \b
-    Example:
+    Examples:
       synthguard train gan --data mnist --epochs 25 --device cuda -o my-gan/
+      synthguard train gan --conditional --epochs 8 --width 32 -o my-cgan/   # projection-discriminator cGAN
     """
     from synthguard.training.runs import train_and_save_gan  # noqa: PLC0415 (keep `--help` free of torch)
 
-    train_and_save_gan(data, output, epochs=epochs, batch_size=batch_size, seed=seed, device=device,
-                       num_threads=threads, limit=limit, overwrite=force, log=_log,
-                       command=f"synthguard train gan --data {data} --epochs {epochs} --batch-size {batch_size} "
-                               f"--seed {seed}")
-    click.echo(f"saved the generator to {output}/ (use it with: synthguard generate --model {output})")
+    train_and_save_gan(data, output, model_config=_architecture(width), epochs=epochs, batch_size=batch_size,
+                       seed=seed, device=device, num_threads=threads, limit=limit, overwrite=force, log=_log,
+                       conditional=conditional, init=init,
+                       command=_generator_command("gan", data, epochs, batch_size, seed, conditional, width)
+                       + (f" --init {init}" if init is not None else ""))
+    label = " --label K" if conditional else ""
+    click.echo(f"saved the generator to {output}/ (use it with: synthguard generate --model {output}{label})")
 
 
 @train.command("vae")
 @_train_options
-def train_vae_cmd(data, epochs, batch_size, seed, device, threads, limit, output, force) -> None:
-    """Train a convolutional VAE; prints reconstruction and KL terms per epoch.
+@_generator_options
+def train_vae_cmd(data, epochs, batch_size, seed, device, threads, limit, output, force, conditional, width) -> None:
+    """Train a convolutional VAE (with --conditional a CVAE); prints reconstruction and KL terms per epoch.
 
     \b
-    Example:
+    Examples:
       synthguard train vae --data mnist --epochs 25 -o my-vae/
+      synthguard train vae --conditional --epochs 10 -o my-cvae/
     """
     from synthguard.training.runs import train_and_save_vae  # noqa: PLC0415
 
-    train_and_save_vae(data, output, epochs=epochs, batch_size=batch_size, seed=seed, device=device,
-                       num_threads=threads, limit=limit, overwrite=force, log=_log,
-                       command=f"synthguard train vae --data {data} --epochs {epochs} --batch-size {batch_size} "
-                               f"--seed {seed}")
-    click.echo(f"saved the VAE to {output}/ (use it with: synthguard generate --backend vae --model {output})")
+    train_and_save_vae(data, output, model_config=_architecture(width), epochs=epochs, batch_size=batch_size,
+                       seed=seed, device=device, num_threads=threads, limit=limit, overwrite=force, log=_log,
+                       conditional=conditional,
+                       command=_generator_command("vae", data, epochs, batch_size, seed, conditional, width))
+    label = " --label K" if conditional else ""
+    click.echo(f"saved the VAE to {output}/ (use it with: synthguard generate --backend vae --model {output}{label})")
 
 
 @train.command("classifier")
@@ -213,3 +244,67 @@ def train_text_cmd(data, steps, vocab_size, layers, width, context, batch_size, 
     click.echo(f"saved to {output}/: {record['parameters']:,} parameters, held-out perplexity "
                f"{record['heldout_perplexity_per_token']:.2f} per token ({record['heldout_bits_per_character']:.3f} "
                f"bits/char) after {steps} steps in {record['seconds']:.0f} s")
+
+
+# --- text-vae (the sentence VAE) ---
+@train.command("text-vae")
+@click.option("--data", default="tinyshakespeare", show_default=True,
+              help="A UTF-8 plain-text file (one sentence per line), or 'tinyshakespeare' (the dataset cache).")
+@click.option("--steps", default=6000, show_default=True, type=click.IntRange(1))
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
+@click.option("--lr", default=2e-3, show_default=True, type=click.FloatRange(0, min_open=True))
+@click.option("--latent-dim", default=32, show_default=True, type=click.IntRange(1))
+@click.option("--hidden", default=256, show_default=True, type=click.IntRange(8), help="Decoder GRU width.")
+@click.option("--max-tokens", default=30, show_default=True, type=click.IntRange(1, 512),
+              help="Longest line (in tokens) trained on.")
+@click.option("--word-dropout", default=0.3, show_default=True, type=click.FloatRange(0, 1, max_open=True))
+@click.option("--kl-schedule", type=click.Choice(["logistic", "linear", "none"]), default="logistic",
+              show_default=True, help="How the KL weight rises from 0 to 1.")
+@click.option("--kl-warmup", default=3000, show_default=True, type=click.IntRange(0), help="Steps of the rise.")
+@click.option("--free-bits", default=0.0, show_default=True, type=click.FloatRange(0, 100, max_open=True),
+              help="Nats per latent dimension below which the KL is not penalised (0: off).")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0))
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@options.threads()
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the model (config.json + safetensors) and training.json.")
+@options.force("Write into an existing folder.")
+def train_text_vae_cmd(data, steps, batch_size, lr, latent_dim, hidden, max_tokens, word_dropout, kl_schedule,
+                       kl_warmup, free_bits, seed, device, threads, output, force) -> None:
+    """Train a sentence VAE (Bowman et al. 2016: GRU encoder/decoder, KL annealing, word dropout) on the lines of a
+    text file, over the built-in LM's tokenizer; the last 5% of the lines are held out.
+
+    \b
+    Examples:
+      synthguard train text-vae --steps 6000 --free-bits 0.1 -o my-text-vae/
+      synthguard generate --backend text-vae --model my-text-vae/ -n 5 -o samples/
+    """
+    import torch  # noqa: PLC0415
+
+    from synthguard.core.torch_utils import resolve_device  # noqa: PLC0415
+    from synthguard.training.text_vae import TextVAETrainConfig, train_text_vae  # noqa: PLC0415
+
+    if threads:
+        torch.set_num_threads(threads)
+    config = TextVAETrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, max_tokens=max_tokens,
+                                word_dropout=word_dropout, kl_schedule=kl_schedule, kl_warmup=kl_warmup,
+                                free_bits=free_bits)
+    command = (f"synthguard train text-vae --data {Path(data).name} --steps {steps} --batch-size {batch_size} "
+               f"--lr {lr} --latent-dim {latent_dim} --hidden {hidden} --max-tokens {max_tokens} --word-dropout "
+               f"{word_dropout} --kl-schedule {kl_schedule} --kl-warmup {kl_warmup} --free-bits {free_bits} "
+               f"--seed {seed}")
+    logged = [0]
+
+    def progress(step: int, last: dict) -> None:
+        if last and last["step"] != logged[0]:
+            logged[0] = last["step"]
+            _log(f"step {last['step']}/{steps}: loss {last['loss']:.3f}, NLL {last['nll_per_token']:.3f}/token, KL "
+                 f"{last['kl_per_sentence']:.2f}/sentence, beta {last['beta']:.3f}")
+
+    record = train_text_vae(data, output, config, device=resolve_device(device), progress=progress, command=command,
+                            model_config={"latent_dim": latent_dim, "decoder_hidden": hidden}, overwrite=force)
+    held = record["heldout"]
+    click.echo(f"saved to {output}/: {record['parameters']:,} parameters; held-out: reconstruction "
+               f"{held['reconstruction_nll_per_token']:.3f} nats/token, KL {held['kl_per_sentence']:.2f} "
+               f"nats/sentence, perplexity bound {held['perplexity_bound_per_token']:.2f}, active units "
+               f"{held['active_units']}/{held['latent_dim']} ({record['seconds']:.0f} s)")

@@ -17,7 +17,7 @@ from synthguard.core.torch_utils import (
     torch_threads,
 )
 from synthguard.errors import Hint, InputError
-from synthguard.generate.base import DEFAULT_OUTPUT_SIZE, LatentImageGenerator
+from synthguard.generate.base import DEFAULT_OUTPUT_SIZE, LatentImageGenerator, check_labels
 from synthguard.models.gan import DCGANGenerator
 from synthguard.models.vae import ConvVAE
 
@@ -29,8 +29,8 @@ class GANGenerator(LatentImageGenerator):
     model_class = DCGANGenerator
     default_name = "dcgan"
 
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        return (self.model(latents) + 1) / 2
+    def decode(self, latents: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return (self.model(latents, labels) + 1) / 2
 
 
 class VAEGenerator(LatentImageGenerator):
@@ -40,12 +40,12 @@ class VAEGenerator(LatentImageGenerator):
     model_class = ConvVAE
     default_name = "vae"
 
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        return self.model.decode(latents)
+    def decode(self, latents: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.model.decode(latents, labels)
 
-    def encode(self, image: np.ndarray) -> torch.Tensor:
+    def encode(self, image: np.ndarray, label: int | None = None) -> torch.Tensor:
         """Posterior mean of one uint8 (H, W) grey or (H, W, 3) RGB image (made grey and resized to the model's
-        size): (latent_dim,)."""
+        size): (latent_dim,). A conditional VAE needs the image's ``label``."""
         image = np.asarray(image)
         if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
             raise InputError(f"image must be uint8 (H, W) or (H, W, 3), not {image.dtype} {image.shape}")
@@ -54,31 +54,40 @@ class VAEGenerator(LatentImageGenerator):
         size = self.model.config.image_size
         x = torch.from_numpy(resize_image(image, (size, size))).float().div(255)[None, None]  # (1, 1, s, s)
         with torch_threads(self.num_threads), torch.inference_mode():
-            return self.model.cpu().encode(x)[0][0]
+            return self.model.cpu().encode(x, self._labels(label, 1))[0][0]
 
-    def reconstruct(self, image: np.ndarray) -> np.ndarray:
-        """decode(mu(image)) as uint8 at the output size."""
-        return self._render(self.encode(image)[None])[0]
+    def reconstruct(self, image: np.ndarray, label: int | None = None) -> np.ndarray:
+        """decode(mu(image)) as uint8 at the output size (a conditional VAE: with ``label`` both ways)."""
+        return self._render(self.encode(image, label)[None], label)[0]
 
-    def interpolate(self, a: np.ndarray, b: np.ndarray, steps: int) -> list[np.ndarray]:
+    def interpolate(self, a: np.ndarray, b: np.ndarray, steps: int, label: int | None = None) -> list[np.ndarray]:
         """``steps`` images decoded along the straight line between the posterior means of images ``a`` and
-        ``b``; the first and last equal ``reconstruct(a)`` and ``reconstruct(b)``."""
-        return self._render(_lerp(self.encode(a), self.encode(b), _check_steps(steps)))
+        ``b``; the first and last equal ``reconstruct(a)`` and ``reconstruct(b)``. A conditional VAE morphs
+        within the class ``label``."""
+        path = _lerp(self.encode(a, label), self.encode(b, label), _check_steps(steps))
+        return self._render(path, label)
 
-    def interpolate_seeds(self, seed_a: int, seed_b: int, steps: int) -> list[np.ndarray]:
+    def interpolate_seeds(self, seed_a: int, seed_b: int, steps: int, label: int | None = None) -> list[np.ndarray]:
         """``steps`` images along the great circle between the latents of two seeds (slerp keeps the latents at
         the norm the prior puts them, where linear mixing would shrink them); the ends equal
-        ``generate(1, seed_a)`` and ``generate(1, seed_b)`` on the CPU."""
+        ``generate(1, seed_a)`` and ``generate(1, seed_b)`` on the CPU (with ``labels=label`` for a conditional
+        VAE)."""
         steps = _check_steps(steps)
         for seed in (seed_a, seed_b):
             if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
                 raise InputError(f"seed must be a non-negative integer, not {seed!r}")
+        self._labels(label, 1)
         za, zb = seeded_normal([seed_a, seed_b], self.latent_shape) * self.temperature
-        return self._render(_slerp(za, zb, steps))
+        return self._render(_slerp(za, zb, steps), label)
 
-    def _render(self, latents: torch.Tensor) -> list[np.ndarray]:
+    def _labels(self, label: int | None, n: int) -> torch.Tensor | None:
+        labels = check_labels(label, n, self.num_classes)
+        return torch.tensor(labels) if labels is not None else None
+
+    def _render(self, latents: torch.Tensor, label: int | None = None) -> list[np.ndarray]:
+        labels = self._labels(label, len(latents))
         with torch_threads(self.num_threads), torch.inference_mode():
-            images = to_uint8_images(self.model.cpu().decode(latents))
+            images = to_uint8_images(self.model.cpu().decode(latents, labels))
         return [resize_image(image, self.output_size) for image in images]
 
 
@@ -114,6 +123,9 @@ BUILTIN_VERSION = "1.0"
 _BUILTIN = {
     "gan": (GANGenerator, "synthguard/mnist-dcgan"),
     "vae": (VAEGenerator, "synthguard/mnist-vae"),
+    # Class-conditional on the digit (``generate(..., labels=K)``).
+    "gan-conditional": (GANGenerator, "synthguard/mnist-cdcgan"),
+    "vae-conditional": (VAEGenerator, "synthguard/mnist-cvae"),
 }
 
 
@@ -124,7 +136,8 @@ def builtin_generator(
     temperature: float = 1.0,
     num_threads: int | None = None,
 ) -> LatentImageGenerator:
-    """The shipped MNIST ``"gan"`` or ``"vae"``, generating at ``output_size`` (None: native 28x28)."""
+    """The shipped MNIST ``"gan"`` or ``"vae"``, or their class-conditional ``"gan-conditional"`` and
+    ``"vae-conditional"``, generating at ``output_size`` (None: native 28x28)."""
     if name not in _BUILTIN:
         raise InputError(f"no built-in generator {name!r}: choose one of {sorted(_BUILTIN)}")
     cls, model_name = _BUILTIN[name]
@@ -145,9 +158,12 @@ BACKENDS = ("gan", "vae", "diffusion")
 def load_generator(backend: str, model: str | None, *, output_size: int | None, num_threads: int | None,
                    inference_steps: int | None = None, prompt: str | None = None, negative_prompt: str | None = None,
                    guidance_scale: float | None = None, width: int | None = None, height: int | None = None,
-                   scheduler: str | None = None, record_prompt: bool = False):
+                   scheduler: str | None = None, record_prompt: bool = False, conditional: bool = False):
     """The generator for ``backend``: the built-in weights, or ``model`` (a local folder written by
     ``save_pretrained``, or for diffusion a pipeline folder / hub id).
+
+    ``conditional`` (gan and vae): a class-conditional generator, the built-in ``"<backend>-conditional"`` without
+    ``model``; a ``model`` that is not conditional is refused.
 
     The text-to-image settings (``prompt`` ... ``record_prompt``, see ``DiffusionGenerator``) apply to the
     diffusion backend only; for it ``output_size`` None keeps the size the pipeline makes."""
@@ -155,6 +171,8 @@ def load_generator(backend: str, model: str | None, *, output_size: int | None, 
         raise InputError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
     diffusion = {"inference_steps": inference_steps, "prompt": prompt, "negative_prompt": negative_prompt,
                  "guidance_scale": guidance_scale, "width": width, "height": height, "scheduler": scheduler}
+    if conditional and backend == "diffusion":
+        raise InputError("class labels apply to the gan and vae backends only, not 'diffusion'")
     if backend == "diffusion":
         if not model:
             raise InputError("the diffusion backend needs a model: a diffusers pipeline folder or hub id",
@@ -171,6 +189,10 @@ def load_generator(backend: str, model: str | None, *, output_size: int | None, 
         raise InputError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to the diffusion backend "
                          f"only, not {backend!r}")
     if model is None:
-        return builtin_generator(backend, output_size=output_size, num_threads=num_threads)
+        name = f"{backend}-conditional" if conditional else backend
+        return builtin_generator(name, output_size=output_size, num_threads=num_threads)
     cls = GANGenerator if backend == "gan" else VAEGenerator
-    return cls.from_pretrained(model, output_size=output_size, num_threads=num_threads)
+    generator = cls.from_pretrained(model, output_size=output_size, num_threads=num_threads)
+    if conditional and not generator.num_classes:
+        raise InputError(f"the {backend} model {generator.name!r} is unconditional: it takes no class label")
+    return generator

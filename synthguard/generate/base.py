@@ -11,13 +11,16 @@ Determinism. Noise is always drawn on the CPU, so every device sees the same lat
 torch version, the same seed gives bit-identical images. On CUDA (and across torch versions or CPU instruction sets)
 the network's float arithmetic differs in the last bits; after rounding to uint8 most pixels agree, but a pixel can
 differ by one grey level. The seed fixes the content, not the exact bytes across devices.
+
+Labels. A class-conditional generator (``num_classes > 0``) also takes a label per image: image ``i`` depends only
+on ``(seed + i, label_i)``, so a label changes the digit drawn from the same latent, nothing else.
 """
 
 from __future__ import annotations
 
 import abc
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,6 +119,28 @@ def check_output_size(output_size: int | tuple[int, int] | None) -> tuple[int, i
     return int(output_size[0]), int(output_size[1])
 
 
+def check_labels(labels: int | Sequence[int] | None, n: int, num_classes: int) -> list[int] | None:
+    """The per-image labels of a ``generate`` call: one int for all ``n`` images or a sequence of ``n``, each in
+    [0, num_classes); None for an unconditional generator (``num_classes`` 0), which takes none."""
+    if num_classes == 0:
+        if labels is not None:
+            raise InputError("this generator is unconditional: it takes no labels")
+        return None
+    if labels is None:
+        raise InputError(f"this generator is class-conditional: give a label in [0, {num_classes}) per image")
+    if isinstance(labels, int | np.integer) and not isinstance(labels, bool):
+        labels = [int(labels)] * n
+    elif isinstance(labels, str | bytes) or not isinstance(labels, Sequence | np.ndarray):
+        raise InputError(f"labels must be an int or a sequence of ints, not {type(labels).__name__}")
+    labels = list(labels)
+    if len(labels) != n:
+        raise InputError(f"give one label per image: {len(labels)} labels for {n} images")
+    for label in labels:
+        if isinstance(label, bool) or not isinstance(label, int | np.integer) or not 0 <= label < num_classes:
+            raise InputError(f"labels must be integers in [0, {num_classes}), not {label!r}")
+    return [int(label) for label in labels]
+
+
 class LatentImageGenerator(Generator):
     """A generator that decodes standard-normal latents with a torch network (the GAN's and the VAE's scheme).
 
@@ -157,23 +182,33 @@ class LatentImageGenerator(Generator):
         return cls(load_model(cls.model_class, path), **kwargs)
 
     @abc.abstractmethod
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """(B, *latent_shape) latents on the model's device -> (B, C, H, W) images in [0, 1]."""
+    def decode(self, latents: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, *latent_shape) latents (and, conditional, (B,) labels) on the model's device -> (B, C, H, W) images
+        in [0, 1]."""
 
     @property
     def config_hash(self) -> str:
         return config_hash(self.model.config)
+
+    @property
+    def num_classes(self) -> int:
+        """The classes a conditional model takes labels of; 0 for an unconditional one."""
+        return int(getattr(self.model.config, "num_classes", 0) or 0)
 
     def generate(
         self,
         n: int,
         seed: int,
         *,
+        labels: int | Sequence[int] | None = None,
         batch_size: int = 64,
         device: str = "auto",
         progress: ProgressCallback | None = None,
     ) -> GenerationResult:
+        """See ``Generator.generate``; a class-conditional generator (``num_classes > 0``) needs ``labels``: an int
+        for all ``n`` images or one per image, recorded as ``parameters["labels"]``."""
         check_request(n, seed, batch_size)
+        per_image = check_labels(labels, n, self.num_classes)
         target = resolve_device(device)
         seeds = [seed + i for i in range(n)]
         images: list[np.ndarray] = []
@@ -182,7 +217,10 @@ class LatentImageGenerator(Generator):
             for start in range(0, n, batch_size):
                 latents = seeded_normal(seeds[start : start + batch_size], self.latent_shape)
                 latents = (latents * self.temperature).to(target)
-                batch = to_uint8_images(self.decode(latents))  # B x (H, W) at the native size
+                batch_labels = None
+                if per_image is not None:
+                    batch_labels = torch.tensor(per_image[start : start + batch_size], device=target)
+                batch = to_uint8_images(self.decode(latents, batch_labels))  # B x (H, W) at the native size
                 images.extend(resize_image(image, self.output_size) for image in batch)
                 if progress is not None:
                     progress(len(images))
@@ -201,5 +239,6 @@ class LatentImageGenerator(Generator):
                 "device": str(target),
                 "temperature": self.temperature,
                 "torch": torch.__version__,
+                **({"labels": per_image} if per_image is not None else {}),
             },
         )

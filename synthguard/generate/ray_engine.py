@@ -35,7 +35,7 @@ from synthguard.core.home import Home
 from synthguard.core.ray_cluster import RayCluster, configure_data_context, import_ray, ray_session
 from synthguard.errors import Hint, IdentityError, InputError, LedgerError, SynthGuardError
 from synthguard.generate.backends import load_generator
-from synthguard.generate.base import ProgressCallback
+from synthguard.generate.base import ProgressCallback, check_labels
 from synthguard.generate.runs import (
     Engine,
     GenerateReport,
@@ -83,11 +83,14 @@ def generate_images_on_ray(request: ImageRequest, home: Home, *, address: str | 
     # 2. Load the generator here too: its name names the outputs, and a model that does not load fails before a
     #    cluster is used.
     generator = load_generator(request.backend, request.model, output_size=request.size,
-                               num_threads=request.threads, **request.diffusion_options())
+                               num_threads=request.threads, **request.diffusion_options(),
+                               conditional=request.label is not None)
+    if request.label is not None:
+        check_labels(request.label, request.n, generator.num_classes)
 
     # 3. Name the outputs and refuse existing ones.
     seeds = [request.seed + i for i in range(request.n)]
-    prefix = generator.name.rsplit("/", 1)[-1]
+    prefix = generator.name.rsplit("/", 1)[-1] + (f"-l{request.label}" if request.label is not None else "")
     paths = output_paths(folder, prefix, seeds, request.fmt.suffix, request.overwrite)
     del generator  # the actors load their own
 
@@ -172,7 +175,8 @@ class ImageActor:
         request = self.request
         # One CPU per actor: torch gets one thread unless the request says otherwise.
         self.generator = load_generator(request.backend, request.model, output_size=request.size,
-                                        num_threads=request.threads or 1, **request.diffusion_options())
+                                        num_threads=request.threads or 1, **request.diffusion_options(),
+                                        conditional=request.label is not None)
         identity = IdentityStore(home).load()
         if cert_fingerprint(identity.certificate) != fingerprint:
             raise IdentityError(f"the signing identity in {home.keys_dir} on the Ray node {where} is not the one "
@@ -203,8 +207,9 @@ class ImageActor:
         request, files, model_seconds, results = self.request, [], [], []
         for run in _runs(seeds):
             start = time.perf_counter()
+            labelled = {"labels": request.label} if request.label is not None else {}
             result = self.generator.generate(len(run), run[0], batch_size=request.batch_size,
-                                             device=request.device)
+                                             device=request.device, **labelled)
             seconds = time.perf_counter() - start
             check_markable(result.images, self.stamper)
             paths = [output_path(self.folder, self.prefix, seed, request.fmt.suffix) for seed in run]

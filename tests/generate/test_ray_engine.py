@@ -97,6 +97,26 @@ def test_the_ray_command_refuses_existing_outputs_and_replaces_them_with_force(h
 
 
 @pytest.mark.usefixtures("ray_local")
+def test_ray_actors_make_a_class_label_with_the_conditional_built_in(home, tmp_path):
+    from synthguard.detect import InspectionContext, inspect_file
+
+    IdentityStore(home).init("SynthGuard test signer", "SynthGuard tests")
+    request = ImageRequest(output_dir=tmp_path / "fours", n=2, seed=3, threads=1, label=4)
+    report = generate_images_on_ray(request, home, actors=1)
+
+    assert [f.signed.output.name for f in report.files] == ["mnist-cdcgan-l4-000003.png", "mnist-cdcgan-l4-000004.png"]
+    local = builtin_generator("gan-conditional", num_threads=1).generate(2, 3, labels=4, device="cpu").images
+    marker = default_image_watermarker()
+    with InspectionContext.build(home) as context:
+        for file, pixels in zip(report.files, local, strict=True):
+            with Image.open(file.signed.output) as img:
+                assert np.array_equal(np.asarray(img), marker.embed(pixels, file.payload))
+            inspection = inspect_file(file.signed.output, context)
+            assert json.loads(str(inspection.provenance.model["parameters"]["label"])) == 4
+            assert inspection.verdict.label.value == "ai-generated"
+
+
+@pytest.mark.usefixtures("ray_local")
 def test_an_error_on_a_worker_is_raised_with_its_type_and_hint(home, tmp_path):
     IdentityStore(home).init("t", "t")
     # 64 px is too small for the watermark: the actor's stamper refuses it before anything is written.

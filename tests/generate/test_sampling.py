@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from synthguard.errors import InputError
-from synthguard.generate.sampling import ExpectedCostMeter, build_sampler, generate_text
+from synthguard.generate.sampling import ExpectedCostMeter, build_sampler, check_context, generate_text, slide_chunk
 from synthguard.models.text import load_text_model
 from synthguard.watermark.text import make_watermarker
 
@@ -127,15 +127,97 @@ def tiny(tmp_path_factory):
     return tiny_text_model(tmp_path_factory.mktemp("tiny-lm"))
 
 
-def test_a_continuation_past_the_context_is_refused_up_front_with_the_limit_named(tiny):
+def test_a_prompt_that_fills_the_context_is_refused_up_front_with_the_limit_named(tiny):
     # The tiny model's context holds 256 tokens; transformers used to fail deep in sampling with an IndexError.
-    prompt_tokens = len(tiny.encode("ROMEO:"))
-    with pytest.raises(InputError, match=rf"holds 256 tokens.*at most {256 - prompt_tokens} new tokens"):
-        generate_text(tiny, ["ROMEO:"], max_new_tokens=300, seed=0)
-    with pytest.raises(InputError, match="holds 256 tokens"):
-        generate_text(tiny, ["a", "ROMEO:"], max_new_tokens=257 - prompt_tokens, seed=0)
-    with pytest.raises(InputError, match="holds 256 tokens.*shorten the prompt"):
+    with pytest.raises(InputError, match="holds 256 tokens.*shorten the prompt to at most 255 tokens"):
         generate_text(tiny, ["ROMEO: " * 300], max_new_tokens=1, seed=0)
+    with pytest.raises(InputError, match="holds 256 tokens"):
+        check_context(tiny, ["a", "ROMEO: " * 300], 1)
+    prompt_tokens = len(tiny.encode("ROMEO:"))
+    assert check_context(tiny, ["ROMEO:"], 256 - prompt_tokens) is False
+    assert check_context(tiny, ["ROMEO:"], 257 - prompt_tokens) is True  # sampling slides its window
+    assert slide_chunk(256) == 64
+
+
+def no_end_sampler(tm, monkeypatch, *then):
+    """Sample with the end token ruled out (so a text runs its full length), then ``then``'s processors."""
+    eos = tm.tokenizer.eos_token_id
+
+    def no_end(ids, scores):
+        return scores.index_fill(1, torch.tensor([eos]), -math.inf)
+
+    from synthguard.generate import sampling
+
+    monkeypatch.setattr(sampling, "build_sampler", lambda **kw: [no_end, *then])
+
+
+def test_a_text_past_the_context_slides_its_window_and_is_detected_as_one(builtin, monkeypatch):
+    """400 new tokens from the built-in model (a context of 256): the watermark processor saw the real preceding
+    tokens in every pass, so the whole text is marked; the same seed gives the same text."""
+    no_end_sampler(builtin, monkeypatch)
+    seen = []
+
+    class Recording:
+        def __init__(self, wm):
+            self.wm = wm
+
+        def processor(self, vocab_size, device):
+            inner = self.wm.processor(vocab_size, device)
+
+            def record(input_ids, scores):
+                seen.append(input_ids.shape[1])
+                return inner(input_ids, scores)
+            return record
+
+    wm = make_watermarker("synthid", b"the identity secret of this test")
+    [sample] = generate_text(builtin, ["ROMEO:"], max_new_tokens=400, seed=5, watermarker=Recording(wm))
+    assert sample.new_tokens == 400 and len(seen) == 400
+    # One processor through every pass: a pass after the first starts from the last 256 - 64 tokens.
+    assert max(seen) == 255 and seen.count(192) == 3
+    r = wm.detect(sample.text, builtin.tokenizer)
+    assert r.detected and r.tokens_scored > 300, r
+    [again] = generate_text(builtin, ["ROMEO:"], max_new_tokens=400, seed=5, watermarker=wm)
+    assert again.token_ids == sample.token_ids
+    late = wm.detect_ids(sample.token_ids[300:])  # the last pass alone is marked too
+    assert late.detected, late
+
+
+def test_a_row_that_ended_before_the_window_slid_stays_ended(builtin, monkeypatch):
+    """Two prompts in one batch: the first one's row is made to end at its fifth token; the other runs past the
+    context. The ended row keeps its five tokens, its stop token counted as one more draw."""
+    eos = builtin.tokenizer.eos_token_id
+    first = builtin.encode("KING:")[0]
+
+    def end_first_row(input_ids, scores):
+        scores = scores.clone()
+        for row in range(input_ids.shape[0]):
+            if first in input_ids[row].tolist() and input_ids.shape[1] >= 5 + len(builtin.encode("KING:")):
+                scores[row] = -math.inf
+                scores[row, eos] = 0.0
+        return scores
+
+    no_end_sampler(builtin, monkeypatch, end_first_row)
+    meter = ExpectedCostMeter()
+    a, b = generate_text(builtin, ["KING:", "ROMEO and JULIET:"], max_new_tokens=300, seed=2, cost_meter=meter)
+    assert a.new_tokens <= 5 and eos not in a.token_ids
+    assert b.new_tokens == 300
+    assert [n for _, n in meter.samples] == [a.new_tokens + 1, 300]
+
+
+def test_a_streamer_sees_a_sliding_text_once(builtin, monkeypatch):
+    from transformers import TextStreamer
+
+    no_end_sampler(builtin, monkeypatch)
+    pieces = []
+
+    class Collect(TextStreamer):
+        def on_finalized_text(self, text, stream_end=False):
+            pieces.append((text, stream_end))
+
+    [sample] = generate_text(builtin, ["ROMEO:"], max_new_tokens=300, seed=1,
+                             streamer=Collect(builtin.tokenizer, skip_prompt=True))
+    assert "".join(text for text, _ in pieces) == sample.text
+    assert [end for _, end in pieces].count(True) == 1 and pieces[-1][1]
 
 
 def test_a_continuation_that_just_fits_the_context_is_sampled_whole(tiny, monkeypatch):
@@ -150,3 +232,30 @@ def test_a_continuation_that_just_fits_the_context_is_sampled_whole(tiny, monkey
     mark = make_watermarker("synthid", b"k" * 32)
     (sample,) = generate_text(tiny, ["ROMEO:"], max_new_tokens=256 - prompt_tokens, seed=0, watermarker=mark)
     assert sample.new_tokens == 256 - prompt_tokens
+
+
+def test_a_sample_ends_at_the_first_stop_id_it_draws(tmp_path, monkeypatch):
+    """A chat model's end of turn (<|im_end|>) is not its end of text: a sample stops at it when it is among the
+    stop ids, and runs on past it (a special token, dropped from the text) when it is not."""
+    from helpers.tiny_chat import tiny_chat_model
+
+    torch.set_num_threads(1)
+    tm = tiny_chat_model(tmp_path / "chat")
+    end_of_turn = tm.tokenizer.convert_tokens_to_ids("<|im_end|>")
+    assert tm.end_of_text_ids() == (tm.tokenizer.eos_token_id,)
+    assert tm.end_of_turn_ids() == (tm.tokenizer.eos_token_id, end_of_turn)
+    prompt = tm.render_chat("ROMEO:")
+    start = len(tm.encode(prompt))
+
+    def turn_ends_at_fourth(input_ids, scores):
+        if input_ids.shape[1] - start == 3:
+            scores = torch.full_like(scores, -math.inf)
+            scores[:, end_of_turn] = 0.0
+        return scores
+
+    no_end_sampler(tm, monkeypatch, turn_ends_at_fourth)
+    [chat] = generate_text(tm, [prompt], max_new_tokens=20, seed=0, stop_ids=tm.end_of_turn_ids())
+    assert chat.new_tokens == 3 and end_of_turn not in chat.token_ids and "<|im_end|>" not in chat.text
+    [plain] = generate_text(tm, [prompt], max_new_tokens=20, seed=0)
+    assert plain.new_tokens == 20 and plain.token_ids[3] == end_of_turn and "<|im_end|>" not in plain.text
+    assert plain.token_ids[:3] == chat.token_ids

