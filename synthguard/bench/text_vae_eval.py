@@ -27,7 +27,8 @@ from synthguard.errors import InputError
 from synthguard.generate.text_vae import interpolation_path
 from synthguard.models.text import TextModel, token_nll_ids
 from synthguard.models.text_vae import LoadedTextVAE
-from synthguard.training.text_vae import TextVAETrainConfig, heldout_figures, pad_batch, read_corpus, split_sentences
+from synthguard.training.text import read_corpus
+from synthguard.training.text_vae import TextVAETrainConfig, heldout_figures, pad_batch, split_sentences
 
 WELL_FORMED_PERCENTILE = 90
 

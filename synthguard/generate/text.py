@@ -192,7 +192,7 @@ def generate_texts(request: TextRequest, stamper: Stamper | Home, *, identity: I
     """
     # 1. Check the inputs: the stamper, every prompt n times, and outputs that are free, before minutes go into
     # sampling.
-    _check_stamper(stamper, request)
+    check_text_stamper(stamper, marked=request.watermark, scheme=request.scheme)
     prompts = [p for p in request.prompts for _ in range(request.n)]
     if stream is not None and len(prompts) != 1:
         raise InputError(f"streaming shows one text as it is sampled, but {len(prompts)} will be made")
@@ -217,7 +217,8 @@ def generate_texts(request: TextRequest, stamper: Stamper | Home, *, identity: I
         check_context(tm, inputs, request.max_new_tokens)
 
         # 3. Open the stamper (signing identity, ledger, the text watermark keyed from the identity).
-        with _opened(stamper, request, identity) as stamper:
+        with open_text_stamper(stamper, marked=request.watermark, scheme=request.scheme,
+                               identity=identity) as stamper:
             wm = stamper.text_watermarker
 
             # 4. Sample, the watermark in the loop; a sample that ended without any text is drawn again with the
@@ -287,25 +288,28 @@ def generate_texts(request: TextRequest, stamper: Stamper | Home, *, identity: I
                       tuple(failed), chat)
 
 
-def _check_stamper(target: Stamper | Home, request: TextRequest) -> None:
-    """A given Stamper must mark texts as the request asks; anything else must be a Home to open one from."""
+def check_text_stamper(target: Stamper | Home, *, marked: bool, scheme: str) -> None:
+    """A given Stamper must mark texts as the request asks (``scheme`` when ``marked``, none otherwise); anything
+    else must be a Home to open one from."""
     if isinstance(target, Stamper):
         wm = target.text_watermarker
-        if request.watermark and not isinstance(wm, SCHEMES[request.scheme]):
-            raise InputError(f"the request asks for the {request.scheme} text watermark, but the stamper's text "
+        if marked and not isinstance(wm, SCHEMES[scheme]):
+            raise InputError(f"the request asks for the {scheme} text watermark, but the stamper's text "
                              f"watermarker is {type(wm).__name__ if wm is not None else 'None'}")
-        if not request.watermark and wm is not None:
-            raise InputError("the request asks for unmarked texts, but the stamper has a text watermarker")
+        if not marked and wm is not None:
+            raise InputError("the request makes unmarked texts, but the stamper has a text watermarker: its "
+                             "sidecars would claim a watermark the texts do not carry")
     elif not isinstance(target, Home):
         raise InputError(f"stamper must be a Stamper or a Home, not {type(target).__name__}")
 
 
-def _opened(target: Stamper | Home, request: TextRequest, identity: IdentitySource):
-    """The given Stamper (left open after the block), or one opened from the Home (closed after it)."""
+def open_text_stamper(target: Stamper | Home, *, marked: bool, scheme: str, identity: IdentitySource):
+    """The given Stamper (left open after the block), or one opened from the Home (closed after it) marking texts
+    with ``scheme`` when ``marked``."""
     if isinstance(target, Stamper):
         return contextlib.nullcontext(target)
     return Stamper.from_home(target, identity=identity, image_watermark=False,
-                             text_watermark=request.scheme if request.watermark else None)
+                             text_watermark=scheme if marked else None)
 
 
 def _increments(progress: ProgressCallback | None) -> Callable[[int], None] | None:

@@ -15,7 +15,6 @@ Seeds. Text ``i`` draws its z (prior samples) and its tokens (sample decoding) f
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import time
 from dataclasses import dataclass
@@ -30,7 +29,14 @@ from synthguard.core.torch_utils import config_hash, resolve_device, torch_threa
 from synthguard.errors import InputError
 from synthguard.generate.base import MAX_SEED, ProgressCallback
 from synthguard.generate.sampling import build_sampler, check_sampling
-from synthguard.generate.text import SHORT_TEXT_TOKENS, TextOutput, TextReport, output_paths
+from synthguard.generate.text import (
+    SHORT_TEXT_TOKENS,
+    TextOutput,
+    TextReport,
+    check_text_stamper,
+    open_text_stamper,
+    output_paths,
+)
 from synthguard.models.text_vae import LoadedTextVAE, TextVAE, load_text_vae
 from synthguard.provenance.manifest import ManifestSpec, ModelInfo
 from synthguard.provenance.signing import sidecar_path
@@ -192,7 +198,7 @@ def generate_text_vae(request: TextVAERequest, stamper: Stamper | Home, *, ident
     unmarked requests), or a Home to open one from (signing as ``identity``). ``progress(k)``: ``k`` more texts
     decoded. Returns ``synthguard.generate.text.TextReport`` (``new_tokens``: each text's tokens)."""
     # 1. Check the inputs: the stamper and outputs that are free, before the model loads.
-    _check_stamper(stamper, request)
+    check_text_stamper(stamper, marked=request.marked, scheme=request.scheme)
     paths = output_paths(request.output, request.count)
     for path in paths:
         for out in (path, sidecar_path(path)):
@@ -207,7 +213,8 @@ def generate_text_vae(request: TextVAERequest, stamper: Stamper | Home, *, ident
             ends = [encode_sentence(vae, s) for s in request.interpolate]
 
         # 3. Open the stamper (signing identity, ledger, the text watermark keyed from the identity).
-        with _opened(stamper, request, identity) as stamper:
+        with open_text_stamper(stamper, marked=request.marked, scheme=request.scheme,
+                               identity=identity) as stamper:
             wm = stamper.text_watermarker if request.marked else None
 
             # 4. Decode every text, the watermark in the loop when sampling.
@@ -294,23 +301,3 @@ def _parameters(request: TextVAERequest, item: _Decoded, index: int, ends_hashes
     return params
 
 
-def _check_stamper(target: Stamper | Home, request: TextVAERequest) -> None:
-    """A given Stamper must mark texts as the request asks; anything else must be a Home to open one from."""
-    if isinstance(target, Stamper):
-        wm = target.text_watermarker
-        if request.marked and not isinstance(wm, SCHEMES[request.scheme]):
-            raise InputError(f"the request asks for the {request.scheme} text watermark, but the stamper's text "
-                             f"watermarker is {type(wm).__name__ if wm is not None else 'None'}")
-        if not request.marked and wm is not None:
-            raise InputError("the request makes unmarked texts (greedy decoding or no watermark), but the stamper "
-                             "has a text watermarker: its sidecars would claim a watermark the texts do not carry")
-    elif not isinstance(target, Home):
-        raise InputError(f"stamper must be a Stamper or a Home, not {type(target).__name__}")
-
-
-def _opened(target: Stamper | Home, request: TextVAERequest, identity: IdentitySource):
-    """The given Stamper (left open after the block), or one opened from the Home (closed after it)."""
-    if isinstance(target, Stamper):
-        return contextlib.nullcontext(target)
-    return Stamper.from_home(target, identity=identity, image_watermark=False,
-                             text_watermark=request.scheme if request.marked else None)

@@ -63,6 +63,20 @@ def corpus_path(data: str | Path) -> Path:
     return dataset_path(BUILTIN_CORPUS) if str(data) == BUILTIN_CORPUS else Path(data)
 
 
+def read_corpus(data: str | Path) -> tuple[str, str, str]:
+    """(text, sha256 of its bytes, file name) of a UTF-8 corpus (``"tinyshakespeare"`` or a path)."""
+    path = corpus_path(data)
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (invalid byte at offset {exc.start})") from None
+    return text, hashlib.sha256(raw).hexdigest(), Path(path).name
+
+
 def train_text_model(data: str | Path, output: Path, config: TextTrainConfig, *, device: torch.device,
                      model_config: Mapping[str, Any] | None = None,
                      progress: Callable[[int, float], None] | None = None, command: str = "",
@@ -82,15 +96,7 @@ def train_text_model(data: str | Path, output: Path, config: TextTrainConfig, *,
     context = int(architecture["n_positions"])
     output = check_output_folder(output, overwrite=overwrite)
     data = corpus_path(data)
-
-    try:
-        raw = Path(data).read_bytes()
-    except OSError as exc:
-        raise InputError(f"{data}: {exc.strerror or exc}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{data}: not UTF-8 text (invalid byte at offset {exc.start})") from None
+    text, data_sha256, _ = read_corpus(data)
     if len(text) < 10_000:
         raise InputError(f"{data}: {len(text)} characters; training needs at least 10,000")
     torch.manual_seed(config.seed)
@@ -141,7 +147,7 @@ def train_text_model(data: str | Path, output: Path, config: TextTrainConfig, *,
     record = {
         "version": "1",
         "command": command,
-        "data": {"file": Path(data).name, "sha256": hashlib.sha256(raw).hexdigest(), "characters": len(text),
+        "data": {"file": Path(data).name, "sha256": data_sha256, "characters": len(text),
                  "train_tokens": len(train_ids), "heldout_tokens": len(val_ids)},
         "config": asdict(config),
         "model_config": architecture,

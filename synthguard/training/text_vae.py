@@ -13,7 +13,6 @@ records the command, the data hash, the settings, the loss and KL every ``log_ev
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import math
 import time
@@ -30,7 +29,7 @@ from synthguard.errors import InputError
 from synthguard.models.text import BUILTIN_TEXT_FOLDER
 from synthguard.models.text_vae import TextVAE
 from synthguard.training.records import check_output_folder, write_training_record
-from synthguard.training.text import corpus_path
+from synthguard.training.text import read_corpus
 
 # The architecture of the built-in text VAE; train_text_vae's model_config overrides any of these keys.
 TEXT_VAE_ARCHITECTURE = {"embed_dim": 128, "encoder_hidden": 128, "decoder_hidden": 256, "latent_dim": 32}
@@ -128,20 +127,6 @@ def split_sentences(text: str, tokenizer, *, min_tokens: int, max_tokens: int, h
     train, held = kept[:-n_held], kept[-n_held:]
     return SentenceData(tuple(ids for _, ids in train), tuple(ids for _, ids in held),
                         tuple(line for line, _ in held), len(lines), sha256, file)
-
-
-def read_corpus(data: str | Path) -> tuple[str, str, str]:
-    """(text, sha256 of its bytes, file name) of a UTF-8 corpus (``"tinyshakespeare"`` or a path)."""
-    path = corpus_path(data)
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        raise InputError(f"{path}: {exc.strerror or exc}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not UTF-8 text (invalid byte at offset {exc.start})") from None
-    return text, hashlib.sha256(raw).hexdigest(), Path(path).name
 
 
 def builtin_tokenizer():
