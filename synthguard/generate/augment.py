@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import hashlib
 import json
 import time
 from collections.abc import Sequence
@@ -324,14 +323,10 @@ def _remove_new(folder: Path, classes: tuple[int, ...], before: set[Path], creat
 
 def builtin_classifier() -> tuple[MnistClassifier, str]:
     """The shipped MNIST classifier and its name (architecture @ first 12 hex of its weights' sha256, the name
-    ``training.evaluation.FeatureExtractor`` gives it)."""
+    ``training.evaluation.FeatureExtractor`` gives it too)."""
     with as_file(files("synthguard.models") / "weights" / "mnist-classifier") as path:
         model = load_model(MnistClassifier, path).eval()
-    digest = hashlib.sha256()
-    for key, tensor in sorted(model.state_dict().items()):
-        digest.update(key.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return model, f"mnist-cnn(width={model.config.width},features={model.config.feature_dim})@{digest.hexdigest()[:12]}"
+    return model, model.weights_name()
 
 
 def classify_files(paths: Sequence[Path], model: MnistClassifier, *, threads: int | None = None,

@@ -3,6 +3,8 @@ precision / recall); the shipped weights are in ``weights/mnist-classifier``."""
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
@@ -29,3 +31,12 @@ class MnistClassifier(ModelMixin, ConfigMixin):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 1, 28, 28) in [0, 1] -> (B, num_classes) logits."""
         return self.head(self.features(x))
+
+    def weights_name(self) -> str:
+        """Names architecture and weights (first 12 hex of the sha256 over the state dict): two classifiers with
+        this name give the same scores."""
+        digest = hashlib.sha256()
+        for key, tensor in sorted(self.state_dict().items()):
+            digest.update(key.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return f"mnist-cnn(width={self.config.width},features={self.config.feature_dim})@{digest.hexdigest()[:12]}"

@@ -21,7 +21,6 @@ Also here: ``diversity_report``, the mode-collapse diagnostic logged while train
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -114,13 +113,7 @@ class FeatureExtractor:
         self.model = model.eval()
         self.device = resolve_device(device)
         self.num_threads = num_threads
-        digest = hashlib.sha256()
-        for key, tensor in sorted(model.state_dict().items()):
-            digest.update(key.encode())
-            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-        # Names architecture and weights: two extractors with this name give the same scores.
-        shape = f"width={model.config.width},features={model.config.feature_dim}"
-        self.name = f"mnist-cnn({shape})@{digest.hexdigest()[:12]}"
+        self.name = model.weights_name()
 
     def __call__(self, images: Sequence[np.ndarray] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """-> (features (N, feature_dim) float64, class probabilities (N, num_classes) float64)."""
