@@ -38,6 +38,7 @@ _EXPORTS = {
     "TextRequest": "synthguard.generate.text", "generate_texts": "synthguard.generate.text",
     "AugmentRequest": "synthguard.generate.augment", "augment_dataset": "synthguard.generate.augment",
     "TextVAERequest": "synthguard.generate.text_vae", "generate_text_vae": "synthguard.generate.text_vae",
+    "AudioRequest": "synthguard.generate.audio", "generate_audio": "synthguard.generate.audio",
     # verification
     "InspectionContext": "synthguard.detect.context", "Inspection": "synthguard.detect.context",
     "inspect_file": "synthguard.detect.context", "Verdict": "synthguard.detect.fusion",
@@ -47,13 +48,13 @@ _EXPORTS = {
     "VerifyRun": "synthguard.desk.batch", "verify_paths": "synthguard.desk.batch:verify",
 }
 
-__all__ = ["__version__", "AugmentRequest", "DigitalSourceType", "Hint", "Home", "IdentityError", "IdentityStore",
-           "ImageRequest", "InputError", "Inspection", "InspectionContext", "InterpolationRequest", "LedgerError",
-           "ManifestSpec", "ModelInfo", "Policy", "ProvenanceError", "StampResult", "Stamper", "SynthGuardError",
-           "TextRequest", "TextVAERequest", "Verdict", "VerdictLabel", "VerifyLine", "VerifyRun", "VerifySettings",
-           "WatermarkError", "augment_dataset", "generate_images", "generate_text_vae", "generate_texts",
-           "inspect_file", "interpolate_images", "load_policy", "mark_file", "procedural_image", "stamp_copy",
-           "verify_paths"]
+__all__ = ["__version__", "AudioRequest", "AugmentRequest", "DigitalSourceType", "Hint", "Home", "IdentityError",
+           "IdentityStore", "ImageRequest", "InputError", "Inspection", "InspectionContext", "InterpolationRequest",
+           "LedgerError", "ManifestSpec", "ModelInfo", "Policy", "ProvenanceError", "StampResult", "Stamper",
+           "SynthGuardError", "TextRequest", "TextVAERequest", "Verdict", "VerdictLabel", "VerifyLine", "VerifyRun",
+           "VerifySettings", "WatermarkError", "augment_dataset", "generate_audio", "generate_images",
+           "generate_text_vae", "generate_texts", "inspect_file", "interpolate_images", "load_policy", "mark_file",
+           "procedural_image", "stamp_copy", "verify_paths"]
 
 
 def __getattr__(name: str):
@@ -86,6 +87,7 @@ if TYPE_CHECKING:
         SynthGuardError,
         WatermarkError,
     )
+    from synthguard.generate.audio import AudioRequest, generate_audio
     from synthguard.generate.augment import AugmentRequest, augment_dataset
     from synthguard.generate.runs import ImageRequest, InterpolationRequest, generate_images, interpolate_images
     from synthguard.generate.text import TextRequest, generate_texts

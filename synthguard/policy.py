@@ -66,7 +66,7 @@ class LabelingRules(BaseModel):
 class DetectionRules(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    watermark: bool = Field(True, description="test images for SynthGuard's watermark")
+    watermark: bool = Field(True, description="test images and audio for SynthGuard's watermark")
     watermark_max_p_value: float = Field(1e-6, gt=0.0, le=1e-6, description="a watermark counts as found only "
                                                                            "below this p-value (1e-6 or stricter)")
     text_watermark_max_p_value: float = Field(1e-3, gt=0.0, le=1e-2, description="a text watermark counts as found "
@@ -182,8 +182,8 @@ class Policy(BaseModel):
                      + ", ".join(self.labeling.ai_source_types) + ".")
         tests = []
         if d.watermark:
-            tests.append(f"SynthGuard's watermark (images: counted when p < {d.watermark_max_p_value:g}; texts: your "
-                         f"identity's text watermark, counted when p <= {d.text_watermark_max_p_value:g})")
+            tests.append(f"SynthGuard's watermark (images and audio: counted when p < {d.watermark_max_p_value:g}; "
+                         f"texts: your identity's text watermark, counted when p <= {d.text_watermark_max_p_value:g})")
         if d.classifier:
             tests.append("the synthetic-image classifier (threshold: "
                          + ("the detector's calibrated one, about 1% false positives on real photos" if

@@ -11,6 +11,10 @@ action, and the ledger records payload -> manifest, so a copy that lost its mani
 stripped) still leads back to "made by model X, signed by Y". The AI bit makes the watermark itself a
 machine-readable AI marking, even where the ledger is out of reach.
 
+Audio (``Stamper.stamp_audio`` for samples made in memory, ``stamp_file`` for an audio file) follows the images'
+path with the audio watermark of ``synthguard.watermark.audio``: the same payload, embedded, encoded, read back
+from the encoded bytes, then signed (embedded in WAV, FLAC, MP3, M4A; a ``.c2pa`` sidecar for Ogg Opus / Vorbis).
+
 Texts are marked while they are sampled (the watermark is in the sampling loop, see
 ``synthguard.generate.sampling``), so ``Stamper.stamp_text`` takes a text already sampled with the stamper's
 ``text_watermarker`` and binds it: a ``.c2pa`` sidecar whose soft binding names the scheme and the key id.
@@ -35,6 +39,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, PngImagePlugin
 
+from synthguard.core.audio import AudioFormat
 from synthguard.core.fileio import check_output_path, write_atomic
 from synthguard.core.home import Home
 from synthguard.core.media import (
@@ -54,6 +59,8 @@ from synthguard.watermark import ImageWatermarker, default_image_watermarker
 from synthguard.watermark.payload import Payload
 
 if TYPE_CHECKING:
+    from synthguard.core.audio import AudioClip
+    from synthguard.watermark.audio import AudioWatermarker
     from synthguard.watermark.text import TextWatermarker
 
 # Where a Stamper opened from a home gets its signing identity: given, made on demand by a callable (so a caller can
@@ -77,11 +84,13 @@ class StampResult:
     watermark_skipped: str | None = None
     # Wall time per stage: "watermark" (embed, encode, read-back check) and "sign" (C2PA, write, ledger).
     seconds: dict = field(default_factory=dict, compare=False)
+    # What the encoding changed beyond the mark (an audio file resampled, or re-encoded at a lossy bit rate).
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         return {**self.signed.to_dict(), "watermark": {
             "embedded": self.payload is not None, "payload": self.payload.hex() if self.payload else None,
-            "algorithm": self.algorithm, "skipped": self.watermark_skipped}}
+            "algorithm": self.algorithm, "skipped": self.watermark_skipped}, "notes": list(self.notes)}
 
 
 def _split_alpha(img: Image.Image) -> tuple[np.ndarray, Image.Image | None]:
@@ -247,29 +256,90 @@ def _png_rendering(info: dict) -> dict:
     return options
 
 
+# An MP3 or M4A re-encode of a marked file keeps the source's bit rate, rounded down to one of these steps (so
+# signing a signed copy again does not creep upwards), from 128 to 320 kbps. Opus has no nominal bit rate in its
+# header and libopus's VBR overshoots its target on dense content: Opus is re-encoded at the default rate.
+_AUDIO_BITRATE_STEPS = (128_000, 160_000, 192_000, 224_000, 256_000, 320_000)
+# Sample codings a lossless audio file is written back in; others (A-law, mu-law, ADPCM, 8-bit FLAC) become 16-bit.
+_AUDIO_KEPT_SUBTYPES = {AudioFormat.WAV: ("PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"),
+                        AudioFormat.FLAC: ("PCM_16", "PCM_24")}
+
+
+def mark_audio_and_check(watermarker: AudioWatermarker, samples: np.ndarray, rate: int, payload: bytes,
+                         fmt: AudioFormat, *, bitrate: int | None = None, subtype: str | None = None,
+                         unmarked_allowed: bool = True) -> tuple[bytes, AudioClip]:
+    """Embed, encode in ``fmt``, decode the encoded bytes and check the payload reads back from them; returns the
+    file's bytes and its decoded clip (whose ``audio_content_sha256`` is the ledger's content key).
+
+    A mark the detector cannot read back after the codec would be a silent skip: it is refused with a
+    WatermarkError instead, before anything is written or signed. ``unmarked_allowed``: the caller may sign the
+    content without a watermark instead (an existing file), and the error says so; a generator's output may not."""
+    from synthguard.core.audio import decode_audio, encode_audio  # noqa: PLC0415 (soundfile / av)
+
+    data = encode_audio(watermarker.embed(samples, rate, payload), rate, fmt, bitrate=bitrate, subtype=subtype)
+    clip = decode_audio(data)
+    check = watermarker.detect(clip.samples[:, 0] if clip.channels == 1 else clip.samples, clip.rate)
+    if not (check.detected and check.payload == payload):
+        raise WatermarkError(
+            f"the audio watermark does not read back from this {clip.seconds:.1f} s {fmt.value.upper()} "
+            f"(p={check.p_value:.1e}" + ("" if check.detected else ", not detected")
+            + ("" if not check.detected or check.payload == payload else ", another payload")
+            + "); it is too short, too quiet or too narrow-band to carry it reliably through this codec: use a "
+            + ("longer or louder clip, a lossless format, or sign without a watermark (the manifest still declares "
+               "the content)" if unmarked_allowed else "longer or louder clip or a lossless format"),
+            hint=Hint.NO_WATERMARK if unmarked_allowed else None)
+    return data, clip
+
+
+def _audio_encoding(clip: AudioClip, source: Path) -> tuple[dict, tuple[str, ...]]:
+    """The encode_audio options that write ``clip`` back in its own format (lossless: the same sample coding where
+    it can hold one; lossy: the source's bit rate within bounds), and notes saying what differs."""
+    from synthguard.core.audio import DEFAULT_BITRATES, audio_info  # noqa: PLC0415
+
+    fmt = clip.format
+    if fmt.lossless:
+        kept = _AUDIO_KEPT_SUBTYPES[fmt]
+        if clip.subtype in kept:
+            return {"subtype": clip.subtype}, ()
+        return {"subtype": "PCM_16"}, (f"{source.name}: its {clip.subtype} samples were written back as 16-bit PCM",)
+    if fmt is AudioFormat.VORBIS:
+        return {}, (f"{source.name}: re-encoded as Ogg Vorbis at libsndfile's default quality (a lossy file "
+                    "cannot carry a new mark without re-encoding)",)
+    bitrate = DEFAULT_BITRATES[fmt.value]
+    declared = audio_info(source).bitrate if fmt is not AudioFormat.OPUS else None
+    if declared:
+        # 2 % of slack: a container's overhead or an encoder's rounding must not drop a step.
+        bitrate = max([step for step in _AUDIO_BITRATE_STEPS if step <= declared * 1.02], default=128_000)
+    return {"bitrate": bitrate}, (f"{source.name}: re-encoded as {fmt.value.upper()} at {bitrate // 1000} kbps "
+                                  "(a lossy file cannot carry a new mark without re-encoding)",)
+
+
 class Stamper:
     """Watermark + sign + ledger, in that order: files, pixels made in memory, and texts sampled with
-    ``text_watermarker`` in the loop. ``watermarker`` (images) or ``text_watermarker`` None: that kind of content
-    is signed without a watermark, and the result says so.
+    ``text_watermarker`` in the loop, and audio. ``watermarker`` (images), ``audio_watermarker`` or
+    ``text_watermarker`` None: that kind of content is signed without a watermark, and the result says so.
 
     Built over an open ``SigningSession``, or opened from a home with ``Stamper.from_home``; as a context manager
     it closes what it opened itself (never a session it was given).
     """
 
     def __init__(self, session: SigningSession, watermarker: ImageWatermarker | None, *,
-                 text_watermarker: TextWatermarker | None = None):
+                 text_watermarker: TextWatermarker | None = None, audio_watermarker: AudioWatermarker | None = None):
         self.session = session
         self.watermarker = watermarker
         self.text_watermarker = text_watermarker
+        self.audio_watermarker = audio_watermarker
         self._opened = contextlib.ExitStack()
 
     @classmethod
     def from_home(cls, home: Home, *, identity: IdentitySource = None, image_watermark: bool = True,
-                  text_watermark: str | None = None, thumbnail: bool = False) -> Stamper:
+                  text_watermark: str | None = None, thumbnail: bool = False,
+                  audio_watermark: bool = True) -> Stamper:
         """A Stamper over ``home``'s ledger, signing as ``identity`` (see ``IdentitySource``); close it, or use it
         as a context manager. ``image_watermark``: embed SynthGuard's image watermark; ``text_watermark``: the text
         scheme ("synthid" or "kgw") keyed from the identity, for texts sampled through this stamper (None: texts
-        unmarked); ``thumbnail``: embed a thumbnail in image manifests."""
+        unmarked); ``thumbnail``: embed a thumbnail in image manifests; ``audio_watermark``: embed SynthGuard's
+        audio watermark in audio."""
         if callable(identity):
             identity = identity()
         elif identity is None:
@@ -280,10 +350,16 @@ class Stamper:
 
             text_watermarker = make_watermarker(text_watermark, identity.text_watermark_secret())
         watermarker = default_image_watermarker() if image_watermark else None
+        audio_watermarker = None
+        if audio_watermark:
+            from synthguard.watermark.audio import default_audio_watermarker  # noqa: PLC0415
+
+            audio_watermarker = default_audio_watermarker()
         with contextlib.ExitStack() as opened:
             ledger = opened.enter_context(Ledger.from_home(home))
             session = opened.enter_context(SigningSession(identity, ledger, thumbnail=thumbnail))
-            stamper = cls(session, watermarker, text_watermarker=text_watermarker)
+            stamper = cls(session, watermarker, text_watermarker=text_watermarker,
+                          audio_watermarker=audio_watermarker)
             stamper._opened = opened.pop_all()
         return stamper
 
@@ -302,16 +378,19 @@ class Stamper:
         ledger = self.session.ledger
         return ledger is not None and not ledger.reserve_soft_binding(payload)
 
-    def _binding(self, spec: ManifestSpec) -> tuple[bytes, ManifestSpec]:
+    def _binding(self, spec: ManifestSpec, algorithm: str | None = None) -> tuple[bytes, ManifestSpec]:
         # The AI bit follows the declaration: set only when the manifest declares generative AI.
         ai = spec.digital_source_type is not None and spec.digital_source_type.is_generative_ai
         payload = Payload.new(ai, self._key_taken).to_bytes()
-        return payload, replace(spec, soft_binding=SoftBinding(self.watermarker.algorithm_id, payload))
+        algorithm = algorithm or self.watermarker.algorithm_id
+        return payload, replace(spec, soft_binding=SoftBinding(algorithm, payload))
 
     def stamp_file(self, src: Path, dst: Path, spec: ManifestSpec, *, overwrite: bool = False) -> StampResult:
         src, dst = Path(src), Path(dst)
         media = sniff(src)
         check_output_path(dst, inputs=(src,), overwrite=overwrite)
+        if media.kind is MediaKind.AUDIO:
+            return self._stamp_audio_file(src, dst, spec, overwrite=overwrite)
         if self.watermarker is None:
             return StampResult(self.session.sign_file(src, dst, spec, overwrite=overwrite), None, None,
                                "watermarking turned off")
@@ -324,6 +403,66 @@ class Stamper:
                                        image.save_options)
         signed = self._sign_encoded(data, content, dst, spec, overwrite=overwrite, parent_source=src)
         return StampResult(signed, payload, self.watermarker.algorithm_id)
+
+    def _stamp_audio_file(self, src: Path, dst: Path, spec: ManifestSpec, *, overwrite: bool) -> StampResult:
+        """An audio file decoded, marked, re-encoded in its own format (see ``_audio_encoding``), read back and
+        signed with the source's manifest (if any) as the parent ingredient."""
+        if self.audio_watermarker is None:
+            return StampResult(self.session.sign_file(src, dst, spec, overwrite=overwrite), None, None,
+                               "watermarking turned off")
+        from synthguard.core.audio import audio_content_sha256, decode_audio  # noqa: PLC0415
+
+        start = time.perf_counter()
+        clip = decode_audio(src)
+        options, notes = _audio_encoding(clip, src)
+        payload, spec = self._binding(spec, self.audio_watermarker.algorithm_id)
+        samples = clip.samples[:, 0] if clip.channels == 1 else clip.samples
+        data, written = mark_audio_and_check(self.audio_watermarker, samples, clip.rate, payload, clip.format,
+                                             **options)
+        marked = time.perf_counter()
+        signed = self._sign_encoded(data, audio_content_sha256(written), dst, spec, overwrite=overwrite,
+                                    parent_source=src)
+        return StampResult(signed, payload, self.audio_watermarker.algorithm_id, None,
+                           {"watermark": marked - start, "sign": time.perf_counter() - marked}, notes)
+
+    def stamp_audio(self, samples: np.ndarray, rate: int, dst: Path, spec: ManifestSpec, *,
+                    fmt: AudioFormat = AudioFormat.WAV, overwrite: bool = False) -> StampResult:
+        """Watermark, encode in ``fmt`` and sign audio made in memory (float32 ``(frames,)`` or ``(frames,
+        channels)`` in [-1, 1] at ``rate`` Hz): the mark is read back from the encoded bytes before anything is
+        written; WAV, FLAC, MP3 and M4A carry the manifest inside, Opus / Vorbis in ``dst``'s ``.c2pa`` sidecar.
+        ``dst``'s extension must name ``fmt`` (``fmt.suffix``, or another of its own: .ogg for Opus)."""
+        from synthguard.core.audio import (  # noqa: PLC0415 (soundfile / av)
+            audio_content_sha256,
+            decode_audio,
+            encode_audio,
+            output_rate,
+        )
+
+        dst, fmt = Path(dst), AudioFormat(fmt)
+        promised = mime_for_suffix(dst.suffix)
+        if promised != fmt.mime:
+            raise InputError(f"{dst}: the name says {promised or 'no known type'} but the audio is written as "
+                             f"{fmt.value} ({fmt.mime}): name it *{fmt.suffix}")
+        check_output_path(dst, overwrite=overwrite)
+        if not fmt.embeddable:
+            check_output_path(sidecar_path(dst), overwrite=overwrite)
+        notes: tuple[str, ...] = ()
+        if output_rate(fmt, int(rate)) != rate:
+            notes = (f"resampled from {rate} Hz to {output_rate(fmt, int(rate))} Hz for {fmt.value}",)
+        start = time.perf_counter()
+        if self.audio_watermarker is None:
+            payload, algorithm, skipped = None, None, "watermarking turned off"
+            data = encode_audio(samples, rate, fmt)
+            written = decode_audio(data)
+        else:
+            payload, spec = self._binding(spec, self.audio_watermarker.algorithm_id)
+            algorithm, skipped = self.audio_watermarker.algorithm_id, None
+            data, written = mark_audio_and_check(self.audio_watermarker, samples, rate, payload, fmt,
+                                                 unmarked_allowed=False)
+        marked = time.perf_counter()
+        signed = self._sign_encoded(data, audio_content_sha256(written), dst, spec, overwrite=overwrite)
+        seconds = {"watermark": marked - start, "sign": time.perf_counter() - marked}
+        return StampResult(signed, payload, algorithm, skipped, seconds, notes)
 
     def stamp_pixels(self, pixels: np.ndarray, dst: Path, spec: ManifestSpec, *, mime: str = "image/png",
                      overwrite: bool = False) -> StampResult:
@@ -422,17 +561,27 @@ class Stamper:
 
 
 def stamp_copy(src: Path, dst: Path, spec: ManifestSpec, home: Home, *, identity: IdentitySource = None,
-               image_watermark: bool = True, thumbnail: bool = False, overwrite: bool = False) -> StampResult:
+               image_watermark: bool = True, thumbnail: bool = False, overwrite: bool = False,
+               audio_watermark: bool | None = None) -> StampResult:
     """``Stamper.stamp_file`` for one file, over a stamper opened from ``home`` (see ``Stamper.from_home``) and
-    closed after it. An output that may not be written, an image that does not decode, or (with ``image_watermark``)
-    one the watermark cannot mark, is refused before an identity is created for it."""
+    closed after it. An output that may not be written, an image or audio file that does not decode, or (with
+    ``image_watermark``) an image the watermark cannot mark, is refused before an identity is created for it.
+    ``audio_watermark`` follows ``image_watermark`` unless given: turning the watermark off turns it off for
+    every medium."""
     src, dst = Path(src), Path(dst)
+    audio_watermark = image_watermark if audio_watermark is None else audio_watermark
     check_output_path(dst, inputs=(src,), overwrite=overwrite)
-    if not isinstance(identity, Identity) and not IdentityStore(home).exists() and sniff(src).kind is MediaKind.IMAGE:
+    kind = sniff(src).kind
+    if not isinstance(identity, Identity) and not IdentityStore(home).exists() and kind is MediaKind.IMAGE:
         # An image the watermark would refuse is refused here too, before the identity is made.
         if image_watermark:
             load_for_marking(src)
         else:
             decode_image(src)
-    with Stamper.from_home(home, identity=identity, image_watermark=image_watermark, thumbnail=thumbnail) as stamper:
+    if not isinstance(identity, Identity) and not IdentityStore(home).exists() and kind is MediaKind.AUDIO:
+        from synthguard.core.audio import decode_audio  # noqa: PLC0415
+
+        decode_audio(src)
+    with Stamper.from_home(home, identity=identity, image_watermark=image_watermark, thumbnail=thumbnail,
+                           audio_watermark=audio_watermark) as stamper:
         return stamper.stamp_file(src, dst, spec, overwrite=overwrite)

@@ -9,6 +9,7 @@ import click
 
 from synthguard.cli import options
 from synthguard.cli.augment import bench_augment
+from synthguard.cli.bench_audio import bench_audio_watermark
 from synthguard.cli.bench_load import bench_image_memory, bench_ledger, bench_resolver, bench_text_memory
 from synthguard.cli.context import Env, pass_env
 from synthguard.cli.render import print_json
@@ -369,3 +370,4 @@ def bench_sd_marks(photos_dir, as_json) -> None:
 for _command in (bench_text_memory, bench_image_memory, bench_ledger, bench_resolver):
     bench.add_command(_command)
 bench.add_command(bench_augment)
+bench.add_command(bench_audio_watermark)

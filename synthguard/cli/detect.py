@@ -19,10 +19,11 @@ from synthguard.errors import InputError
 @options.policy("Policy YAML (default: policies/default.yaml rules: trust your own identity and added anchors).")
 @options.verification(text_model_help="Texts: the model that generated them (its tokenizer re-reads the text for "
                                       "the watermark test): 'builtin', a model folder, a .gguf file or a hub id.")
-@click.option("--no-watermark", is_flag=True, help="Skip the watermark test (images).")
+@click.option("--no-watermark", is_flag=True, help="Skip the watermark test (images, audio).")
 @click.option("--no-classifier", is_flag=True, help="Skip the synthetic-image classifier (images).")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also write an HTML report: verdicts, reasons, classifier heatmap and forensic pictures.")
+              help="Also write an HTML report: verdicts, reasons, classifier heatmap and forensic pictures "
+                   "(audio: waveform and spectrogram).")
 @click.option("--threads", type=click.IntRange(1), default=lambda: min(4, os.cpu_count() or 1),
               show_default="min(4, CPU count)", help="torch CPU threads for the classifier and text models.")
 @click.option("--text-scorer", help="Texts: also compute the machine-text score (Fast-DetectGPT criterion) under "
@@ -33,6 +34,11 @@ def detect(env: Env, files: tuple[Path, ...], as_json: bool, policy_path, trust_
            threads: int, text_model: str, text_scorer: str | None) -> None:
     """Verify FILES: C2PA provenance (embedded, sidecar, or recovered from the ledger), watermark, the
     synthetic-image classifier, and one verdict with its confidence and reasons.
+
+    Audio (WAV, FLAC, MP3, Ogg Opus/Vorbis, M4A; decoded within duration, rate and channel budgets): the manifest
+    (embedded, or a .c2pa sidecar for Ogg), SynthGuard's audio watermark (a stripped or re-encoded copy's manifest
+    is found in the ledger through its payload), and the format, codec, rate, channels and duration; the image
+    classifier and forensics do not apply.
 
     Texts: the .c2pa sidecar, this identity's text watermarks (SynthID-Text and KGW, whole text and windows, so a
     marked passage inside a longer document is found and located), and with --text-scorer the machine-text score.
@@ -46,6 +52,7 @@ def detect(env: Env, files: tuple[Path, ...], as_json: bool, policy_path, trust_
     \b
     Examples:
       synthguard detect out.jpg
+      synthguard detect interview.mp3 voice.wav --json       # audio: the JSON has an "audio" block
       synthguard detect story.txt                            # sidecar + text watermark (built-in model)
       synthguard detect news.txt --text-model ./SmolLM2.gguf --text-scorer ./SmolLM2.gguf
       synthguard detect *.png --json > results.jsonl

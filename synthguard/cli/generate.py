@@ -16,10 +16,10 @@ from synthguard.errors import InputError
 
 
 @click.command()
-@click.option("--backend", type=click.Choice(["gan", "vae", "diffusion", "text", "text-vae"]), default="gan",
+@click.option("--backend", type=click.Choice(["gan", "vae", "diffusion", "text", "text-vae", "audio"]), default="gan",
               show_default=True,
-              help="Model family. gan, vae, text and text-vae (a sentence VAE) have built-in weights; diffusion "
-                   "needs --model.")
+              help="Model family. gan, vae, text, text-vae (a sentence VAE) and audio (chorale-style music) have "
+                   "built-in weights; diffusion needs --model.")
 @click.option("-n", "n", type=click.IntRange(1), help="Images to make (default 8); texts: samples per prompt "
                                                      "(default 1).")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0), help="Seed of image 0 (image i: seed+i).")
@@ -30,7 +30,10 @@ from synthguard.errors import InputError
                               "text: a causal LM folder, a .gguf file or a hub id.")
 @click.option("-o", "--output-dir", default="synthguard-out", show_default=True, type=click.Path(path_type=Path),
               help="Folder for the outputs; text: a .txt file for a single text.")
-@click.option("--format", "fmt", type=click.Choice(["png", "jpeg", "webp"]), default="png", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["png", "jpeg", "webp", "wav", "flac", "mp3", "opus", "m4a"]),
+              help="Images: png (default), jpeg, webp; audio: wav (default), flac, mp3, opus, m4a.")
+@click.option("--seconds", default=8.0, show_default=True, type=click.FloatRange(0, min_open=True),
+              help="Audio: length of each clip (at least the audio watermark's minimum).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
 @click.option("--size", type=click.IntRange(1, 8192),
@@ -58,7 +61,9 @@ from synthguard.errors import InputError
                    "default: sample for prior draws, greedy for --interpolate.")
 @click.option("--inference-steps", type=click.IntRange(1), help="Diffusion: denoising steps (default: the "
                                                                  "pipeline's).")
-@click.option("--prompt", help="Diffusion: the prompt, for text-to-image pipelines; text: the text to continue.")
+@click.option("--prompt", help="Diffusion: the prompt, for text-to-image pipelines; text: the text to continue; "
+                               "audio: a key (\"D minor\"), a soprano melody (\"C4 D4 E4:2\") or both "
+                               "(\"G major: G4 A4 B4\").")
 @click.option("--negative-prompt", help="Diffusion: what the image should not show (text-to-image pipelines).")
 @click.option("--guidance-scale", type=click.FloatRange(0, 100), help="Diffusion: classifier-free guidance scale "
                                                                       "(default: the pipeline's).")
@@ -90,7 +95,7 @@ from synthguard.errors import InputError
 def generate(env: Env, backend, n, seed, model, output_dir, fmt, device, batch_size, size, native, threads, workers,
              engine, address, interpolate, steps, inference_steps, prompt, negative_prompt, guidance_scale, width,
              height, scheduler, record_prompt, prompts_file, max_new_tokens, temperature, top_p, top_k, text_watermark,
-             watermark, force, as_json, chat, system, decoding, label) -> None:
+             watermark, force, as_json, chat, system, decoding, label, seconds) -> None:
     """Generate images or text; every output is watermarked, signed as trainedAlgorithmicMedia and recorded in the
     ledger (texts: a signed .c2pa sidecar beside each file).
 
@@ -108,7 +113,20 @@ def generate(env: Env, backend, n, seed, model, output_dir, fmt, device, batch_s
       synthguard generate --backend text --model ./SmolLM2-135M-Instruct.Q4_1.gguf --prompts-file prompts.txt \\
           --max-new-tokens 200 -o texts/
       synthguard generate --backend text --model smollm2 --prompt "Explain what a watermark is." -o answer.txt
+      synthguard generate --backend audio -n 4 --seconds 10 --prompt "D minor" --format mp3 -o clips/
     """
+    if backend == "audio":
+        from synthguard.cli.generate_audio import generate_audio_clips  # noqa: PLC0415
+
+        generate_audio_clips(env, n=n, seed=seed, model=model, output_dir=output_dir, fmt=fmt, device=device,
+                             threads=threads, prompt=prompt, temperature=temperature, top_k=top_k, seconds=seconds,
+                             force=force, as_json=as_json, watermark=watermark)
+        return
+    if fmt in ("wav", "flac", "mp3", "opus", "m4a"):
+        raise InputError(f"--format {fmt} is an audio format: it applies to --backend audio only")
+    if click.get_current_context().get_parameter_source("seconds") is ParameterSource.COMMANDLINE:
+        raise InputError("--seconds applies to --backend audio only")
+    fmt = fmt or "png"
     if address is not None and engine != "ray":
         raise InputError("--address applies to --engine ray only")
     if engine == "ray" and (backend == "text" or interpolate):

@@ -49,7 +49,7 @@ def _source_type_choice():
               default="notAllowed", show_default=True, help="CAWG permission for AI training and data mining.")
 @click.option("--thumbnail", is_flag=True, help="Embed a thumbnail in the manifest (~100 ms, ~180 KB).")
 @click.option("--watermark/--no-watermark", default=True, show_default=True,
-              help="Embed SynthGuard's invisible watermark (images) before signing, bound to the manifest.")
+              help="Embed SynthGuard's invisible watermark (images and audio) before signing, bound to the manifest.")
 @options.force("Replace OUTPUT if it exists (the input is never replaced).")
 @options.json_output("Print the result as JSON.")
 @pass_env
@@ -58,9 +58,10 @@ def sign(env: Env, file: Path, output: Path, title, source_type, declare_ai, mod
     """Write a copy of FILE carrying an invisible watermark and a signed C2PA manifest; record it in the ledger.
 
     The manifest declares only what you say: a digital source type with --source-type or --ai, none otherwise.
-    Images are watermarked first (the payload goes into the manifest as a c2pa.soft-binding, so a copy that
-    loses its manifest can be traced back; its AI bit is set only when generative AI is declared); other media
-    are signed only. If FILE already has a manifest, it is kept as the parent ingredient (opened + edited).
+    Images and audio are watermarked first (the payload goes into the manifest as a c2pa.soft-binding, so a copy
+    that loses its manifest can be traced back; its AI bit is set only when generative AI is declared); audio is
+    decoded, marked and re-encoded in its own format (lossy formats at their bit rate: the notes say so); other
+    media are signed only. If FILE already has a manifest, it is kept as the parent ingredient (opened + edited).
 
     \b
     Examples:
@@ -68,6 +69,7 @@ def sign(env: Env, file: Path, output: Path, title, source_type, declare_ai, mod
       synthguard sign photo.jpg -o out.jpg --source-type digitalCapture  # a capture, as claimed by your key
       synthguard sign article.md -o out/article.md        # declares nothing; writes out/article.md + .c2pa
       synthguard sign chart.png -o chart-signed.png --no-watermark    # declares nothing, no watermark
+      synthguard sign voice.wav -o voice-signed.wav --ai --model my-tts  # audio: marked, manifest embedded
     """
     from synthguard.provenance.manifest import DigitalSourceType, ManifestSpec, ModelInfo, TrainingMining  # noqa: PLC0415
     from synthguard.stamp import stamp_copy  # noqa: PLC0415
@@ -96,3 +98,5 @@ def sign(env: Env, file: Path, output: Path, title, source_type, declare_ai, mod
         click.echo(f"watermark: {result.algorithm}, payload {result.payload.hex()} (bound to the manifest)")
     else:
         click.echo(f"no watermark: {result.watermark_skipped}", err=True)
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)

@@ -64,7 +64,7 @@ def _sniff_binary(head: bytes) -> MediaType | None:
         return MediaType("image/gif", img, True)
     if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
         return MediaType("image/webp", img, True)
-    if head.startswith(b"RIFF") and head[8:12] == b"WAVE":
+    if head[:4] in (b"RIFF", b"RF64") and head[8:12] == b"WAVE":
         return MediaType("audio/wav", aud, True)
     if head.startswith(b"RIFF") and head[8:12] == b"AVI ":
         return MediaType("video/avi", vid, True)
@@ -74,8 +74,15 @@ def _sniff_binary(head: bytes) -> MediaType | None:
         return MediaType("application/pdf", doc, True)
     if head.startswith(b"fLaC"):
         return MediaType("audio/flac", aud, True)
-    if head.startswith(b"ID3") or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+    if head.startswith(b"ID3") or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0
+                                   and head[1] & 0x06 != 0):
         return MediaType("audio/mpeg", aud, True)
+    if len(head) > 1 and head[0] == 0xFF and head[1] & 0xF6 == 0xF0:
+        # ADTS: the MPEG sync with layer 0, raw AAC frames (C2PA has no container to embed into).
+        return MediaType("audio/aac", aud, False)
+    if head.startswith(b"OggS"):
+        # Ogg (Opus, Vorbis, ...): C2PA defines no embedding, so the manifest goes into a sidecar.
+        return MediaType("audio/ogg", aud, False)
     if head.startswith(b"\xff\x0a") or head.startswith(b"\x00\x00\x00\x0cJXL "):
         return MediaType("image/jxl", img, True)
     brand = _ftyp_brand(head)
@@ -92,6 +99,50 @@ def _sniff_binary(head: bytes) -> MediaType | None:
     return None
 
 
+# MP4 boxes walked to find the tracks' handler types, and how much of a moov box is read for it.
+_MP4_CONTAINERS = (b"moov", b"trak", b"mdia")
+_MAX_MOOV_BYTES = 64 * 1024 * 1024
+
+
+def mp4_handler_types(handle) -> frozenset[bytes] | None:
+    """The handler types of an MP4's tracks (b"soun" for sound, b"vide" for video, ...), from moov/trak/mdia/hdlr;
+    None when there is no readable moov box (truncated, or over 64 MiB). ``handle``: a seekable binary file."""
+    handle.seek(0, os.SEEK_END)
+    size = handle.tell()
+    pos = 0
+    while pos + 8 <= size:
+        handle.seek(pos)
+        header = handle.read(16)
+        length, kind = int.from_bytes(header[:4], "big"), header[4:8]
+        start = 8
+        if length == 1 and len(header) == 16:
+            length, start = int.from_bytes(header[8:16], "big"), 16
+        elif length == 0:
+            length = size - pos
+        if length < start:
+            return None
+        if kind == b"moov":
+            if length > _MAX_MOOV_BYTES or pos + length > size:
+                return None
+            handle.seek(pos)
+            return frozenset(_hdlr_types(handle.read(length), 0, length))
+        pos += length
+    return None
+
+
+def _hdlr_types(data: bytes, pos: int, end: int):
+    while pos + 8 <= end:
+        length, kind = int.from_bytes(data[pos:pos + 4], "big"), data[pos + 4:pos + 8]
+        if length < 8 or pos + length > end:
+            return
+        if kind in _MP4_CONTAINERS:
+            yield from _hdlr_types(data, pos + 8, pos + length)
+        elif kind == b"hdlr" and length >= 24:
+            # version/flags (4 bytes), pre_defined (4), then the handler type.
+            yield data[pos + 16:pos + 20]
+        pos += length
+
+
 _TEXT_MIMES = {".md": "text/markdown", ".markdown": "text/markdown", ".json": "application/json",
                ".csv": "text/csv", ".html": "text/html", ".htm": "text/html", ".xml": "application/xml"}
 
@@ -99,7 +150,8 @@ _TEXT_MIMES = {".md": "text/markdown", ".markdown": "text/markdown", ".json": "a
 _SUFFIX_MIMES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp",
                  ".gif": "image/gif", ".tif": "image/tiff", ".tiff": "image/tiff", ".avif": "image/avif",
                  ".wav": "audio/wav", ".mp4": "video/mp4", ".mov": "video/quicktime", ".pdf": "application/pdf",
-                 ".mp3": "audio/mpeg", ".flac": "audio/flac"}
+                 ".mp3": "audio/mpeg", ".flac": "audio/flac", ".ogg": "audio/ogg", ".oga": "audio/ogg",
+                 ".opus": "audio/ogg", ".m4a": "audio/mp4", ".aac": "audio/aac"}
 
 
 def mime_for_suffix(suffix: str) -> str | None:
@@ -204,6 +256,18 @@ def sniff(path: Path) -> MediaType:
     if encoding is not None and not encoding.startswith("utf-8"):
         return text
     found = _sniff_binary(head)
+    if found is not None and found.mime == "audio/mpeg" and head.startswith(b"ID3") and len(head) >= 10:
+        # An ID3v2 tag also precedes FLAC: what follows the tag (its size is four 7-bit bytes) decides.
+        tag_end = 10 + (head[6] << 21 | head[7] << 14 | head[8] << 7 | head[9]) + (10 if head[5] & 0x10 else 0)
+        with open(path, "rb") as handle:
+            handle.seek(tag_end)
+            if handle.read(4) == b"fLaC":
+                return MediaType("audio/flac", MediaKind.AUDIO, True)
+    if found is not None and found.mime == "video/mp4":
+        with open(path, "rb") as handle:
+            handlers = mp4_handler_types(handle)
+        if handlers and handlers <= {b"soun"}:
+            return MediaType("audio/mp4", MediaKind.AUDIO, True)
     if found is not None:
         return found
     if encoding is not None:

@@ -1,5 +1,5 @@
-"""Batch verification under a policy: every file of some folders, one JSON line each, a grouped HTML report,
-the audit log, resumable, the same results with one worker or several.
+"""Batch verification under a policy: every file of some folders (images, audio, texts), one JSON line each, a
+grouped HTML report, the audit log, resumable, the same results with one worker or several.
 
 A line holds what the desk needs and nothing that changes between runs (no times; those go to the audit log), so a
 run killed half-way and resumed writes the same file as one that was never interrupted: lines are written in the
@@ -46,6 +46,7 @@ from synthguard.detect.image import peak_memory_bound_mb
 from synthguard.detect.metadata import MetadataSignal
 from synthguard.detect.sd_marks import SDMarkSignal
 from synthguard.detect.signals import (
+    AudioSignal,
     ClassifierSignal,
     WatermarkSignal,
     provenance_from_dict,
@@ -217,6 +218,7 @@ class VerifyLine:
     detector: str | None = None
     tool_version: str | None = None
     resolvers: str | None = None  # the resolvers given besides the policy's, when any (part of the stamp)
+    audio: AudioSignal | None = None  # an audio file's format, codec, rate, channels and duration
 
     @classmethod
     def of(cls, inspection: Inspection, sha256: str, policy: Policy, *, file: str | None = None) -> VerifyLine:
@@ -230,7 +232,7 @@ class VerifyLine:
                    inspection.media.mime, verdict.label,
                    None if verdict.confidence is None else round(verdict.confidence, 6), verdict.reasons,
                    inspection.provenance, inspection.watermark, classifier, inspection.metadata,
-                   sd_marks=inspection.sd_marks)
+                   sd_marks=inspection.sd_marks, audio=inspection.audio)
 
     @classmethod
     def failed(cls, path: Path | str, sha256: str | None, error: SynthGuardError | str, policy: Policy) -> VerifyLine:
@@ -249,6 +251,8 @@ class VerifyLine:
             line["resolvers"] = self.resolvers
         if self.error is not None:
             return {**line, "error": self.error}
+        if self.audio is not None:  # absent otherwise: an image's or a text's line reads as it always did
+            line["audio"] = self.audio.to_dict()
         return {**line, "provenance": self.provenance.to_dict(),
                 "watermark": None if self.watermark is None else self.watermark.to_dict(),
                 "classifier": None if self.classifier is None else self.classifier.to_dict(),
@@ -264,7 +268,7 @@ class VerifyLine:
                    watermark_from_dict(data.get("watermark")), ClassifierSignal.from_dict(data.get("classifier")),
                    MetadataSignal.from_dict(data.get("metadata")), data["error"],
                    SDMarkSignal.from_dict(data.get("sd_marks")), data.get("policy_sha256"), data.get("detector"),
-                   data.get("tool_version"), data.get("resolvers"))
+                   data.get("tool_version"), data.get("resolvers"), AudioSignal.from_dict(data.get("audio")))
 
     def to_json(self) -> str:
         """The JSONL line (keys sorted, no newline)."""
@@ -664,7 +668,8 @@ def _record_lost_entries(log: AuditLog, earlier: list[VerifyLine], policy: Polic
 def write_batch_report(path: Path, lines: Iterable[VerifyLine], policy: Policy,
                        progress: Callable[[int, int], None] | None = None, notes: Iterable[str] = ()) -> None:
     """The HTML report of a run, grouped by desk action: each image re-decoded for its thumbnail, heatmap and
-    forensic pictures (JPEG, 160 px, so a thousand files stay a few tens of MB); written atomically. ``notes``
+    forensic pictures (JPEG, 160 px, so a thousand files stay a few tens of MB), each audio file for its waveform
+    and spectrogram (JPEG, 320 px wide); written atomically. ``notes``
     (e.g. :meth:`VerifyRun.resources`) are printed in its header."""
     from synthguard.desk.report import ReportEntry, file_pictures, render_grouped_html  # noqa: PLC0415
 

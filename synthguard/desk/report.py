@@ -1,7 +1,7 @@
-"""Self-contained HTML reports of inspections: verdict, reasons, classifier heatmap and forensic pictures, and the
-evidence (each signal's own ``describe()`` lines), one section per file (pictures inlined as data URIs, so the file
-can be mailed or archived). A section is made from a ``ReportEntry``: of an inspection (``detect --report``) or of a
-``verify`` line (``verify --report``, the web desk).
+"""Self-contained HTML reports of inspections: verdict, reasons, classifier heatmap and forensic pictures (images),
+waveform and spectrogram (audio), and the evidence (each signal's own ``describe()`` lines), one section per file
+(pictures inlined as data URIs, so the file can be mailed or archived). A section is made from a ``ReportEntry``:
+of an inspection (``detect --report``) or of a ``verify`` line (``verify --report``, the web desk).
 
 Every string from a file (names, signer, manifest fields) is HTML-escaped: a hostile manifest cannot inject markup.
 """
@@ -24,6 +24,7 @@ from synthguard import __version__
 from synthguard.core.fileio import write_atomic
 from synthguard.core.media import MediaKind, decode_image, sniff
 from synthguard.detect import Inspection, forensics
+from synthguard.detect.audio import SPECTROGRAM_SIZE, WAVEFORM_SIZE, spectrogram, waveform
 from synthguard.detect.signals import Findings
 from synthguard.errors import InputError
 from synthguard.provenance.identity import TrustSource
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from synthguard.desk.batch import VerifyLine
 
 PREVIEW_SIDE = 384  # pictures are shown at most this many pixels on their long side
+AUDIO_PICTURES = ("waveform", "spectrogram")  # the names of an audio file's pictures
 
 LABEL_COLOURS = {"ai-generated": "#b3261e", "ai-declared": "#d84315", "likely-synthetic": "#c26a00",
                  "tampered": "#7b1fa2", "authentic-capture": "#1b5e20", "edited": "#0d47a1", "unknown": "#455a64",
@@ -49,6 +51,30 @@ def heatmap_overlay(image: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
     return cv2.addWeighted(base, 0.55, colour, 0.45, 0.0)
 
 
+def _encode(picture: np.ndarray, fmt: str) -> bytes:
+    if fmt == ".png":
+        return forensics.to_png(picture)
+    bgr = picture if picture.ndim == 2 else cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
+    ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    if not ok:
+        raise InputError(f"cannot encode a picture of shape {picture.shape}")
+    return data.tobytes()
+
+
+def audio_pictures(samples: np.ndarray, rate: int, *, preview_side: int = PREVIEW_SIDE,
+                   fmt: str = ".png") -> dict[str, bytes]:
+    """Encoded pictures for one audio clip (float32 ``(frames,)`` or ``(frames, channels)`` at ``rate`` Hz): its
+    waveform (PNG, or JPEG with ``fmt`` ".jpg") and its spectrogram (always JPEG: its texture makes PNGs of several
+    hundred KB). Full size with the default ``preview_side``, narrower with a smaller one (batch reports)."""
+    scale = min(1.0, 2 * preview_side / WAVEFORM_SIZE[0])
+
+    def sized(size: tuple[int, int]) -> tuple[int, int]:
+        return max(64, round(size[0] * scale)), max(48, round(size[1] * scale))
+
+    return {"waveform": _encode(waveform(samples, rate, sized(WAVEFORM_SIZE)), fmt),
+            "spectrogram": _encode(spectrogram(samples, rate, sized(SPECTROGRAM_SIZE)), ".jpg")}
+
+
 def pictures(pixels: np.ndarray | None, heatmap=None, *, preview_side: int = PREVIEW_SIDE,
              fmt: str = ".png") -> dict[str, bytes]:
     """Encoded pictures for one image: the image, its classifier heatmap overlay (when ``heatmap`` is given), and
@@ -57,13 +83,7 @@ def pictures(pixels: np.ndarray | None, heatmap=None, *, preview_side: int = PRE
         return {}
 
     def encode(picture: np.ndarray) -> bytes:
-        if fmt == ".png":
-            return forensics.to_png(picture)
-        bgr = picture if picture.ndim == 2 else cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
-        ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 85])
-        if not ok:
-            raise InputError(f"cannot encode a picture of shape {picture.shape}")
-        return data.tobytes()
+        return _encode(picture, fmt)
 
     def small(picture: np.ndarray) -> np.ndarray:
         h, w = picture.shape[:2]
@@ -85,8 +105,15 @@ def pictures(pixels: np.ndarray | None, heatmap=None, *, preview_side: int = PRE
 
 
 def file_pictures(path: Path, heatmap=None, **kwargs) -> dict[str, bytes]:
-    """``pictures`` of an image file, decoded again (empty for other media); ``kwargs`` as for ``pictures``."""
-    if sniff(path).kind is not MediaKind.IMAGE:
+    """``pictures`` of an image file or ``audio_pictures`` of an audio file, decoded again (empty for other media);
+    ``kwargs`` as for ``pictures``."""
+    kind = sniff(path).kind
+    if kind is MediaKind.AUDIO:
+        from synthguard.core.audio import decode_audio  # noqa: PLC0415 (decoders load for audio files only)
+
+        clip = decode_audio(path)
+        return audio_pictures(clip.samples, clip.rate, **kwargs)
+    if kind is not MediaKind.IMAGE:
         return {}
     return pictures(decode_image(path, keep_rgb=True).rgb, None if heatmap is None else np.asarray(heatmap), **kwargs)
 
@@ -113,15 +140,17 @@ class ReportEntry:
         v = inspection.verdict
         # A name that is not UTF-8 is shown with its bytes escaped (as verify's lines show it).
         name = os.fsencode(inspection.file).decode("utf-8", "backslashreplace")
+        clip = inspection.clip
+        figures = (audio_pictures(clip.samples, clip.rate) if clip is not None
+                   else pictures(inspection.pixels, heatmap))
         return cls(name, v.label.value, inspection.media.mime, v.confidence,
-                   findings=inspection.findings(), figures=pictures(inspection.pixels, heatmap),
-                   chain=_chain(inspection.provenance))
+                   findings=inspection.findings(), figures=figures, chain=_chain(inspection.provenance))
 
     @classmethod
     def of_line(cls, line: VerifyLine, figures: dict[str, bytes] | None = None) -> ReportEntry:
         """A ``verify`` line's section (its desk action shown), with the given pictures."""
-        findings = Findings.of(line.provenance, (line.watermark, line.sd_marks, line.metadata, line.classifier),
-                               line.reasons)
+        findings = Findings.of(line.provenance, (line.audio, line.watermark, line.sd_marks, line.metadata,
+                                                 line.classifier), line.reasons)
         return cls(line.file, "error" if line.verdict is None else line.verdict.value, line.mime, line.confidence,
                    line.action.value, findings, line.error, figures or {}, _chain(line.provenance))
 
@@ -178,10 +207,17 @@ def section_html(entry: ReportEntry) -> str:
     parts.append("<ul class=reasons>" + "".join(f"<li>{e(r)}</li>" for r in entry.findings.reasons) + "</ul>")
     if entry.figures:
         parts.append("<div class=figs>" + "".join(_img(k, data) for k, data in entry.figures.items()) + "</div>")
-        parts.append("<p class=note>Forensic pictures are evidence to look at, not verdicts: the spectrum shows "
-                     "periodic peaks left by up-sampling, the noise residual what a denoiser removes, the error "
-                     "level regions that re-compress differently. The heatmap shows each patch's P(synthetic) "
-                     "(blue 0, red 1).</p>")
+        if set(entry.figures) == set(AUDIO_PICTURES):
+            parts.append("<p class=note>Audio pictures are evidence to look at, not verdicts: the waveform shows "
+                         "each moment's range (light) and loudness (dark), so clipping, gaps and splices stand out; "
+                         "the spectrogram shows frequency (0 Hz at the bottom to half the sample rate at the top) "
+                         "over time, where a lossy or resampled copy ends in a sharp upper edge. SynthGuard's audio "
+                         "watermark is inaudible by design and does not show in either.</p>")
+        else:
+            parts.append("<p class=note>Forensic pictures are evidence to look at, not verdicts: the spectrum "
+                         "shows periodic peaks left by up-sampling, the noise residual what a denoiser removes, "
+                         "the error level regions that re-compress differently. The heatmap shows each patch's "
+                         "P(synthetic) (blue 0, red 1).</p>")
     if entry.chain:
         parts.append(chain_table(entry.chain))
     if entry.findings.evidence:

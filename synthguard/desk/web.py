@@ -7,8 +7,12 @@ pictures, ``audit`` for the log). Safety rules:
 - an upload is read in chunks and refused past the size limit (413) before it is all in memory: a declared
   length over it is refused unread, and the body is counted as it streams (a chunked upload without a length is cut
   off at the limit), so no more than the limit is ever spooled to disk;
-- its type is sniffed from content, never trusted from the name or the browser's Content-Type; only images and
-  text are accepted (415);
+- its type is sniffed from content, never trusted from the name or the browser's Content-Type; only images, audio
+  (confirmed by ``core.audio.sniff_audio``: an MP3 needs two valid frames in a row, an Ogg stream Opus or Vorbis)
+  and text are accepted (415);
+- an audio upload's page plays it (``<audio controls>``) from ``/media/<sha256>``, which serves only stored files
+  whose content is audio, with their codec's content type and the same security headers (the content security
+  policy adds ``media-src 'self'`` and nothing else);
 - uploads are stored in the desk's own folder under their SHA-256 and the sniffed extension, never under the
   uploaded name, so no path from the client reaches the file system;
 - verification runs on a worker thread, one file at a time, never on the event loop (other pages stay responsive
@@ -42,7 +46,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
@@ -50,7 +54,7 @@ from synthguard.core.home import Home
 from synthguard.core.media import MediaKind, sniff
 from synthguard.desk.audit import AuditLog
 from synthguard.desk.batch import Verifier, VerifyLine, VerifySettings
-from synthguard.desk.http import harden
+from synthguard.desk.http import SECURITY_HEADERS, harden
 from synthguard.desk.report import STYLE, ReportEntry, file_pictures, section_html
 from synthguard.errors import SynthGuardError
 from synthguard.policy import DeskAction
@@ -63,7 +67,12 @@ TOKEN_HEADER = "X-SynthGuard-Token"
 _CHUNK = 1024 * 1024
 _EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", "image/gif": ".gif",
                "image/tiff": ".tif", "image/avif": ".avif", "image/bmp": ".bmp", "text/plain": ".txt",
-               "text/markdown": ".md", "application/json": ".json"}
+               "text/markdown": ".md", "application/json": ".json", "audio/wav": ".wav", "audio/flac": ".flac",
+               "audio/mpeg": ".mp3", "audio/ogg": ".ogg", "audio/mp4": ".m4a"}
+_KINDS = (MediaKind.IMAGE, MediaKind.AUDIO, MediaKind.TEXT)
+# The desk's pages play an uploaded audio file from the desk itself; nothing else is loosened.
+_CSP = "Content-Security-Policy"
+DESK_HEADERS = {**SECURITY_HEADERS, _CSP: SECURITY_HEADERS[_CSP] + "; media-src 'self'"}
 
 _PAGE = """<!doctype html><html lang=en><head><meta charset=utf-8><title>SynthGuard desk</title>
 <style>{style}
@@ -73,10 +82,19 @@ form.drop{{border:2px dashed #999;padding:1.2em;margin:1em 0;background:#fafafa}
 <p>Policy <b>{policy}</b> (sha256 {policy_hash}). Files stay on this machine.</p>
 <form class=drop method=post action="/verify?token={token}" enctype="multipart/form-data">
 <input type=hidden name=token value="{token}">
-<label>Drop or choose files (images or texts, up to {limit} MB in all, {max_files} at a time): <input type=file
+<label>Drop or choose files (images, audio or texts, up to {limit} MB in all, {max_files} at a time): <input type=file
 name=file id=file multiple required></label>
 <button type=submit id=check>Verify</button></form>
 {body}</body></html>"""
+
+
+def _audio_format(path: Path):
+    """The audio format of a file sniffed as audio, confirmed by the audio reader's stricter look (None: not audio
+    SynthGuard reads)."""
+    from synthguard.core.audio import sniff_audio  # noqa: PLC0415 (audio uploads only)
+
+    with open(path, "rb") as handle:
+        return sniff_audio(handle)
 
 
 def _mib(n: int) -> str:
@@ -106,7 +124,7 @@ def create_app(settings: VerifySettings, *, storage: Path | None = None, max_upl
     names: dict[str, str] = {}  # storage digest -> the name it was uploaded under (shown instead of the digest)
     pending = {"n": 0}  # uploads being verified or waiting (changed on the event loop only)
 
-    harden(app, hosts)
+    harden(app, hosts, headers=DESK_HEADERS)
 
     def token_ok(value) -> bool:
         return isinstance(value, str) and hmac.compare_digest(value.encode(), token.encode())
@@ -166,6 +184,8 @@ def create_app(settings: VerifySettings, *, storage: Path | None = None, max_upl
         heatmap = line.classifier.heatmap if line.classifier is not None else None
         figures = {} if line.error else file_pictures(path, heatmap)
         digest = line.sha256
+        player = (f"<p><audio controls preload=metadata id=player src='/media/{digest}'></audio></p>"
+                  if line.error is None and line.audio is not None else "")
         # No decision is chosen for the editor: the select starts empty and the form needs one.
         actions = "<option value='' selected disabled>choose...</option>" + "".join(
             f"<option value='{a.value}'>{a.value}</option>" for a in DeskAction)
@@ -181,7 +201,7 @@ def create_app(settings: VerifySettings, *, storage: Path | None = None, max_upl
         verdict = "None" if line.verdict is None else line.verdict.value
         body = (note + f"<div id=result data-verdict='{html.escape(verdict)}' "
                 f"data-action='{html.escape(line.action.value)}'>"
-                + section_html(ReportEntry.of_line(line, figures)) + "</div>" + review
+                + player + section_html(ReportEntry.of_line(line, figures)) + "</div>" + review
                 + (f"<h3>Audit trail of this file</h3><ul id=trail>{rows}</ul>" if rows else ""))
         return page(body)
 
@@ -207,10 +227,17 @@ def create_app(settings: VerifySettings, *, storage: Path | None = None, max_upl
                 media = sniff(Path(tmp))
             except SynthGuardError as exc:
                 raise Refused(f"not a file the desk checks: {str(exc).replace(tmp, 'the upload')}", 415) from None
-            if media.kind not in (MediaKind.IMAGE, MediaKind.TEXT):
-                raise Refused(f"not an image or text (content is {media.mime}); the desk checks images and texts",
-                              415)
-            final = store / (digest.hexdigest() + _EXTENSIONS.get(media.mime, ".bin"))
+            if media.kind not in _KINDS:
+                raise Refused(f"not an image, audio or text (content is {media.mime}); the desk checks images, "
+                              "audio and texts", 415)
+            suffix = _EXTENSIONS.get(media.mime, ".bin")
+            if media.kind is MediaKind.AUDIO:
+                audio = _audio_format(Path(tmp))
+                if audio is None:
+                    raise Refused(f"not a file the desk checks: its first bytes look like {media.mime}, but it is "
+                                  "not audio the desk reads (WAV, FLAC, MP3, Ogg Opus/Vorbis, M4A)", 415)
+                suffix = audio.suffix  # the codec's own (a FLAC behind an ID3 tag is not an MP3)
+            final = store / (digest.hexdigest() + suffix)
             os.replace(tmp, final)
             tmp = None
         finally:
@@ -278,6 +305,15 @@ def create_app(settings: VerifySettings, *, storage: Path | None = None, max_upl
                             + section_html(ReportEntry.of_line(line)) + f"<p><a href='/file/{line.sha256}'>"
                             "review this file</a></p></div>")
         return page(f"<div id=results>{''.join(sections)}</div>")
+
+    @app.get("/media/{digest}")
+    def media(digest: str) -> Response:
+        """An uploaded audio file's bytes, for its page's player (images and texts are never served)."""
+        path = stored(digest)
+        audio = _audio_format(path) if path is not None and sniff(path).kind is MediaKind.AUDIO else None
+        if audio is None:
+            return Response("no such audio file on this desk", status_code=404, media_type="text/plain")
+        return FileResponse(path, media_type=audio.mime)
 
     @app.get("/file/{digest}", response_class=HTMLResponse)
     def show(digest: str) -> HTMLResponse:

@@ -2,7 +2,7 @@
 
 ``InspectionContext.build`` is the one place an inspection is set up (policy, trust anchors, ledger, which tests
 run); ``detect``, ``verify``, the web desk and a Python caller all make one and pass it to ``inspect_file`` for each
-file. The models it needs (image watermarker, detector, text model) are loaded on first need, once.
+file. The models it needs (image and audio watermarkers, detector, text model) are loaded on first need, once.
 
     with InspectionContext.build(Home.from_env()) as context:
         print(inspect_file("photo.jpg", context).verdict.label)
@@ -27,10 +27,11 @@ from synthguard.detect.image import load_detector, score_classifier, score_water
 from synthguard.detect.metadata import MetadataSignal, read_declarations
 from synthguard.detect.sd_marks import SDMarkSignal, read_sd_marks
 from synthguard.detect.signals import (
+    AudioSignal,
     ClassifierSignal,
     Findings,
-    ImageWatermarkSignal,
     MachineTextSignal,
+    PayloadWatermarkSignal,
     TextWatermarkSignal,
     WatermarkSignal,
 )
@@ -49,7 +50,9 @@ from synthguard.provenance.resolver import Resolver, look_up
 from synthguard.watermark import ImageWatermarker, default_image_watermarker
 
 if TYPE_CHECKING:
+    from synthguard.core.audio import AudioClip
     from synthguard.policy import Policy
+    from synthguard.watermark.audio.base import AudioWatermarker
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,7 +64,7 @@ class InspectionContext:
     policy: Policy
     trust: TrustAnchors
     ledger: Ledger | None = None
-    watermark: bool = True  # test images and texts for SynthGuard's watermarks (and the policy says so)
+    watermark: bool = True  # test images, audio and texts for SynthGuard's watermarks (and the policy says so)
     sd_marks: bool = True  # read images for the Stable Diffusion invisible marks (and the policy says so)
     classifier: bool = True  # score images with the detector (and the policy says so)
     detector_path: Path | None = None  # a detector folder; None: the built-in detector
@@ -108,6 +111,15 @@ class InspectionContext:
         return default_image_watermarker() if self.watermark else None
 
     @cached_property
+    def audio_watermarker(self) -> AudioWatermarker | None:
+        """SynthGuard's audio watermark detector, made on the first audio file (None when watermarks are off)."""
+        if not self.watermark:
+            return None
+        from synthguard.watermark.audio import default_audio_watermarker  # noqa: PLC0415 (audio files only)
+
+        return default_audio_watermarker()
+
+    @cached_property
     def detector(self):
         """The image detector, loaded on the first image (None when the classifier is off)."""
         return (load_detector(self.detector_path, num_threads=self.threads, device=self.device) if self.classifier
@@ -148,32 +160,47 @@ class Inspection:
     metadata: MetadataSignal | None = None  # unsigned declarations in the file's metadata (images)
     sd_marks: SDMarkSignal | None = None  # the Stable Diffusion invisible marks (images)
     pixels: np.ndarray | None = field(default=None, repr=False, compare=False)  # decoded RGB, when kept for a report
+    audio: AudioSignal | None = None  # what an audio file holds (format, codec, rate, channels, duration)
+    clip: AudioClip | None = field(default=None, repr=False, compare=False)  # decoded audio, when kept for a report
 
     def to_dict(self) -> dict:
-        return {"file": str(self.file), "mime": self.media.mime, "provenance": self.provenance.to_dict(),
-                "watermark": self.watermark.to_dict() if self.watermark else None,
-                "classifier": self.classifier.to_dict() if self.classifier else None,
-                "machine_text": self.machine_text.to_dict() if self.machine_text else None,
-                "metadata": self.metadata.to_dict() if self.metadata else None,
-                "sd_marks": self.sd_marks.to_dict() if self.sd_marks else None,
-                "verdict": self.verdict.to_dict()}
+        out = {"file": str(self.file), "mime": self.media.mime, "provenance": self.provenance.to_dict(),
+               "watermark": self.watermark.to_dict() if self.watermark else None,
+               "classifier": self.classifier.to_dict() if self.classifier else None,
+               "machine_text": self.machine_text.to_dict() if self.machine_text else None,
+               "metadata": self.metadata.to_dict() if self.metadata else None,
+               "sd_marks": self.sd_marks.to_dict() if self.sd_marks else None,
+               "verdict": self.verdict.to_dict()}
+        if self.audio is not None:  # absent for images and texts: their JSON reads as it always did
+            out["audio"] = self.audio.to_dict()
+        return out
 
     def findings(self) -> Findings:
-        return Findings.of(self.provenance, (self.watermark, self.sd_marks, self.metadata, self.classifier,
-                                             self.machine_text),
+        return Findings.of(self.provenance, (self.audio, self.watermark, self.sd_marks, self.metadata,
+                                             self.classifier, self.machine_text),
                            self.verdict.reasons)
 
 
 def inspect_file(path: Path, context: InspectionContext, *, keep_pixels: bool = False,
                  file_sha256: str | None = None) -> Inspection:
     """All signals for one file and the verdict, under the context's policy. ``keep_pixels`` keeps the decoded
-    image on the result (for a report's pictures); ``file_sha256``: the sha256 of the file's bytes when the caller
-    hashed them while reading (they are then not hashed again). A file that cannot be read raises ``InputError``."""
+    image (or audio clip) on the result (for a report's pictures); ``file_sha256``: the sha256 of the file's bytes
+    when the caller hashed them while reading (they are then not hashed again). A file that cannot be read (corrupt,
+    truncated, over the pixel or audio budgets) raises ``InputError``."""
     path = Path(path)
     media = sniff(path)
     policy = context.policy
     content, watermark, classifier, pixels, machine, metadata, sd_marks = (None,) * 7
-    if media.kind is MediaKind.IMAGE:
+    audio, clip = None, None
+    if media.kind is MediaKind.AUDIO:
+        from synthguard.detect.audio import inspect_audio  # noqa: PLC0415 (decoders load for audio files only)
+
+        # A corrupt, truncated or over-budget audio file is an input error, as a broken image is.
+        found = inspect_audio(path, context.audio_watermarker)
+        audio, content = found.info, found.content_sha256
+        watermark = rules.apply_to_watermark(policy, found.watermark)
+        clip = found.clip if keep_pixels else None
+    elif media.kind is MediaKind.IMAGE:
         watermarker, detector = context.watermarker, context.detector
         # A corrupt, truncated or oversized image is an input error, not something to give a verdict on.
         decoded = decode_image(path, keep_rgb=watermarker is not None or detector is not None or keep_pixels
@@ -193,7 +220,7 @@ def inspect_file(path: Path, context: InspectionContext, *, keep_pixels: bool = 
         watermark = rules.apply_to_watermark(policy, watermark)
     provenance = read_provenance(path, trust=context.trust, ledger=context.ledger, media=media,
                                  content_sha256=content, file_digest=file_sha256)
-    if (provenance.state is ProvenanceState.ABSENT and isinstance(watermark, ImageWatermarkSignal)
+    if (provenance.state is ProvenanceState.ABSENT and isinstance(watermark, PayloadWatermarkSignal)
             and watermark.detected):
         if context.ledger is not None:
             provenance = _recover_by_watermark(watermark, content, context.ledger, context.trust) or provenance
@@ -201,10 +228,11 @@ def inspect_file(path: Path, context: InspectionContext, *, keep_pixels: bool = 
             provenance = _recover_remotely(path, media, watermark, context, provenance)
     provenance = rules.apply_to_provenance(policy, provenance)
     verdict = decide(provenance, watermark, classifier, machine, metadata=metadata, sd_marks=sd_marks)
-    return Inspection(path, media, provenance, watermark, verdict, classifier, machine, metadata, sd_marks, pixels)
+    return Inspection(path, media, provenance, watermark, verdict, classifier, machine, metadata, sd_marks, pixels,
+                      audio, clip)
 
 
-def _recover_remotely(path: Path, media: MediaType, watermark: ImageWatermarkSignal, context: InspectionContext,
+def _recover_remotely(path: Path, media: MediaType, watermark: PayloadWatermarkSignal, context: InspectionContext,
                       absent: ProvenanceSignal) -> ProvenanceSignal:
     """A watermark payload found, no manifest here or in the local ledger: the first manifest a resolver gives
     that validates and is bound to this payload; else the absence, with what each resolver answered."""
@@ -233,7 +261,7 @@ def _recover_remotely(path: Path, media: MediaType, watermark: ImageWatermarkSig
     return replace(best, resolver_log=tuple(log))
 
 
-def _recover_by_watermark(watermark: ImageWatermarkSignal, content_sha256: str | None, ledger: Ledger,
+def _recover_by_watermark(watermark: PayloadWatermarkSignal, content_sha256: str | None, ledger: Ledger,
                           trust: TrustAnchors) -> ProvenanceSignal | None:
     """A watermark payload found, no manifest: the ledger's manifest for that payload, checked against this file."""
     records = ledger.find_by_soft_binding(bytes.fromhex(watermark.payload))

@@ -13,7 +13,7 @@ file; a manifest recovered through a watermark for different content is not abou
 | trusted manifest declares another source type, or none | ``unknown`` | none |
 | no trusted manifest; this identity's text watermark found (texts) | ``ai-generated`` | 1 - p-value |
 | an intact, untrusted manifest (unknown signer, expired credential) declares generative AI | ``ai-declared`` | none |
-| no trusted manifest; SynthGuard image watermark found, its AI bit set | ``ai-declared`` | none |
+| no trusted manifest; SynthGuard image or audio watermark found, its AI bit set | ``ai-declared`` | none |
 | no trusted manifest; unsigned metadata declares AI (IPTC source type, generator parameters) | ``ai-declared`` | none |
 | no trusted manifest; a Stable Diffusion 1.x / 2.x / XL invisible mark (``detect.sd_marks``) | ``ai-declared`` | none |
 | no trusted manifest; classifier at or above its threshold | ``likely-synthetic`` | P(synthetic) |
@@ -26,9 +26,11 @@ picture (``synthguard watermark embed``), so it gives ``ai-declared``, never ``a
 manifest about this file stands behind it (embedded, sidecar, or recovered from the ledger through the payload with
 this very content): then that manifest's row applies. Its confidence is none: the watermark's p-value measures that
 the mark is there (the watermark's own line gives it), not that the content is AI, and a number beside the label
-would read as the latter. A mark with the AI bit clear (``--not-ai``) changes nothing: the rows below it apply as if
-no mark were there. This identity's text watermark is keyed by the identity's secret: only its own generator can
-write it, so it authenticates "made by this identity's generator" and gives ``ai-generated``, 1 - p-value.
+would read as the latter. SynthGuard's audio watermark carries the same payload and is as public as the image
+one: every row treats the two alike (``signals.PayloadWatermarkSignal``). A mark with the AI bit clear
+(``--not-ai``) changes nothing: the rows below it apply as if no mark were there. This identity's text watermark
+is keyed by the identity's secret: only its own generator can write it, so it authenticates "made by this
+identity's generator" and gives ``ai-generated``, 1 - p-value.
 
 Unsigned metadata (``detect.metadata``: IPTC ``DigitalSourceType`` in XMP, Stable Diffusion web UI, ComfyUI, InvokeAI,
 NovelAI and Fooocus parameters) that declares AI also gives ``ai-declared``: anyone can add or remove it. A generator
@@ -58,8 +60,8 @@ from synthguard.detect.sd_marks import SDMarkSignal
 from synthguard.detect.signals import (
     SIGNER_NOT_TRUSTED,
     ClassifierSignal,
-    ImageWatermarkSignal,
     MachineTextSignal,
+    PayloadWatermarkSignal,
     WatermarkSignal,
     describe_validation,
     provenance_claims,
@@ -110,7 +112,8 @@ def _watermark_reasons(p: ProvenanceSignal, w: WatermarkSignal | None) -> list[s
         return []
     reasons = list(w.describe())
     bound = (p.soft_binding or {}).get("value")
-    if isinstance(w, ImageWatermarkSignal) and w.detected and p.source != "ledger" and bound and bound != w.payload:
+    if (isinstance(w, PayloadWatermarkSignal) and w.detected and p.source != "ledger" and bound
+            and bound != w.payload):
         reasons.append(f"the watermark payload differs from the manifest's soft binding ({bound})")
     return reasons
 
@@ -173,8 +176,8 @@ def decide(provenance: ProvenanceSignal, watermark: WatermarkSignal | None = Non
             what = "a Stable Diffusion invisible mark" if declared_by_mark else "unsigned metadata"
             reasons += (f"{what} declares AI generation, which the trusted manifest does not; the signed record "
                         "outranks it, but a human may want to look",)
-    elif label is VerdictLabel.AI_GENERATED and isinstance(watermark, ImageWatermarkSignal):
-        # The image watermark's AI bit, with no trusted manifest behind it: a declaration, not proof.
+    elif label is VerdictLabel.AI_GENERATED and isinstance(watermark, PayloadWatermarkSignal):
+        # The image or audio watermark's AI bit, with no trusted manifest behind it: a declaration, not proof.
         label, reasons = VerdictLabel.AI_DECLARED, (*reasons, UNSIGNED_MARK)
     elif label is VerdictLabel.AI_GENERATED:  # this identity's text watermark, without a trusted manifest here
         confidence, reasons = 1.0 - watermark.p_value, (*reasons, TEXT_MARK)

@@ -11,7 +11,12 @@ from pathlib import Path
 
 from synthguard.core.home import Home
 from synthguard.detect.fusion import CAPTURE_NOT_VOUCHED, capture_out_of_scope, declares_capture
-from synthguard.detect.signals import ImageWatermarkSignal, TextWatermarkSignal, WatermarkSignal, source_type_code
+from synthguard.detect.signals import (
+    PayloadWatermarkSignal,
+    TextWatermarkSignal,
+    WatermarkSignal,
+    source_type_code,
+)
 from synthguard.policy import DEFAULT_POLICY, Policy
 from synthguard.provenance.identity import TrustAnchors
 from synthguard.provenance.reading import ProvenanceSignal, ProvenanceState
@@ -73,11 +78,11 @@ def apply_to_provenance(policy: Policy, provenance: ProvenanceSignal) -> Provena
 
 
 def apply_to_watermark(policy: Policy, watermark: WatermarkSignal | None) -> WatermarkSignal | None:
-    """A watermark whose p-value is not within this policy's bound (images: below it; texts: at or below it)
-    counts as not found."""
+    """A watermark whose p-value is not within this policy's bound (images and audio: below it; texts: at or below
+    it) counts as not found."""
     w, bounds = watermark, policy.detection
     if isinstance(w, TextWatermarkSignal) and w.detected and w.p_value > bounds.text_watermark_max_p_value:
         return replace(w, detected=False, ai_declared=None)
-    if isinstance(w, ImageWatermarkSignal) and w.detected and w.p_value >= bounds.watermark_max_p_value:
+    if isinstance(w, PayloadWatermarkSignal) and w.detected and w.p_value >= bounds.watermark_max_p_value:
         return replace(w, detected=False, payload=None, ai_declared=None, bit_errors=None)
     return w

@@ -26,31 +26,76 @@ from synthguard.provenance.validation import classify, explain
 
 
 @dataclass(frozen=True)
-class ImageWatermarkSignal:
-    """Is SynthGuard's image watermark in these pixels, what does its payload say, how sure."""
+class PayloadWatermarkSignal:
+    """Is one of SynthGuard's payload watermarks (the image mark, the audio mark) in this content, what does its
+    payload say, how sure. Both are public and unkeyed: anyone with SynthGuard can read them, and write them, so the
+    fusion table treats every payload mark alike (``ImageWatermarkSignal``, ``AudioWatermarkSignal``)."""
 
     detected: bool
     algorithm: str
     payload: str | None = None  # hex
-    p_value: float = 1.0  # chance that an unmarked image decodes this well (the detector's own union bound)
+    p_value: float = 1.0  # chance that unmarked content decodes this well (the detector's own bound)
     bit_errors: int | None = None
     ai_declared: bool | None = None  # the payload's AI bit (SynthGuard payload layout)
-    skipped: str | None = None  # why the image could not be tested (too small, ...)
+    skipped: str | None = None  # why the content could not be tested (too small, too short, ...)
+
+    _MEDIUM: ClassVar[str] = ""  # the word before "watermark" in the lines ("" for images, as they always read)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "details": None}
 
     @classmethod
-    def from_dict(cls, data: dict) -> ImageWatermarkSignal:
+    def from_dict(cls, data: dict) -> PayloadWatermarkSignal:
         return cls(**{f.name: data[f.name] for f in fields(cls)})
 
     def describe(self) -> tuple[str, ...]:
+        mark = f"SynthGuard {self._MEDIUM}watermark"
         if self.skipped:
-            return (f"watermark not tested: {self.skipped}",)
+            return (f"{self._MEDIUM}watermark not tested: {self.skipped}",)
         if not self.detected:
-            return (f"no SynthGuard watermark found ({self.algorithm})",)
-        return (f"SynthGuard watermark found ({self.algorithm}, payload {self.payload}, p={self.p_value:.1e})"
+            return (f"no {mark} found ({self.algorithm})",)
+        return (f"{mark} found ({self.algorithm}, payload {self.payload}, p={self.p_value:.1e}{self._where()})"
                 + ("; its payload declares AI-generated content" if self.ai_declared else ""),)
+
+    def _where(self) -> str:
+        return ""
+
+
+@dataclass(frozen=True)
+class ImageWatermarkSignal(PayloadWatermarkSignal):
+    """SynthGuard's image watermark in decoded pixels."""
+
+
+@dataclass(frozen=True)
+class AudioWatermarkSignal(PayloadWatermarkSignal):
+    """SynthGuard's audio watermark in decoded samples, and where the detector found it, when its result says: the
+    time in the clip where the mark's block it locked on starts (a clip cut out of a longer one starts in mid-mark)
+    and the playback speed it undid (1.0: none). None: the detector does not report it."""
+
+    offset_seconds: float | None = None
+    speed: float | None = None
+
+    _MEDIUM: ClassVar[str] = "audio "
+    _DETAILS: ClassVar[tuple[str, ...]] = ("offset_seconds", "speed")
+
+    def to_dict(self) -> dict:
+        base = {f.name: getattr(self, f.name) for f in fields(PayloadWatermarkSignal)}
+        return {**base, "details": {"kind": "audio", **{name: getattr(self, name) for name in self._DETAILS}}}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> AudioWatermarkSignal:
+        details = dict(data.get("details") or {})
+        details.pop("kind", None)
+        return cls(**{f.name: data[f.name] for f in fields(PayloadWatermarkSignal)},
+                   **{name: details.get(name) for name in cls._DETAILS})
+
+    def _where(self) -> str:
+        parts = []
+        if self.offset_seconds is not None:
+            parts.append(f"from {self.offset_seconds:.2f} s")
+        if self.speed is not None and abs(self.speed - 1.0) >= 5e-4:
+            parts.append(f"at {100 * (self.speed - 1.0):+.1f}% speed")
+        return "".join(f", {part}" for part in parts)
 
 
 @dataclass(frozen=True)
@@ -109,14 +154,18 @@ class TextWatermarkSignal:
                 f"z={self.z:.2f}, p={self.p_value:.1e}, key {self.key_id}{where}{note})",)
 
 
-WatermarkSignal = ImageWatermarkSignal | TextWatermarkSignal
+WatermarkSignal = ImageWatermarkSignal | AudioWatermarkSignal | TextWatermarkSignal
 
 
 def watermark_from_dict(data: dict | None) -> WatermarkSignal | None:
-    """A watermark signal from its JSON form (a text one names its kind in ``details``, or was never tested)."""
+    """A watermark signal from its JSON form (a text or audio one names its kind in ``details``; a text one that
+    was never tested has the algorithm "text"; an image one has no details)."""
     if data is None:
         return None
-    text = (data.get("details") or {}).get("kind") == "text" or data["algorithm"] == "text"
+    kind = (data.get("details") or {}).get("kind")
+    if kind == "audio":
+        return AudioWatermarkSignal.from_dict(data)
+    text = kind == "text" or data["algorithm"] == "text"
     return (TextWatermarkSignal if text else ImageWatermarkSignal).from_dict(data)
 
 
@@ -160,6 +209,50 @@ class ClassifierSignal:
                     f"{self.threshold:.3f}{rate}; a statistical signal, not proof",)
         return (f"classifier {self.model}: P(synthetic) {self.probability:.3f} < threshold {self.threshold:.3f}: "
                 "no sign of synthesis it was trained to see (not evidence of authenticity)",)
+
+
+# What an inspection of images runs and an audio file does not get: they read pixels. Listed on every audio file's
+# findings, so a reader sees they were not run, not that they found nothing.
+AUDIO_NOT_APPLICABLE = ("the synthetic-image classifier", "the Stable Diffusion invisible marks",
+                        "image metadata declarations", "image forensics")
+
+
+@dataclass(frozen=True)
+class AudioSignal:
+    """An audio file as decoded: its format (``core.audio.AudioFormat``: wav, flac, mp3, opus, vorbis, m4a), codec
+    (``core.audio.AudioInfo.codec``: "pcm_16", "flac", "mp3", "opus", "aac", ...), sample rate, channels, frames and
+    duration as decoded, the bit rate its header declares (or its size over its duration); and the image tests that
+    do not apply to it."""
+
+    format: str
+    codec: str | None
+    rate: int
+    channels: int
+    frames: int
+    seconds: float
+    bitrate: int | None = None  # bits per second, all channels together
+    not_applicable: tuple[str, ...] = AUDIO_NOT_APPLICABLE
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "not_applicable": list(self.not_applicable)}
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> AudioSignal | None:
+        if data is None:
+            return None
+        values = {f.name: data[f.name] for f in fields(cls)}
+        values["not_applicable"] = tuple(values["not_applicable"])
+        return cls(**values)
+
+    def describe(self) -> tuple[str, ...]:
+        codec = f" ({self.codec})" if self.codec else ""
+        channels = {1: "mono", 2: "stereo"}.get(self.channels, f"{self.channels} channels")
+        rate = f", {round(self.bitrate / 1000)} kbps" if self.bitrate else ""
+        lines = [f"audio: {self.format.upper()}{codec}, {self.rate} Hz {channels}, {self.seconds:.2f} s{rate}"]
+        if self.not_applicable:
+            lines.append(f"not applicable to audio: {', '.join(self.not_applicable)} (image tests: not run, not "
+                         "evidence either way)")
+        return tuple(lines)
 
 
 # The machine-text score reads at most a text's first this-many tokens (bounded work; the signal says so).

@@ -355,9 +355,13 @@ def read_provenance(path: Path, *, trust: TrustAnchors, ledger: Ledger | None = 
 
 
 def _content_hash(path: Path, media: MediaType) -> str | None:
-    if media.kind is not MediaKind.IMAGE:
-        return None
     try:
+        if media.kind is MediaKind.AUDIO:
+            from synthguard.core.audio import audio_content_sha256, decode_audio  # noqa: PLC0415 (soundfile / av)
+
+            return audio_content_sha256(decode_audio(path))
+        if media.kind is not MediaKind.IMAGE:
+            return None
         return decode_image(path).content_sha256
     except InputError:
         return None

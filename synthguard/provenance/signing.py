@@ -1,11 +1,11 @@
 """Signing: write a copy of an asset that carries a signed C2PA manifest, and record it in the ledger.
 
-Formats C2PA can embed into (PNG, JPEG, WebP, GIF, TIFF, AVIF, HEIC, WAV, MP3, FLAC, MP4, MOV, PDF...) get the
-manifest inside the output file. Everything else (plain text, Markdown, JSON...) is copied unchanged and gets a
-``<output>.c2pa`` sidecar holding the manifest store, bound to the bytes by a data hash.
+Formats C2PA can embed into (PNG, JPEG, WebP, GIF, TIFF, AVIF, HEIC, WAV, MP3, FLAC, M4A, MP4, MOV, PDF...) get
+the manifest inside the output file. Everything else (plain text, Markdown, JSON, Ogg Opus / Vorbis audio...) is
+copied unchanged and gets a ``<output>.c2pa`` sidecar holding the manifest store, bound to the bytes by a data hash.
 
-The input is never modified; outputs appear atomically (a failed sign leaves nothing behind). Images are decoded
-completely before signing, so a truncated or corrupt image is refused instead of being vouched for.
+The input is never modified; outputs appear atomically (a failed sign leaves nothing behind). Images and audio are
+decoded completely before signing, so a truncated or corrupt file is refused instead of being vouched for.
 """
 
 from __future__ import annotations
@@ -117,6 +117,13 @@ def _existing_manifest(src: Path, media: MediaType) -> _SidecarParent | bytes | 
                               "refusing to sign over it") from None
 
 
+def _audio_content_sha256(path: Path) -> str:
+    """Audio is decoded whole (refusing truncated, corrupt or over-budget files) and keyed by its samples."""
+    from synthguard.core.audio import audio_content_sha256, decode_audio  # noqa: PLC0415 (soundfile / av)
+
+    return audio_content_sha256(decode_audio(path))
+
+
 def _fingerprint(path: Path) -> tuple[int, int, int]:
     info = os.stat(path)
     return info.st_size, info.st_mtime_ns, info.st_ino
@@ -169,6 +176,8 @@ class SigningSession:
             validation = None
         elif media.kind is MediaKind.IMAGE:
             validation = self._pool.submit(lambda: decode_image(src).content_sha256)
+        elif media.kind is MediaKind.AUDIO:
+            validation = self._pool.submit(_audio_content_sha256, src)
         elif media.kind is MediaKind.TEXT:
             # The whole text must be UTF-8 without NUL bytes and within the size limit, not just its first bytes.
             validation = self._pool.submit(lambda: (read_text(src), file_sha256(src))[1])

@@ -236,3 +236,24 @@ def evaluate_images(real: str | os.PathLike, fake: str | os.PathLike, *, limit: 
     generated = load_images(fake, limit=limit)
     return score_images(generated, reference, builtin_feature_extractor(num_threads=num_threads),
                         resamples=resamples, fid_infinity=fid_infinity, seed=seed)
+
+
+# ---------------------------------------------------------------------------------------- the chorale audio model
+def train_and_save_audio(output: str | os.PathLike, *, data: str | os.PathLike | None = None,
+                         config: Any = None, model_config: Mapping[str, Any] | None = None, device: str = "cpu",
+                         num_threads: int | None = None, limit: int | None = None, overwrite: bool = False,
+                         command: str = "", log: Log = _quiet) -> Any:
+    """``training.audio.train_audio`` on music21's Bach chorales (``data=None``) or a folder of MusicXML / MIDI
+    files (the first ``limit`` usable pieces); the model saved to ``output`` with its ``training.json``. Returns the
+    ``AudioTraining``."""
+    from synthguard.training.audio import AudioTrainConfig, load_chorales, train_audio, training_record  # noqa: PLC0415
+
+    output = check_output_folder(output, overwrite=overwrite)
+    config = config or AudioTrainConfig()
+    pieces = load_chorales(data, limit=limit, progress=log)
+    result = train_audio(pieces, config, model_config=dict(model_config or {}), device=device,
+                         num_threads=num_threads, log=log)
+    result.model.save_pretrained(output)
+    source = "music21 corpus: Bach chorales" if data is None else Path(data).name
+    write_training_record(output, training_record(result, config, command=command, data=source, pieces=len(pieces)))
+    return result

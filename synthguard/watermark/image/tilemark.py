@@ -51,11 +51,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
-import bchlib
 import cv2
 import numpy as np
 
 from synthguard.errors import InputError, WatermarkError
+from synthguard.watermark.coding import BchCode, bisect, log_tail
 from synthguard.watermark.image.base import ImageWatermarker, WatermarkResult
 from synthguard.watermark.image.tilemark_search import _CLIP, _N, _P, GeometrySearch, _Spectrum
 
@@ -76,29 +76,6 @@ _GAIN_STEPS = 4  # closed-loop gain iterations in the embedder
 _MIN_GAIN = 0.75  # the closed loop may weaken a mark that reads strongly, but not below this (compression margin)
 _CROP_CHECK = 0.8  # the embedder also reads its mark after a centre crop keeping this share of each side
 _DELTA_SCALE = 2.0  # the residual is added as uint8 (value * 2 + 128): half-grey-level precision, +-64 range
-
-
-def _log_tail(z: float) -> float:
-    """log of an upper bound on P(sum a_i e_i >= z) for independent Rademacher signs e_i and sum a_i^2 = 1.
-
-    The smaller of Hoeffding's exp(-z^2 / 2) and Pinelis' (1994) 2e^3/9 * P(N(0,1) >= z), the Gaussian tail in turn
-    bounded by phi(z) / z (Mills' ratio): smaller by the factor sqrt(2 pi) z / (2e^3/9), about 5.6 at z = 10, where
-    decisions are made.
-    """
-    z = max(z, 0.0)
-    hoeffding = -0.5 * z * z
-    if z <= 1.0:
-        return hoeffding
-    pinelis = math.log(2.0 * math.e**3 / 9.0) - 0.5 * z * z - math.log(z) - 0.5 * math.log(2.0 * math.pi)
-    return min(hoeffding, pinelis)
-
-
-def _bisect(ok, lo: float, hi: float) -> float:
-    """The smallest x in [lo, hi] with ok(x), for a monotone predicate (false below, true above)."""
-    for _ in range(60):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (lo, mid) if ok(mid) else (mid, hi)
-    return hi
 
 
 def _tile_scale(h: int, w: int) -> int:
@@ -236,11 +213,8 @@ class TileMarkWatermarker(GeometrySearch, ImageWatermarker):
         self.threshold = threshold
         self._k = 8 * payload_bytes
         # The shortest BCH code (smallest Galois field) that fits the data and t corrections.
-        m = next((m for m in range(5, 11) if self._k + m * bch_t < 2**m), None)
-        if m is None:
-            raise InputError(f"payload of {payload_bytes} bytes with t={bch_t} does not fit a BCH code up to m=10")
-        self._bch = bchlib.BCH(bch_t, m=m)
-        self._n = self._k + self._bch.ecc_bits
+        self._bch = BchCode(payload_bytes, bch_t)
+        self._n = self._bch.n
 
         rng = np.random.default_rng(seed)
         f = np.fft.fftfreq(_P, 1.0 / _P).astype(int)
@@ -269,7 +243,7 @@ class TileMarkWatermarker(GeometrySearch, ImageWatermarker):
         self._n_tests = (_N_GEOMETRIES + 2) * 2**_CHASE_BITS
         # The z at which the p-value reaches the threshold: a decoder can stop at the first codeword beyond it.
         budget = math.log(threshold) - math.log(self._n_tests) - self._k * math.log(2.0)
-        self._z_enough = _bisect(lambda z: _log_tail(z) <= budget, 0.0, 64.0)
+        self._z_enough = bisect(lambda z: log_tail(z) <= budget, 0.0, 64.0)
 
     # ----------------------------------------------------------------------------------------------- coding
 
@@ -282,9 +256,7 @@ class TileMarkWatermarker(GeometrySearch, ImageWatermarker):
         return np.fft.ifft2(spec.reshape(q, q)).real * (q / _P) ** 2
 
     def _codeword(self, payload: bytes) -> np.ndarray:
-        ecc = self._bch.encode(payload)
-        bits = np.unpackbits(np.frombuffer(payload + bytes(ecc), np.uint8))
-        return bits[: self._n]
+        return self._bch.codeword(payload)
 
     @staticmethod
     def _chips(coef: np.ndarray) -> np.ndarray:
@@ -298,8 +270,8 @@ class TileMarkWatermarker(GeometrySearch, ImageWatermarker):
         return chips[0::2] + 1j * chips[1::2]
 
     def _p_value(self, z: float) -> float:
-        """Union bound over all codewords and decode attempts of the tail of one codeword's z (``_log_tail``)."""
-        return math.exp(min(0.0, math.log(self._n_tests) + self._k * math.log(2.0) + _log_tail(z)))
+        """Union bound over all codewords and decode attempts of the tail of one codeword's z (``coding.log_tail``)."""
+        return math.exp(min(0.0, math.log(self._n_tests) + self._k * math.log(2.0) + log_tail(z)))
 
     # ----------------------------------------------------------------------------------------------- embed
 
@@ -583,29 +555,6 @@ class TileMarkWatermarker(GeometrySearch, ImageWatermarker):
         # detection (the usual case on an unmarked image), skip the decoder. Exact, not a heuristic.
         if float(np.sum(np.abs(soft))) / norm < self._z_enough:
             return None
-        hard = (soft > 0).astype(np.uint8)
-        weak = np.argsort(np.abs(soft))[:_CHASE_BITS]
-        nbytes = self.payload_bytes
-        pad = np.zeros(8 * (nbytes + self._bch.ecc_bytes) - self._n, np.uint8)
-        best: tuple[bytes, int, float] | None = None
-        tried: set[bytes] = set()
-        for pattern in range(2**_CHASE_BITS):
-            trial = hard.copy()
-            flips = weak[[b for b in range(_CHASE_BITS) if pattern >> b & 1]]
-            trial[flips] ^= 1
-            packed = np.packbits(np.concatenate([trial, pad]))
-            data, ecc = bytearray(packed[:nbytes].tobytes()), bytearray(packed[nbytes:].tobytes())
-            if self._bch.decode(data, ecc) < 0:
-                continue
-            self._bch.correct(data, ecc)
-            payload = bytes(data)
-            if payload in tried:
-                continue
-            tried.add(payload)
-            code = self._codeword(payload)
-            z = float(np.dot(signed, 2.0 * code[self._chip_bit] - 1.0)) / norm
-            if best is None or z > best[2]:
-                best = (payload, int(np.count_nonzero(code != hard)), z)
-            if z >= self._z_enough:
-                break
-        return best
+        return self._bch.chase(
+            soft, lambda code: float(np.dot(signed, 2.0 * code[self._chip_bit] - 1.0)) / norm, self._z_enough,
+            _CHASE_BITS)
