@@ -28,3 +28,12 @@ def test_text_watermark_example_runs(home):
     assert result.returncode == 0, result.stderr
     assert "whole text: detected=True" in result.stdout
     assert "inside a human document: detected=True" in result.stdout
+
+
+def test_audio_round_trip_example_runs(tmp_path, home):
+    result = subprocess.run([sys.executable, str(REPO / "examples" / "audio_round_trip.py"), str(tmp_path / "ex")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("builtin-audio-") and ": ai-generated (provenance trusted; watermark found" in lines[0]
+    assert "reposted.mp3: ai-declared (provenance trusted, from the ledger by soft-binding; watermark found" in lines[1]

@@ -2,10 +2,11 @@
 own implementation: ``bench.audio_peers``) through one attack suite, in one run.
 
 For every method, marked clip (generated music and speech, ``bench.audio_corpus``) and attack: embed a random
-48-bit payload, attack, detect. Reported per attack: exact payload recovery (detected and every byte right), mean
-bit accuracy of the best-effort bit estimates, detection rate. Per method: SNR of the marked clips, PESQ (wideband,
-16 kHz, speech clips only: PESQ is a speech measure), embed and detect time per minute of audio on one core, and
-false positives on unmarked speech, music and noise with the stated bound (threshold x clips).
+48-bit payload, attack, detect. Reported per attack: exact payload recovery (detected and every byte right), also
+per clip kind (speech, music), mean bit accuracy of the best-effort bit estimates, detection rate. Per method: SNR
+of the marked clips, PESQ (wideband, 16 kHz, speech clips only: PESQ is a speech measure), embed and detect time
+per minute of audio on one core, and false positives on unmarked speech, music and noise with the stated bound
+(threshold x clips).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -41,6 +42,7 @@ class AttackRow:
     bit_accuracy: float  # mean share of the 48 estimated bits that are right
     detected: float  # share of clips where the method claimed a detection (right or wrong payload)
     failed: int  # clips the attack or detector could not process (counted as misses)
+    exact_by_kind: dict[str, float] = field(default_factory=dict)  # exact recovery per clip kind (speech, music)
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,14 @@ class AudioWatermarkBench:
                 r = by[(n, attack)]
                 cells.append(f" | {r.exact:>5.0%} {r.bit_accuracy:>6.1%} {r.detected:>8.0%} {r.failed:>4}")
             lines.append(f"{attack:<26}" + "".join(cells))
+        kinds = list(dict.fromkeys(k for r in self.rows for k in r.exact_by_kind))
+        if kinds:
+            lines += ["", "exact payload by clip kind: " + ", ".join(kinds),
+                      f"{'attack':<26}" + "".join(f" | {n:>26}" for n in names)]
+            for attack in dict.fromkeys(r.attack for r in self.rows):
+                cells = [" | " + " ".join(f"{by[(n, attack)].exact_by_kind.get(k, float('nan')):>5.0%} {k}"
+                                          for k in kinds).rjust(26) for n in names]
+                lines.append(f"{attack:<26}" + "".join(cells))
         lines.append("")
         for m in self.methods:
             pesq = ("PESQ n/a" if m.pesq_mean is None
@@ -180,6 +190,7 @@ def _run_method(method: AudioWatermarker, clips: list[Clip], payloads: list[byte
     rows, detect_s = [], 0.0
     for attack in names:
         exact = accuracy = detected = failed = 0
+        exact_kind: dict[str, int] = {}
         for clip, payload, out in zip(clips, payloads, marked, strict=True):
             try:
                 attacked, rate = ATTACKS[attack](out, clip.rate)
@@ -194,9 +205,12 @@ def _run_method(method: AudioWatermarker, clips: list[Clip], payloads: list[byte
             truth = np.unpackbits(np.frombuffer(payload, np.uint8))
             accuracy += float(np.mean(np.asarray(bits) == truth)) if bits is not None else 0.0
             detected += result.detected
-            exact += result.detected and result.payload == payload
+            right = result.detected and result.payload == payload
+            exact += right
+            exact_kind[clip.kind.value] = exact_kind.get(clip.kind.value, 0) + right
         k = len(clips)
-        rows.append(AttackRow(name, attack, k, exact / k, accuracy / k, detected / k, failed))
+        by_kind = {kind: exact_kind.get(kind, 0) / count for kind, count in _kinds(clips).items()}
+        rows.append(AttackRow(name, attack, k, exact / k, accuracy / k, detected / k, failed, by_kind))
         log(f"{name} {attack}: exact {exact / k:.0%}")
     false_pos, min_p = 0, 1.0
     for clip in unmarked:

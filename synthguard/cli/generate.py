@@ -41,7 +41,8 @@ from synthguard.errors import InputError
                    "diffusion keeps the pipeline's size); see --native.")
 @click.option("--native", is_flag=True, help="Keep the model's native size (28 px for the MNIST models: too small "
                                              "for the watermark, so use with --no-watermark).")
-@click.option("--threads", type=click.IntRange(1), help="torch CPU threads (default: torch's choice).")
+@click.option("--threads", type=click.IntRange(1),
+              help="torch CPU threads (default: torch's choice; 1 for --backend audio on a CPU).")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1),
               help="Threads that embed watermarks in parallel (signing stays in order on one); with --engine ray: "
                    "the number of actors (default: one per CPU of the cluster).")

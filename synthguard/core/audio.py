@@ -40,7 +40,7 @@ DEFAULT_BITRATES = {"mp3": 192_000, "opus": 128_000, "m4a": 192_000}
 # Frames read per block: the decode never holds more than one block past the duration budget.
 _BLOCK_FRAMES = 1 << 18
 _WRITE_BLOCK_FRAMES = 1 << 14
-_SAMPLES_PER_SECOND = 96_000 * 2
+MAX_SAMPLES_PER_SECOND = 96_000 * 2
 # An MP4 whose decoded audio falls this many frames short of its declared duration is truncated (AAC frames are
 # 1024 samples and an encoder's padding is under two of them).
 _MP4_SHORT_FRAMES = 4096
@@ -382,7 +382,7 @@ def _check_budget(name: str, rate: int, channels: int, frames: int | None, max_s
 def _frame_limit(rate: int, channels: int, max_seconds: float) -> int:
     """The most frames decoded: ``max_seconds`` of audio, and no more samples than that long at 96 kHz stereo
     (memory: 15 minutes of 384 kHz 7.1 would be 11 GB of float32)."""
-    return int(max_seconds * min(rate, _SAMPLES_PER_SECOND / channels))
+    return int(max_seconds * min(rate, MAX_SAMPLES_PER_SECOND / channels))
 
 
 def _budget_exceeded(name: str, max_seconds: float) -> InputError:

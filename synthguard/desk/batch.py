@@ -42,6 +42,7 @@ from synthguard.core.home import Home
 from synthguard.core.process import peak_rss_mb
 from synthguard.desk.audit import AuditLog
 from synthguard.detect import Inspection, InspectionContext, VerdictLabel, inspect_file
+from synthguard.detect.audio import audio_peak_memory_bound_mb
 from synthguard.detect.image import peak_memory_bound_mb
 from synthguard.detect.metadata import MetadataSignal
 from synthguard.detect.sd_marks import SDMarkSignal
@@ -380,8 +381,9 @@ def _init_worker(settings: VerifySettings, parent: int | None = None) -> None:
 
 def worker_memory_bound_mb() -> int:
     """The most memory one worker should need for any accepted file: the image at the pixel budget in force
-    (``detect.image.peak_memory_bound_mb``), or the largest accepted text, whichever is more."""
-    return max(peak_memory_bound_mb(), TEXT_PEAK_MEMORY_BOUND_MB)
+    (``detect.image.peak_memory_bound_mb``), the largest accepted text, or the longest accepted audio
+    (``detect.audio.audio_peak_memory_bound_mb``), whichever is more."""
+    return max(peak_memory_bound_mb(), TEXT_PEAK_MEMORY_BOUND_MB, audio_peak_memory_bound_mb())
 
 
 def _check_in_worker(path: Path) -> tuple[VerifyLine, int, int]:
@@ -465,7 +467,7 @@ class VerifyRun:
         if self.worker_peak_mb:
             who = "actor" if self.engine == "ray" else "worker"
             out.append(f"peak memory per {who}: {', '.join(f'{mb} MB' for mb in self.worker_peak_mb)} "
-                       f"(bounded by the pixel and text budgets: at most about {worker_memory_bound_mb()} MB)")
+                       f"(bounded by the pixel, text and audio budgets: at most about {worker_memory_bound_mb()} MB)")
         if self.audit_head is not None:
             out.append(f"audit log head after this run: entry #{self.audit_head[0]}, sha256 {self.audit_head[1]}")
         if self.audit_recovered:

@@ -262,9 +262,13 @@ def generate_audio(request: AudioRequest, stamper: Stamper | Home, *, identity: 
     folder = image_folder(request.output_dir)
     seeds = [request.seed + i for i in range(request.n)]
 
-    with torch_threads(request.threads):
+    # Token-by-token sampling of a small model: on a CPU one thread is fastest, and on a loaded machine more are
+    # much slower (threads spinning for a core); a GPU run leaves torch's setting alone.
+    device = resolve_device(request.device)
+    threads = request.threads if request.threads is not None else (1 if str(device) == "cpu" else None)
+    with torch_threads(threads):
         # 2. Load the model; the clip's length in grid steps, which the prompt's melody must fit.
-        loaded = m.load_audio_model(request.model, device=resolve_device(request.device))
+        loaded = m.load_audio_model(request.model, device=device)
         model = loaded.model
         bpm = float(request.bpm or model.config.bpm)
         step_seconds = 60.0 / bpm / m.STEPS_PER_BEAT

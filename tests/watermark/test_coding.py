@@ -62,3 +62,39 @@ def test_chase_uses_reliability_beyond_t_errors():
 def test_bch_code_refuses_a_payload_that_fits_no_field():
     with pytest.raises(InputError, match="does not fit"):
         BchCode(200, 30)
+
+
+def test_the_generator_matrix_spans_the_codewords():
+    code = BchCode(6, 8)
+    g = code.generator()
+    assert g.shape == (48, 104)
+    rng = np.random.default_rng(3)
+    for _ in range(4):
+        payload = bytes(rng.integers(0, 256, 6, dtype=np.uint8))
+        bits = np.unpackbits(np.frombuffer(payload, np.uint8)).astype(np.int64)
+        assert np.array_equal((bits @ g) & 1, code.codeword(payload))
+
+
+def test_osd_corrects_far_more_than_t_errors_outside_the_reliable_basis():
+    code = BchCode(6, 8)
+    word = code.codeword(b"osd-ok")
+    rng = np.random.default_rng(5)
+    soft = (2.0 * word - 1.0) * rng.uniform(0.5, 1.5, 104)
+    wrong = rng.choice(104, 20, replace=False)  # far beyond t = 8, and beyond Chase-II with a few bits
+    soft[wrong] *= -0.2  # flipped, but unreliable
+    payload, errors, corr = code.osd(soft, 2)
+    assert payload == b"osd-ok" and errors == 20
+    assert corr == pytest.approx(float(np.dot(soft, 2.0 * word - 1.0)))
+    assert code.chase(soft, lambda c: float(np.dot(soft, 2.0 * c - 1.0)), 1e9, 4) is None or \
+        code.chase(soft, lambda c: float(np.dot(soft, 2.0 * c - 1.0)), 1e9, 4)[0] != b"osd-ok"
+
+
+def test_osd_flips_errors_among_the_most_reliable_bits():
+    code = BchCode(6, 8)
+    payload = b"\x00\xff\x10\x20\x30\x40"
+    soft = 0.5 * (2.0 * code.codeword(payload) - 1.0)
+    soft[[3, 60]] *= -1.8  # two errors, and the two most reliable bits: the basis holds them
+    assert code.osd(soft, 0)[0] != payload  # re-encoding the hard basis alone keeps the errors
+    assert code.osd(soft, 2)[0] == payload
+    with pytest.raises(InputError, match="104 soft values"):
+        code.osd(np.zeros(50), 2)

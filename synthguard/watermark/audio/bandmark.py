@@ -19,24 +19,33 @@ channel; the output is clipped to [-1, 1].
 
 Detection reads the log band powers of the analysis signal per frame (at two sub-hop shifts of the frame grid, so
 an excerpt cut anywhere lines up within 4 ms), whitens them (minus their moving average over 6 frames in time and
-over 3 bands), limits outliers, and for each speed hypothesis (tape-style speed changes, pitch and tempo together,
-0.95 to 1.05 in steps of 0.0025; and tempo-only changes in steps of 0.005) maps band edges and frame times back to
-the original's, folds the frames onto the block period (averaging every repetition seen) and
-finds the block offset as the peak of the circular cross-correlation with the sync signs (an FFT along time). The
-best few (speed, offset) candidates by sync score are read: data cells averaged, soft bits summed over each bit's
-cells, Chase-II BCH decoding (``watermark.coding``).
+over 3 bands), limits outliers, and weights every (frame, band) value by its *signal share*: the part of its power
+above the band's floor (the 2nd percentile over the window), ``1 - floor / power``, the part a multiplicative mark
+can modulate (added noise and silent stretches read as 0). For each speed hypothesis (tape-style speed changes,
+pitch and tempo together, 0.95 to 1.05 in steps of 0.0025; and tempo-only changes in steps of 0.005) it maps band
+edges and frame times back to the original's, folds the frames onto the block period (averaging every repetition
+seen) and finds the block offset as the peak of the circular cross-correlation with the sync signs (an FFT along
+time). The best few (speed, offset) candidates by sync score are read: each band's data cells are weighted by the
+mark's signal-to-noise ratio there over the band's rms (the SNR read from the band's sync cells, smoothed over 15
+bands), soft bits summed over each bit's cells, then decoded by ordered-statistics decoding (order 2; order 3 when
+the soft bits are strong) and, when that falls short, Chase-II BCH decoding (``watermark.coding``); the decoded
+codeword with the largest correlation wins.
 
-Significance: for audio not marked with this key, each data cell's value is a function of the audio alone, and the
-data chip signs are the key's pseudo-random signs, independent of the sync signs that chose the candidate; so for
-any one codeword the normalised correlation z is a Rademacher sum, bounded by ``coding.log_tail`` whatever the
-audio. The p-value is the union bound over all 2^48 codewords, multiplied by every searched hypothesis: windows (4)
-x frame shifts (2) x speed hypotheses (61) x block offsets (128) x candidates decoded (3) x Chase-II test patterns
-(1024), about 1.9e8 (the offsets, shifts and speeds need no factor, since only sync cells choose among them; counting
-them anyway costs about 7 % in z). Detected means p < 1e-6: a codeword correlation z of at least 11.34.
+Significance: for audio not marked with this key, each data cell's value and weight are functions of the audio and
+of the sync signs alone (the signal share and the whitening read only the audio; the band weights read the sync
+cells and the rms of the cells, which does not depend on any sign), and the data chip signs are the key's
+pseudo-random signs, independent of the sync signs that chose the candidate and set the weights; so for any one
+codeword the normalised correlation z is a Rademacher sum, bounded by ``coding.log_tail`` whatever the audio. The
+p-value is the union bound over all 2^48 codewords, multiplied by every searched hypothesis: windows (4) x frame
+shifts (2) x speed hypotheses (61) x block offsets (128) x candidates decoded (3), about 1.9e5 (the offsets, shifts
+and speeds need no factor, since only sync cells choose among them; counting them anyway costs about 10 % in z).
+The decoders add no factor: every codeword they re-encode and score (OSD candidates, Chase-II test patterns) is one
+of the 2^48 the union already covers, so the bound holds for whichever they return. Detected means p < 1e-6: a
+codeword correlation z of at least 10.72.
 
 Ideas from: spread-spectrum audio watermarking (Cox et al. 1997; Kirovski & Malvar 2003, cepstral/log-domain
 chips and block repetition for synchronisation); psychoacoustic masking (Boney, Tewfik & Hamdy 1996); Chase-II
-decoding (Chase 1972).
+decoding (Chase 1972); ordered-statistics decoding (Fossorier & Lin 1995).
 """
 
 from __future__ import annotations
@@ -65,8 +74,8 @@ _WHITEN_FRAMES = 6  # frames of the moving average the detector subtracts from e
 _CLIP = 2.0  # whitened features are limited at this many times their rms (an odd function: the bound stands)
 _CHASE_BITS = 10  # Chase-II flips every subset of this many least reliable bits: 1024 test patterns
 _OSD_ORDER = 2  # ordered-statistics decoding re-encodes every pattern of up to 2 flips in the reliable basis
-_WEIGHT_BANDS = 5  # neighbouring bands averaged into a band's reliability weight
-_FLOOR_PERCENTILE = 20  # a band's noise floor: this percentile of its power over the window
+_WEIGHT_BANDS = 15  # neighbouring bands averaged into a band's reliability weight
+_FLOOR_PERCENTILE = 2  # a band's noise floor: this percentile of its power over the window
 _DEEP_MARGIN = 2.0  # order 3 is tried when even every bit agreeing would clear the threshold by this much
 _PHASES = 2  # sub-hop shifts of the detector's frame grid
 _N_CANDIDATES = 3  # (speed, offset) candidates decoded per window
@@ -181,7 +190,8 @@ def _analysis(samples: np.ndarray, rate: int) -> np.ndarray:
 
 
 class BandMarkWatermarker(AudioWatermarker):
-    """Keyed band-level spread-spectrum audio watermark with block sync, speed search and BCH + Chase-II coding.
+    """Keyed band-level spread-spectrum audio watermark with block sync, speed search and BCH coding (OSD and
+    Chase-II soft decoding).
 
     Parameters
     ----------
