@@ -53,6 +53,19 @@ def load_model(cls: type, path: str | os.PathLike):
     return model.eval()
 
 
+def read_training_record(folder: Path) -> tuple[dict | None, str]:
+    """A model folder's ``training.json`` (None when it has none) and the version it records: its ``version``, "1"
+    when it names none, "unknown" without a record. An unreadable record is an ``InputError``."""
+    path = Path(folder) / "training.json"
+    if not path.is_file():
+        return None, "unknown"
+    try:
+        training = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{folder}: unreadable training.json ({' '.join(str(exc).split())[:200]})") from None
+    return training, str(training.get("version", "1")) if isinstance(training, dict) else "unknown"
+
+
 def is_hub_id(text: str) -> bool:
     owner, sep, name = text.partition("/")
     return bool(sep and owner and name) and "/" not in name and not text.startswith((".", "~"))

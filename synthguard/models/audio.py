@@ -408,7 +408,7 @@ class LoadedChoraleModel:
 def load_audio_model(spec: str | Path | None = None, *, device: str | torch.device = "cpu") -> LoadedChoraleModel:
     """The built-in chorale model (``None`` or "builtin") or a folder written by ``ChoraleTransformer.
     save_pretrained``; anything else raises ``InputError``."""
-    from synthguard.core.torch_utils import load_model  # noqa: PLC0415
+    from synthguard.core.torch_utils import load_model, read_training_record  # noqa: PLC0415
 
     builtin = spec in (None, "builtin")
     folder = BUILTIN_AUDIO_FOLDER if builtin else Path(spec).expanduser()
@@ -426,12 +426,6 @@ def load_audio_model(spec: str | Path | None = None, *, device: str | torch.devi
         raise InputError(f"{folder}: not a chorale audio model folder (its config.json is for "
                          f"{found or 'something else'}, not {ChoraleTransformer.__name__})")
     model = load_model(ChoraleTransformer, folder)
-    training = None
-    if (folder / "training.json").is_file():
-        try:
-            training = json.loads((folder / "training.json").read_text())
-        except (OSError, ValueError) as exc:
-            raise InputError(f"{folder}: unreadable training.json ({' '.join(str(exc).split())[:200]})") from None
-    version = str(training.get("version", "1")) if isinstance(training, dict) else "unknown"
+    training, version = read_training_record(folder)
     model = model.to(torch.device(device) if isinstance(device, str) else device).eval()
     return LoadedChoraleModel(model, "builtin-audio" if builtin else folder.name, version, training)

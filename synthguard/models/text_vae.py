@@ -156,6 +156,7 @@ def load_text_vae(spec: str | Path | None = None, *, device: str | torch.device 
     ``tokenizer.json`` beside it is used; otherwise the built-in LM's tokenizer). Errors raise ``InputError``."""
     from transformers import AutoTokenizer  # noqa: PLC0415
 
+    from synthguard.core.torch_utils import read_training_record  # noqa: PLC0415
     from synthguard.models.text import BUILTIN_TEXT_FOLDER, _quiet_transformers  # noqa: PLC0415
 
     _quiet_transformers()
@@ -186,12 +187,6 @@ def load_text_vae(spec: str | Path | None = None, *, device: str | torch.device 
     if len(tokenizer) > model.config.vocab_size:
         raise InputError(f"{folder}: the tokenizer has {len(tokenizer)} tokens but the model only "
                          f"{model.config.vocab_size}")
-    training = None
-    if (folder / "training.json").is_file():
-        try:
-            training = json.loads((folder / "training.json").read_text())
-        except (OSError, ValueError) as exc:
-            raise InputError(f"{folder}: unreadable training.json ({' '.join(str(exc).split())[:200]})") from None
-    version = str(training.get("version", "1")) if isinstance(training, dict) else "unknown"
+    training, version = read_training_record(folder)
     model = model.to(torch.device(device) if isinstance(device, str) else device).eval()
     return LoadedTextVAE(model, tokenizer, "builtin-text-vae" if builtin else folder.name, version, training)
