@@ -27,7 +27,7 @@ import numpy as np
 
 from synthguard.detect.signals import AudioSignal, AudioWatermarkSignal
 from synthguard.errors import InputError, WatermarkError
-from synthguard.watermark.payload import PAYLOAD_LAYOUT_VERSION, Payload
+from synthguard.watermark.payload import declared_ai
 
 if TYPE_CHECKING:
     from synthguard.core.audio import AudioClip, AudioInfo
@@ -97,8 +97,7 @@ def score_audio_watermark(samples: np.ndarray, rate: int, watermarker: AudioWate
         return AudioWatermarkSignal(False, watermarker.algorithm_id, skipped=str(exc))
     if not result.detected or result.payload is None:
         return AudioWatermarkSignal(False, result.algorithm, p_value=result.p_value)
-    payload = Payload.from_bytes(result.payload)
-    ai = payload.ai_generated if payload.version == PAYLOAD_LAYOUT_VERSION else None
+    ai = declared_ai(result.payload)
     offset, speed = _location(result)
     return AudioWatermarkSignal(True, result.algorithm, result.payload.hex(), result.p_value, result.bit_errors, ai,
                                 offset_seconds=offset, speed=speed)

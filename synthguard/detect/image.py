@@ -20,7 +20,7 @@ from synthguard.detect.signals import ClassifierSignal, ImageWatermarkSignal
 from synthguard.errors import InputError, WatermarkError
 from synthguard.models.detector import PatchDetector
 from synthguard.watermark import ImageWatermarker
-from synthguard.watermark.payload import PAYLOAD_LAYOUT_VERSION, Payload
+from synthguard.watermark.payload import declared_ai
 
 
 def score_watermark(pixels: np.ndarray, watermarker: ImageWatermarker) -> ImageWatermarkSignal:
@@ -31,8 +31,7 @@ def score_watermark(pixels: np.ndarray, watermarker: ImageWatermarker) -> ImageW
         return ImageWatermarkSignal(False, watermarker.algorithm_id, skipped=str(exc))
     if not result.detected or result.payload is None:
         return ImageWatermarkSignal(False, result.algorithm, p_value=result.p_value)
-    payload = Payload.from_bytes(result.payload)
-    ai = payload.ai_generated if payload.version == PAYLOAD_LAYOUT_VERSION else None
+    ai = declared_ai(result.payload)
     return ImageWatermarkSignal(True, result.algorithm, result.payload.hex(), result.p_value, result.bit_errors, ai)
 
 

@@ -40,3 +40,10 @@ class Payload:
             if taken is None or not taken(payload.to_bytes()):
                 return payload
         raise WatermarkError("could not draw an unused watermark payload (ledger full of collisions?)")
+
+
+def declared_ai(payload: bytes) -> bool | None:
+    """What a decoded payload's AI bit says, or None when it was written in a layout this version does not know (the
+    bit may mean something else there)."""
+    decoded = Payload.from_bytes(payload)
+    return decoded.ai_generated if decoded.version == PAYLOAD_LAYOUT_VERSION else None

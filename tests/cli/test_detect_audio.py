@@ -10,11 +10,9 @@ import shutil
 import pytest
 import soundfile
 from click.testing import CliRunner
-from helpers.audio import noise, speech, write_wav
+from helpers.audio import noise, stamped_speech, write_wav
 
 from synthguard.cli import main
-from synthguard.provenance.manifest import DigitalSourceType, ManifestSpec
-from synthguard.stamp import Stamper
 
 
 def run(*args):
@@ -23,12 +21,10 @@ def run(*args):
 
 @pytest.fixture
 def voice(home, identity, tmp_path):
-    samples, rate = speech("Generated speech, checked on the command line, long enough to carry its watermark.")
     out = tmp_path / "voice.wav"
-    spec = ManifestSpec(title="voice", digital_source_type=DigitalSourceType.TRAINED_ALGORITHMIC_MEDIA)
-    with Stamper.from_home(home, identity=identity) as stamper:
-        result = stamper.stamp_audio(samples, rate, out, spec)
-    return out, result.payload.hex(), rate
+    result = stamped_speech(home, identity, out,
+                            "Generated speech, checked on the command line, long enough to carry its watermark.")
+    return out, result.payload.hex(), soundfile.info(str(out)).samplerate
 
 
 def test_detect_summarises_an_audio_file(voice, tmp_path):

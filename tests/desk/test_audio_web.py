@@ -8,12 +8,10 @@ import re
 
 import pytest
 import soundfile
-from helpers.audio import music, speech
+from helpers.audio import music, stamped_speech
 
 from synthguard.desk.batch import VerifySettings
 from synthguard.policy import DEFAULT_POLICY
-from synthguard.provenance.manifest import DigitalSourceType, ManifestSpec
-from synthguard.stamp import Stamper
 
 fastapi = pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -23,11 +21,8 @@ from synthguard.desk.web import create_app  # noqa: E402
 
 @pytest.fixture
 def voice(home, identity, tmp_path):
-    samples, rate = speech("A generated voice, uploaded to the desk to be checked before it is published.")
     out = tmp_path / "voice.wav"
-    spec = ManifestSpec(title="voice", digital_source_type=DigitalSourceType.TRAINED_ALGORITHMIC_MEDIA)
-    with Stamper.from_home(home, identity=identity) as stamper:
-        stamper.stamp_audio(samples, rate, out, spec)
+    stamped_speech(home, identity, out, "A generated voice, uploaded to the desk to be checked before it is published.")
     return out
 
 

@@ -78,3 +78,15 @@ def write_wav(path: Path, samples: np.ndarray, rate: int, subtype: str = "PCM_16
 
     soundfile.write(str(path), samples, rate, subtype=subtype, format="WAV")
     return path
+
+
+def stamped_speech(home, identity, path: Path, text: str):
+    """``text`` spoken by espeak-ng, watermarked and signed as AI-generated into ``path`` (a WAV) through a Stamper
+    over ``home``; returns the StampResult."""
+    from synthguard.provenance.manifest import DigitalSourceType, ManifestSpec
+    from synthguard.stamp import Stamper
+
+    samples, rate = speech(text)
+    spec = ManifestSpec(title=path.stem, digital_source_type=DigitalSourceType.TRAINED_ALGORITHMIC_MEDIA)
+    with Stamper.from_home(home, identity=identity) as stamper:
+        return stamper.stamp_audio(samples, rate, path, spec)
